@@ -1,0 +1,34 @@
+# marketlab: `make lab` to learn, `make test` to check everything. Both set up on first run.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.marketlab-installed
+
+.PHONY: lab test setup serve stop doctor bench clean
+
+lab: $(STAMP)
+	$(BIN)/marketlab lab
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	@VENV=$(VENV) bash scripts/setup.sh
+
+serve: $(STAMP)
+	$(BIN)/marketlab serve
+
+stop: $(STAMP)
+	$(BIN)/marketlab serve --stop
+
+doctor: $(STAMP)
+	$(BIN)/marketlab doctor
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	-$(BIN)/marketlab serve --stop
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,61 @@
+"""Test session set-up: an isolated marketlab home, the local backend, one real model server.
+
+Everything here runs before any test module or notebook kernel starts, and kernels inherit the
+environment, so labs run under nbval talk to the same server the tests use.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="marketlab-test-home-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point every test and kernel at a private home and the local backend."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "MARKETLAB_BACKEND", "MARKETLAB_MODEL"):
+        os.environ.pop(name, None)
+    os.environ["MARKETLAB_HOME"] = str(_SESSION_HOME)
+    os.environ["MARKETLAB_PORT"] = str(_free_port())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the session's model server."""
+    from marketlab.llm import local
+
+    local.stop_server()
+
+
+@pytest.fixture(scope="session")
+def local_base_url() -> str:
+    """Base URL of the session's real local model server (started on first use)."""
+    from marketlab.llm.local import ensure_server
+
+    return ensure_server()
+
+
+@pytest.fixture
+def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private MARKETLAB_HOME for one test, still using the session's server port."""
+    import shutil
+
+    home = tmp_path / "home"
+    home.mkdir()
+    state = _SESSION_HOME / "server.json"
+    if state.exists():
+        shutil.copy(state, home / "server.json")
+    monkeypatch.setenv("MARKETLAB_HOME", str(home))
+    yield home

@@ -1,0 +1,1 @@
+"""One module per dataset; each exposes ``generate(...)`` returning rows or text."""

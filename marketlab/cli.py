@@ -1,0 +1,110 @@
+"""The `marketlab` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .llm import local
+
+    if args.stop:
+        print("Stopped the local model server." if local.stop_server() else "No local model server was running.")
+        return 0
+    if args.status:
+        state = local.status()
+        print(f"Running: pid {state['pid']} at {state['url']}" if state else "Not running.")
+        return 0 if state else 1
+    url = local.ensure_server()
+    print(f"Local model server ready at {url} (stop it with `marketlab serve --stop`).")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .llm.doctor import diagnose, render
+
+    report = diagnose()
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0 if report["ok"] else 1
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from .llm import config, ledger
+
+    table = ledger.summary(days=args.days)
+    if table.empty:
+        print(f"No model calls recorded yet in {config.ledger_path()}.")
+        return 0
+    table["cost_usd"] = table["cost_usd"].map(lambda v: "unknown" if v != v else f"${v:,.4f}")
+    table["mean_latency_ms"] = table["mean_latency_ms"].round(0).astype("Int64")
+    print(table.to_string(index=False))
+    print(f"\nLedger: {config.ledger_path()}")
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from .llm import LLMSetupError, local
+
+    try:
+        url = local.ensure_server()
+        print(f"Local model ready at {url}")
+    except LLMSetupError as exc:
+        print(f"Warning: {exc}\nJupyterLab opens anyway; cells that call the model will explain the problem.")
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+    notebook_dir = Path(args.dir).resolve()
+    command = [jupyter, "lab", f"--notebook-dir={notebook_dir}", "--ip=127.0.0.1", "--no-browser"]
+    if args.port:
+        command.append(f"--port={args.port}")
+    print("Starting JupyterLab; open the http://127.0.0.1:... URL it prints below. Ctrl-C twice stops it.")
+    sys.stdout.flush()
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `marketlab` command."""
+    parser = argparse.ArgumentParser(prog="marketlab", description="Hands-on AI labs for marketing teams.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="start, check or stop the embedded local model server")
+    group = serve.add_mutually_exclusive_group()
+    group.add_argument("--stop", action="store_true", help="stop the server")
+    group.add_argument("--status", action="store_true", help="say whether it runs (exit 1 if not)")
+    serve.set_defaults(func=_serve)
+
+    doctor = commands.add_parser("doctor", help="check the model backend and say how to fix problems")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.set_defaults(func=_doctor)
+
+    usage = commands.add_parser("usage", help="model calls, tokens and cost by day and model")
+    usage.add_argument("--days", type=int, default=None, help="only the last N days")
+    usage.set_defaults(func=_usage)
+
+    lab = commands.add_parser("lab", help="start the local model and JupyterLab on the labs")
+    lab.add_argument("--dir", default=str(REPO_ROOT / "labs"), help="folder JupyterLab opens")
+    lab.add_argument("--port", type=int, default=None, help="JupyterLab port")
+    lab.set_defaults(func=_lab)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `marketlab` command."""
+    args = build_parser().parse_args(argv)
+    from .llm import LLMSetupError
+
+    try:
+        return args.func(args)
+    except LLMSetupError as exc:
+        print(f"Problem: {exc.problem}\nHow to fix: {exc.fix}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

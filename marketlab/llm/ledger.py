@@ -1,0 +1,235 @@
+"""The usage ledger: one SQLite row per model call made through marketlab.llm.client().
+
+Only what a call cost is recorded: time, backend, model, tokens, latency, status and an error
+code. Request headers, keys and message texts are never read into it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import weakref
+import zlib
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pandas as pd
+
+from . import config
+from .prices import estimate_cost
+
+RECORDED_PATHS = ("/chat/completions", "/completions", "/responses", "/embeddings")
+COLUMNS = ("ts", "backend", "model", "endpoint", "status", "prompt_tokens", "completion_tokens",
+           "latency_ms", "cost_usd", "stream", "error")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    model TEXT,
+    endpoint TEXT NOT NULL,
+    status INTEGER,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    latency_ms REAL,
+    cost_usd REAL,
+    stream INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+)"""
+
+
+def _connect(path: Path | None = None) -> sqlite3.Connection:
+    connection = sqlite3.connect(path or config.ledger_path(), timeout=30)
+    connection.execute(SCHEMA)
+    return connection
+
+
+def record(*, backend: str, model: str | None, endpoint: str, status: int | None,
+           prompt_tokens: int | None, completion_tokens: int | None, latency_ms: float,
+           stream: bool = False, error: str | None = None, path: Path | None = None) -> None:
+    """Append one call to the ledger."""
+    row = {
+        "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "backend": backend, "model": model, "endpoint": endpoint, "status": status,
+        "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+        "latency_ms": round(latency_ms, 1),
+        "cost_usd": estimate_cost(model or "", prompt_tokens, completion_tokens, backend),
+        "stream": int(stream), "error": error,
+    }
+    with _connect(path) as connection:
+        connection.execute(f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                           [row[c] for c in COLUMNS])
+    connection.close()
+
+
+def usage_table(limit: int | None = None, path: Path | None = None) -> pd.DataFrame:
+    """The ledger's rows, newest last (the last `limit` rows if given)."""
+    connection = _connect(path)
+    try:
+        query = f"SELECT {', '.join(COLUMNS)} FROM calls ORDER BY id"
+        if limit:
+            query = f"SELECT * FROM ({query} DESC LIMIT {int(limit)}) ORDER BY ts"
+        frame = pd.read_sql_query(query, connection)
+    finally:
+        connection.close()
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601")
+    return frame
+
+
+def summary(path: Path | None = None, days: int | None = None) -> pd.DataFrame:
+    """Calls, tokens, cost and mean latency by day and model."""
+    frame = usage_table(path=path)
+    if days is not None and not frame.empty:
+        frame = frame[frame["ts"] >= pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=days - 1)]
+    if frame.empty:
+        return pd.DataFrame(columns=["day", "backend", "model", "calls", "failed", "prompt_tokens",
+                                     "completion_tokens", "cost_usd", "mean_latency_ms"])
+    frame = frame.assign(day=frame["ts"].dt.strftime("%Y-%m-%d"), failed=(frame["status"] != 200).astype(int))
+    grouped = frame.groupby(["day", "backend", "model"], dropna=False).agg(
+        calls=("status", "size"), failed=("failed", "sum"), prompt_tokens=("prompt_tokens", "sum"),
+        completion_tokens=("completion_tokens", "sum"), cost_usd=("cost_usd", lambda s: s.sum(min_count=1)),
+        mean_latency_ms=("latency_ms", "mean"))
+    return grouped.reset_index()
+
+
+# -- recording calls made through the SDK ---------------------------------------------------
+
+def _usage_of(payload: dict[str, Any]) -> tuple[int | None, int | None]:
+    usage = payload.get("usage") or {}
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    return prompt, completion
+
+
+def _error_code(payload: Any) -> str | None:
+    # Only the short machine code: an error message may quote part of a rejected key.
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        err = payload["error"]
+        return str(err.get("code") or err.get("type") or "error")[:64]
+    return None
+
+
+def _model_of(request: httpx2.Request) -> tuple[str | None, bool]:
+    try:
+        body = json.loads(request.content or b"{}")
+    except (ValueError, httpx2.RequestNotRead):
+        return None, False
+    if not isinstance(body, dict):
+        return None, False
+    return body.get("model"), bool(body.get("stream"))
+
+
+class _RecordingStream(httpx2.SyncByteStream):
+    """Passes a streamed body through unchanged and records the call when it is closed."""
+
+    def __init__(self, inner: Any, finish: Callable[[bytes], None]) -> None:
+        self._inner, self._finish, self._parts, self._done = inner, finish, [], False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for part in self._inner:
+            self._parts.append(part)
+            yield part
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            if not self._done:
+                self._done = True
+                self._finish(b"".join(self._parts))
+
+
+def _stream_usage(raw: bytes, encoding: str) -> tuple[int | None, int | None, str | None]:
+    if encoding in ("gzip", "deflate"):
+        try:
+            raw = zlib.decompress(raw, 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+        except zlib.error:
+            return None, None, None
+    prompt = completion = None
+    content_chunks = 0
+    for line in raw.decode("utf-8", "replace").splitlines():
+        if not line.startswith("data:") or line.strip() == "data: [DONE]":
+            continue
+        try:
+            chunk = json.loads(line[5:])
+        except ValueError:
+            continue
+        if chunk.get("usage"):
+            prompt, completion = _usage_of(chunk)
+        for choice in chunk.get("choices") or []:
+            if (choice.get("delta") or {}).get("content"):
+                content_chunks += 1
+    # Without stream_options.include_usage the provider sends no counts: one chunk is about one token.
+    return prompt, completion if completion is not None else content_chunks, None
+
+
+class RecordingTransport(httpx2.BaseTransport):
+    """Wraps a transport so that calls failing before any response (timeouts, refused) are recorded too."""
+
+    def __init__(self, backend: str, inner: httpx2.BaseTransport | None = None, path: Path | None = None) -> None:
+        self._backend, self._inner, self._path = backend, inner or httpx2.HTTPTransport(), path
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        start = time.perf_counter()
+        try:
+            return self._inner.handle_request(request)
+        except httpx2.TransportError as exc:
+            if request.url.path.endswith(RECORDED_PATHS):
+                model, stream = _model_of(request)
+                record(backend=self._backend, model=model, endpoint=request.url.path.rsplit("/v1", 1)[-1],
+                       status=None, prompt_tokens=None, completion_tokens=None,
+                       latency_ms=(time.perf_counter() - start) * 1000, stream=stream,
+                       error=type(exc).__name__, path=self._path)
+            raise
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def event_hooks(backend: str, path: Path | None = None) -> dict[str, list[Callable[..., None]]]:
+    """httpx2 event hooks that record every model call of a client into the ledger."""
+    started: weakref.WeakKeyDictionary[httpx2.Request, float] = weakref.WeakKeyDictionary()
+
+    def on_request(request: httpx2.Request) -> None:
+        if request.url.path.endswith(RECORDED_PATHS):
+            started[request] = time.perf_counter()
+            if _model_of(request)[1]:
+                request.headers["accept-encoding"] = "identity"  # lets the recorder read the stream as sent
+
+    def on_response(response: httpx2.Response) -> None:
+        request = response.request
+        if request not in started:
+            return
+        model, stream = _model_of(request)
+        endpoint = request.url.path.rsplit("/v1", 1)[-1]
+
+        def latency() -> float:
+            return (time.perf_counter() - started.get(request, time.perf_counter())) * 1000
+
+        if stream and response.status_code == 200:
+            encoding = response.headers.get("content-encoding", "identity")
+
+            def finish(raw: bytes) -> None:
+                prompt, completion, _ = _stream_usage(raw, encoding)
+                record(backend=backend, model=model, endpoint=endpoint, status=200, prompt_tokens=prompt,
+                       completion_tokens=completion, latency_ms=latency(), stream=True, path=path)
+
+            response.stream = _RecordingStream(response.stream, finish)
+            return
+        response.read()
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        prompt, completion = _usage_of(payload) if isinstance(payload, dict) else (None, None)
+        if isinstance(payload, dict) and payload.get("model"):
+            model = payload["model"]
+        record(backend=backend, model=model, endpoint=endpoint, status=response.status_code,
+               prompt_tokens=prompt, completion_tokens=completion, latency_ms=latency(),
+               stream=stream, error=_error_code(payload) if response.status_code >= 400 else None, path=path)
+
+    return {"request": [on_request], "response": [on_response]}

@@ -1,0 +1,44 @@
+"""The project's set-up promises: one dependency list, two commands, CI runs the tests."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+from packaging.requirements import Requirement
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _normalise(requirement: str) -> str:
+    parsed = Requirement(requirement)
+    name = re.sub(r"[-_.]+", "-", parsed.name).lower()
+    return f"{name}{''.join(sorted(str(parsed.specifier).split(',')))}{parsed.marker or ''}"
+
+
+def test_environment_yml_mirrors_pyproject_dependencies():
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    environment = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
+    pip_section = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
+    mirrored = [line for line in pip_section if not line.startswith("-e")]
+    assert sorted(map(_normalise, mirrored)) == sorted(map(_normalise, declared))
+    assert "python=3.11" in environment["dependencies"]
+
+
+def test_openai_major_version_is_pinned():
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    openai = Requirement(next(d for d in declared if d.startswith("openai")))
+    assert "3.0.0" in openai.specifier and "3.99" in openai.specifier and "4.0.0" not in openai.specifier
+
+
+def test_readme_opens_with_the_two_commands():
+    readme = (REPO_ROOT / "README.md").read_text()
+    first_block = readme.split("```")[1]
+    assert "make lab" in first_block and "make test" in first_block
+
+
+def test_ci_runs_make_test():
+    assert re.search(r"^make test$", (REPO_ROOT / ".ci" / "run").read_text(), re.MULTILINE)
