@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["llm_http_overhead"]
+BENCHMARKS = ["llm_http_overhead", "workflow_runner"]
 
 
 def main(argv: list[str]) -> None:

@@ -62,6 +62,8 @@ class Backend:
 
     def describe(self) -> str:
         """One line for people, never showing the key."""
+        if self.name == "local":
+            return f"local backend: the built-in model {self.model}, running on this machine"
         where = self.base_url or "https://api.openai.com/v1"
         return f"{self.name} backend, model {self.model}, at {where}"
 

@@ -1,0 +1,136 @@
+"""Where lab artifacts go: next to the notebook, and copied to $MARKETLAB_HOME/artifacts for later labs.
+
+    save_brief(brief)                          # Lab 1: brief.yaml here and in the shared folder
+    save_function(build_messages, "lab01_messages")
+    load_brief()                               # Lab 2: the learner's brief, else the reference one
+    load_function("lab01_messages", "build_messages")
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from marketlab.brief import Brief
+from marketlab.llm.config import home
+
+BRIEF_FILE = "brief.yaml"
+
+
+def shared_dir() -> Path:
+    """The per-user folder every lab can read: $MARKETLAB_ARTIFACTS, else $MARKETLAB_HOME/artifacts."""
+    configured = os.environ.get("MARKETLAB_ARTIFACTS")
+    path = Path(configured) if configured else home() / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_text(name: str, text: str, here: str | Path | None = None) -> list[Path]:
+    """Write a text artifact next to the notebook (the working folder) and into the shared folder."""
+    local = Path(here or Path.cwd()) / name
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_text(text, encoding="utf-8")
+    shared = shared_dir() / name
+    if shared.resolve() != local.resolve():
+        shutil.copyfile(local, shared)
+    return [local, shared]
+
+
+def find(name: str, here: str | Path | None = None, *, shared: bool = True) -> Path | None:
+    """The artifact next to the notebook if present, else (if shared) the shared copy, else None."""
+    folders = [Path(here or Path.cwd())] + ([shared_dir()] if shared else [])
+    for folder in folders:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def save_brief(brief: Brief, name: str = BRIEF_FILE, here: str | Path | None = None) -> list[Path]:
+    """Save a brief as YAML next to the notebook and in the shared folder."""
+    Brief.from_yaml(brief.to_yaml())  # the file must read back, or the next lab breaks
+    paths = save_text(name, brief.to_yaml(), here)
+    print(f"Saved your brief to {paths[0]} (and a copy in {paths[1].parent}).")
+    return paths
+
+
+def load_brief(name: str = BRIEF_FILE, here: str | Path | None = None) -> Brief:
+    """The learner's saved brief, or the reference brief (with a note) when there is none."""
+    path = find(name, here)
+    if path is None:
+        from marketlab import reference
+
+        print(f"No {name} from an earlier lab was found, so the reference brief is used instead.")
+        return reference.load_brief()
+    return Brief.load(path)
+
+
+def function_source(fn: Callable[..., Any]) -> str:
+    """Source code of a function defined in a notebook cell or a module."""
+    try:
+        return textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError) as err:
+        raise ValueError(
+            f"Could not read the code of {getattr(fn, '__name__', fn)!r}: {err}. "
+            "Run the cell that defines it again, then run this cell."
+        ) from None
+
+
+def save_function(fn: Callable[..., Any], module: str, here: str | Path | None = None,
+                  header: str = "from marketlab.brief import Brief  # noqa: F401") -> list[Path]:
+    """Write a function's source to `<module>.py` next to the notebook and in the shared folder.
+
+    The written module is imported back at once, so a function that depends on something only
+    defined in the notebook fails here, with a message, rather than in the next lab.
+    """
+    source = function_source(fn)
+    # annotations stay unevaluated, so type hints that name notebook imports do not break the module
+    text = (f'"""Saved from a marketlab notebook: {fn.__name__}."""\n\nfrom __future__ import annotations\n\n'
+            f"{header}\n\n\n{source}")
+    paths = save_text(f"{module}.py", text, here)
+    try:
+        loaded = _import_file(paths[0], module)
+        getattr(loaded, fn.__name__)
+    except Exception as err:  # a learner's module can fail in any way; report it plainly
+        raise ValueError(
+            f"{paths[0].name} was written but cannot be imported on its own: {type(err).__name__}: {err}. "
+            "Make sure the function only uses its arguments and marketlab, not other notebook variables."
+        ) from None
+    print(f"Saved {fn.__name__} to {paths[0]} (and a copy in {paths[1].parent}).")
+    return paths
+
+
+def load_function(module: str, name: str, here: str | Path | None = None,
+                  fallback: Callable[..., Any] | None = None, *, shared: bool = True) -> Callable[..., Any]:
+    """A function saved by an earlier lab, else `fallback` (with a note) when the module is missing."""
+    path = find(f"{module}.py", here, shared=shared)
+    if path is None:
+        if fallback is None:
+            where = f" or in {shared_dir()}" if shared else ""
+            raise FileNotFoundError(f"No {module}.py found in {Path(here or Path.cwd())}{where}.")
+        print(f"No {module}.py from an earlier lab was found, so the reference version is used instead.")
+        return fallback
+    return getattr(_import_file(path, module), name)
+
+
+def _import_file(path: Path, module: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"marketlab_artifact_{module}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def load_build_messages(here: str | Path | None = None) -> Callable[..., Any]:
+    """Lab 1's build_messages(brief, record), or the reference version when it was never saved."""
+    from marketlab import reference
+
+    return load_function("lab01_messages", "build_messages", here, fallback=reference.build_messages)

@@ -1,0 +1,205 @@
+"""Save a workflow as one importable file, workflow.py, with run(df, client) -> DataFrame.
+
+The file holds everything the workflow needs: the brief (as YAML), the output schema (written
+out as a class), the rules, the settings and build_messages. It imports only marketlab, pandas and
+pydantic, so it runs anywhere: another notebook, a scheduled job, the grader.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, Field
+
+from .validate import Rules
+
+WORKFLOW_FILE = "workflow.py"
+SETTING_NAMES = ("model", "workers", "rpm", "max_tokens", "temperature", "seed", "token_budget", "cost_budget_usd",
+                 "prices", "request_timeout", "repair", "describe_schema", "cache", "checkpoint", "retry_failed",
+                 "include", "required_columns", "progress", "show_summary")
+_CONSTRAINTS = {"MaxLen": "max_length", "MinLen": "min_length", "Ge": "ge", "Le": "le", "Gt": "gt", "Lt": "lt"}
+
+TEMPLATE = '''"""{title}: a workflow saved from marketlab Lab 2.
+
+    import workflow
+    results = workflow.run(df, client)                          # one result row per row of df
+    results = workflow.run(df, client, token_budget=50_000)     # settings can be overridden
+
+Everything it needs is in this file: the brief, the output schema, the rules, the settings and
+build_messages. Edit the notebook and save again rather than editing this file by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional  # noqa: F401
+
+import pandas as pd
+from pydantic import BaseModel, Field  # noqa: F401
+
+from marketlab.brief import Brief  # noqa: F401
+from marketlab.workflow import Rules, run_batch  # noqa: F401
+
+BRIEF = Brief.from_yaml({brief_literal})
+
+
+{schema_source}
+
+
+RULES = {rules!r}
+
+SETTINGS = {settings!r}
+
+
+{builder_source}
+
+
+def run(df: pd.DataFrame, client, **options) -> pd.DataFrame:
+    """Run the workflow on every row of df with this file's brief, schema, rules and settings."""
+    settings = {{**SETTINGS, **options}}
+    model = settings.pop("model", None)
+    if model is None:
+        from marketlab import llm
+
+        model = llm.model_name()
+    return run_batch(df, {builder_name}, {schema_name}, client, model, brief=BRIEF, rules=RULES, **settings)
+'''
+
+
+def _annotation(tp: Any) -> str:
+    if tp is type(None):
+        return "None"
+    if isinstance(tp, type) and tp in (str, int, float, bool):
+        return tp.__name__
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return f"Literal[{', '.join(repr(a) for a in args)}]"
+    if origin in (list, tuple, set) and args:
+        inner = ", ".join(_annotation(a) for a in args)
+        return f"{origin.__name__}[{inner}]"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_annotation(a) for a in args)
+    raise ValueError(f"the type {tp!r} cannot be saved; use str, int, float, bool, list[str] or Literal[...]")
+
+
+def schema_source(schema: type[BaseModel]) -> str:
+    """Python source that re-creates a simple pydantic schema (checked: same JSON schema)."""
+    lines = [f"class {schema.__name__}(BaseModel):"]
+    if schema.__doc__ and schema.__doc__.strip():
+        lines.append(f"    {schema.__doc__.strip()!r}")
+        lines.append("")
+    for name, info in schema.model_fields.items():
+        try:
+            annotation = _annotation(info.annotation)
+        except ValueError as err:
+            raise ValueError(f"Field '{name}' of {schema.__name__}: {err}.") from None
+        kwargs: list[str] = []
+        if not info.is_required():
+            kwargs.append(f"default={info.default!r}")
+        if info.description:
+            kwargs.append(f"description={info.description!r}")
+        for item in info.metadata:
+            key = _CONSTRAINTS.get(type(item).__name__)
+            if key:
+                kwargs.append(f"{key}={_value(item)!r}")
+            elif getattr(item, "pattern", None):
+                kwargs.append(f"pattern={item.pattern!r}")
+        default = f" = Field({', '.join(kwargs)})" if kwargs else ""
+        lines.append(f"    {name}: {annotation}{default}")
+    source = "\n".join(lines)
+    rebuilt = _exec_schema(source, schema.__name__)
+    if rebuilt.model_json_schema() != schema.model_json_schema():
+        raise ValueError(f"{schema.__name__} uses something that cannot be saved to a file (a validator, a "
+                         "nested model or a custom type). Keep the schema to plain fields with Field(...) limits.")
+    return source
+
+
+def _value(item: Any) -> Any:
+    for attr in ("max_length", "min_length", "ge", "le", "gt", "lt"):
+        if hasattr(item, attr):
+            return getattr(item, attr)
+    raise ValueError(f"unknown constraint {item!r}")
+
+
+def _exec_schema(source: str, name: str) -> type[BaseModel]:
+    namespace: dict[str, Any] = {"BaseModel": BaseModel, "Field": Field, "Literal": Literal, "Optional": Optional}
+    # Our own generated code, compiled without this module's `from __future__ import annotations`.
+    exec(compile(source, f"<schema {name}>", "exec", dont_inherit=True), namespace)  # noqa: S102
+    return namespace[name]
+
+
+def _text_literal(text: str) -> str:
+    """A readable triple-quoted literal for YAML text (repr() when the text would break one)."""
+    if "'''" in text or "\\" in text or text.endswith("'"):
+        return repr(text)
+    return "'''\n" + text + "'''"
+
+
+def workflow_source(brief: Any, build_messages: Callable[..., Any], schema: type[BaseModel],
+                    rules: Rules | None = None, settings: dict[str, Any] | None = None) -> str:
+    """The text of workflow.py for these parts."""
+    from marketlab import artifacts
+    from marketlab.brief import Brief
+
+    if not isinstance(brief, Brief):
+        raise ValueError("brief must be a marketlab Brief (e.g. from artifacts.load_brief()).")
+    if rules is not None and rules.custom:
+        raise ValueError("Rules with custom=(...) functions cannot be saved to a file; use the built-in rules.")
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(SETTING_NAMES))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; allowed: {', '.join(SETTING_NAMES)}")
+    for key, value in settings.items():
+        if not isinstance(value, (int, float, str, bool, tuple, list, type(None))):
+            raise ValueError(f"setting {key}={value!r} is not a plain value (number, text, True/False).")
+    name = getattr(build_messages, "__name__", "")
+    if not name.isidentifier() or name == "<lambda>":
+        raise ValueError("build_messages must be a function defined with def, not a lambda.")
+    return TEMPLATE.format(
+        title=brief.title or "Workflow", brief_literal=_text_literal(brief.to_yaml()),
+        schema_source=schema_source(schema),
+        rules=rules if rules is not None else Rules(), settings=settings,
+        builder_source=artifacts.function_source(build_messages).rstrip(), builder_name=name,
+        schema_name=schema.__name__)
+
+
+def save_workflow(brief: Any, build_messages: Callable[..., Any], schema: type[BaseModel],
+                  rules: Rules | None = None, settings: dict[str, Any] | None = None,
+                  here: str | Path | None = None) -> list[Path]:
+    """Write workflow.py next to the notebook (and to the shared folder) and import it back to check it."""
+    from marketlab import artifacts
+
+    text = workflow_source(brief, build_messages, schema, rules, settings)
+    paths = artifacts.save_text(WORKFLOW_FILE, text, here)
+    try:
+        module = load_workflow(paths[0])
+        if not callable(getattr(module, "run", None)):
+            raise AttributeError("no run function")
+    except Exception as err:  # the learner's function may depend on notebook variables
+        raise ValueError(
+            f"{paths[0].name} was written but cannot be imported on its own: {type(err).__name__}: {err}. "
+            "Make sure build_messages only uses its arguments and marketlab, not other notebook variables."
+        ) from None
+    print(f"Saved your workflow to {paths[0]} (and a copy in {paths[1].parent}).")
+    return paths
+
+
+def load_workflow(path: str | Path | None = None) -> ModuleType:
+    """Import a saved workflow.py (default: the one next to the notebook) as a module."""
+    path = Path(path) if path is not None else Path.cwd() / WORKFLOW_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"No workflow file at {path}. Run the notebook's save cell first.")
+    spec = importlib.util.spec_from_file_location(f"marketlab_workflow_{abs(hash(str(path.resolve())))}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+__all__ = ["save_workflow", "load_workflow", "schema_source", "workflow_source"]

@@ -1,0 +1,35 @@
+"""Errors of the batch runner and the plain-language names of the ways a row can fail."""
+
+from __future__ import annotations
+
+STATUSES = ("ok", "repaired", "failed", "skipped_budget")
+
+# error_kind -> how it is named in the run summary.
+ERROR_KINDS: dict[str, str] = {
+    "input": "the row could not be turned into messages",
+    "invalid_json": "the reply was not valid JSON",
+    "schema": "the reply did not match the output schema",
+    "truncated": "the reply was cut off at the token limit",
+    "rules": "the reply broke a rule (length, range or banned word)",
+    "refused": "the model refused to answer",
+    "rate_limit": "the model service kept saying 'too many requests'",
+    "server_error": "the model service kept failing (HTTP 5xx)",
+    "timeout": "the model did not answer in time",
+    "connection": "the model service could not be reached",
+    "rejected": "the model service rejected the request",
+    "auth": "the model service rejected the key",
+    "budget": "the budget ran out",
+}
+
+
+class WorkflowInputError(ValueError):
+    """The table, builder, schema or settings cannot be run; the message says what and how to fix it."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem}\nHow to fix: {fix}")
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a stack trace: a marketer needs the problem and the fix only.
+        return ["❌ The workflow cannot start.", *str(self).splitlines()]

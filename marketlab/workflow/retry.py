@@ -1,0 +1,95 @@
+"""Who retries, when and how long to wait: the runner, on 429, 5xx, timeouts and lost connections.
+
+The SDK's own retries are switched off for the runner's calls (the runner uses
+``client.with_options(max_retries=0)``), so a request is sent at most ``RetryPolicy.max_attempts``
+times, never attempts x SDK retries.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import openai
+
+RETRYABLE_STATUS = (408, 409, 429)
+FATAL_STATUS = (401, 403)  # a rejected key fails every row the same way: stop the run
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry a failed request up to max_attempts in all, waiting base_delay * 2**n (capped), or retry-after."""
+
+    max_attempts: int = 4
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0  # a 429 asking for a longer wait fails the row instead of stalling the run
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        if retry_after is not None:
+            return retry_after * (1 + random.uniform(0, self.jitter / 4))  # never shorter than asked
+        wait = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return wait * (1 + random.uniform(0, self.jitter))
+
+
+@dataclass(frozen=True)
+class CallFailure:
+    """A request that failed: its kind, whether trying again can help, and the server's retry-after."""
+
+    kind: str
+    detail: str
+    retryable: bool
+    fatal: bool = False
+    retry_after: float | None = None
+
+
+def retry_after_seconds(headers: object) -> float | None:
+    """The wait a response asks for, from retry-after-ms or retry-after (seconds), if any."""
+    get = getattr(headers, "get", None)
+    if get is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = get(name)
+        if raw:
+            try:
+                return max(0.0, float(raw) * scale)
+            except ValueError:
+                continue  # an HTTP date: fall back to exponential backoff
+    return None
+
+
+def classify(err: BaseException) -> CallFailure | None:
+    """Name an SDK exception in plain words; None when it is not a failure of the request itself."""
+    if isinstance(err, openai.APITimeoutError):  # subclass of APIConnectionError: test it first
+        return CallFailure("timeout", "the model did not answer in time", True)
+    if isinstance(err, openai.APIConnectionError):
+        return CallFailure("connection", "the model service could not be reached", True)
+    if isinstance(err, openai.APIStatusError):
+        status = err.status_code
+        code = _error_code(err)
+        if status == 429:
+            return CallFailure("rate_limit", "the model service said 'too many requests' (HTTP 429)", True,
+                               retry_after=retry_after_seconds(err.response.headers))
+        if status >= 500:
+            return CallFailure("server_error", f"the model service had an internal error (HTTP {status})", True,
+                               retry_after=retry_after_seconds(err.response.headers))
+        if status in RETRYABLE_STATUS:
+            return CallFailure("server_error", f"the model service asked to try again (HTTP {status})", True,
+                               retry_after=retry_after_seconds(err.response.headers))
+        if status in FATAL_STATUS:
+            return CallFailure("auth", f"the model service rejected the key (HTTP {status}{code})", False, fatal=True)
+        if status == 404:
+            return CallFailure("rejected", f"the model service does not know this model or address (HTTP 404{code})",
+                               False, fatal=True)
+        return CallFailure("rejected", f"the model service rejected the request (HTTP {status}{code})", False)
+    return None
+
+
+def _error_code(err: openai.APIStatusError) -> str:
+    # Only the short machine code: provider messages can quote part of a rejected key.
+    body = err.body if isinstance(err.body, dict) else {}
+    inner = body.get("error") if isinstance(body.get("error"), dict) else body
+    code = inner.get("code") or inner.get("type") if isinstance(inner, dict) else None
+    return f": {str(code)[:60]}" if code else ""

@@ -1,0 +1,84 @@
+"""Lab 2 through real nbgrader: the solution passes, the student version fails, nothing leaks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from marketlab.checks import CheckFailed
+from marketlab.course import validate_lab
+
+LAB = Path(__file__).resolve().parent.parent / "labs" / "02-workflow"
+EXERCISES = (("schema", "check-schema"), ("rules", "check-rules"), ("weekly-cost", "check-weekly-cost"))
+
+
+def _notebook() -> nbformat.NotebookNode:
+    return nbformat.read(LAB / "02-workflow.ipynb", as_version=4)
+
+
+def _meta(cell: Any) -> dict[str, Any]:
+    return cell.metadata.get("nbgrader", {})
+
+
+def test_lab02_is_stored_clean_with_correct_metadata() -> None:
+    nb = _notebook()
+    nbformat.validate(nb)
+    assert re.search(r"\*\*Time: about \d+ minutes", nb.cells[0].source)
+    ids = [_meta(c)["grade_id"] for c in nb.cells]
+    assert all(ids) and len(ids) == len(set(ids)), "every cell has a unique grade_id"
+    kinds = {"test": [], "answer": [], "manual": []}
+    for cell in nb.cells:
+        meta = _meta(cell)
+        assert meta["schema_version"] == 3
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{meta['grade_id']} has outputs"
+        if meta["grade"] and not meta["solution"]:
+            kinds["test"].append(meta["grade_id"])
+            assert meta["locked"] and meta["points"] > 0
+            visible, _, hidden = cell.source.partition("### BEGIN HIDDEN TESTS")
+            assert "lab02.check_" in visible and "use_graders()" in hidden and "from graders.lab02" in hidden
+        elif meta["grade"]:
+            kinds["manual"].append(meta["grade_id"])
+            assert cell.cell_type == "markdown" and meta["points"] > 0 and not meta["locked"]
+        elif meta["solution"]:
+            kinds["answer"].append(meta["grade_id"])
+            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
+        else:
+            assert meta["locked"], f"instruction cell {meta['grade_id']} is locked"
+    assert kinds == {"test": ["check-schema", "check-rules", "check-weekly-cost", "check-workflow"],
+                     "answer": ["schema", "rules", "weekly-cost"], "manual": ["reflect-monitoring"]}
+
+
+def test_lab02_starting_text_of_each_exercise_fails_its_check() -> None:
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+
+    nb, _ = ClearSolutions().preprocess(_notebook(), {})
+    nb, _ = ClearHiddenTests().preprocess(nb, {})
+    cells = {_meta(c)["grade_id"]: c.source for c in nb.cells}
+    namespace: dict[str, Any] = {}
+    exec(cells["setup"].replace("client = llm.client()", "client = None").replace("MODEL = llm.model_name()",
+                                                                                  "MODEL = 'scripted'"), namespace)
+    exec("results = lab02._results_table(3, 400, 100)", namespace)
+    for answer, check in EXERCISES:
+        starting = cells[answer].replace("# YOUR CODE HERE\nraise NotImplementedError()", "")
+        exec(starting, namespace)
+        with pytest.raises((CheckFailed, NotImplementedError)):
+            exec(cells[check], namespace)
+
+
+@pytest.mark.slow
+def test_lab02_validates_through_nbgrader(tmp_path: Path) -> None:
+    files_before = sorted(p.name for p in LAB.iterdir())
+    result = validate_lab(LAB, workdir=tmp_path / "course", backend="scripted")
+    assert result.ok, result.summary()
+    autograded = [s for s in result.solution_scores if s.autograded]
+    assert sum(s.max_score for s in autograded) == 7 and all(s.full for s in autograded)
+    assert all(s.score == 0 for s in result.student_scores if s.autograded)
+    assert [s.grade_id for s in result.solution_scores if not s.autograded] == ["reflect-monitoring"]
+    released = (tmp_path / "course" / "release" / LAB.name / f"{LAB.name}.ipynb").read_text()
+    assert "graders" not in released and "BEGIN SOLUTION" not in released
+    assert sorted(p.name for p in LAB.iterdir()) == files_before

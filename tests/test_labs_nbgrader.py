@@ -1,0 +1,160 @@
+"""Labs 0 and 1 through real nbgrader: solutions pass, student versions fail, nothing leaks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from marketlab.checks import CheckFailed
+from marketlab.course import validate_lab
+from marketlab.course.validate import _leaks
+
+REPO = Path(__file__).resolve().parent.parent
+LABS = [REPO / "labs" / "00-first-steps", REPO / "labs" / "01-brief"]
+
+
+def _notebook(lab: Path) -> nbformat.NotebookNode:
+    return nbformat.read(lab / f"{lab.name}.ipynb", as_version=4)
+
+
+def _meta(cell: Any) -> dict[str, Any]:
+    return cell.metadata.get("nbgrader", {})
+
+
+# ---- the labs as stored ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: p.name)
+def test_lab_is_stored_clean_with_correct_metadata(lab: Path) -> None:
+    nb = _notebook(lab)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert re.search(r"\*\*Time: about \d+ minutes", nb.cells[0].source), "time stated at the top"
+    ids = [_meta(c)["grade_id"] for c in nb.cells if _meta(c)]
+    assert len(ids) == len(set(ids)), "grade_ids must be unique"
+    tests = answers = manual = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{cell.id} has outputs"
+        meta = _meta(cell)
+        if not meta:
+            continue
+        assert meta["schema_version"] == 3
+        if meta["grade"] and not meta["solution"]:
+            tests += 1
+            assert meta["locked"] and meta["points"] > 0
+            visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+            assert "check_" in visible, f"{meta['grade_id']} gives the learner a visible check"
+            if "### BEGIN HIDDEN TESTS" in cell.source:
+                hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1]
+                assert "use_graders()" in hidden and "from graders." in hidden
+        elif meta["solution"] and meta["grade"]:
+            manual += 1
+            assert cell.cell_type == "markdown" and "### BEGIN SOLUTION" in cell.source
+        elif meta["solution"]:
+            answers += 1
+            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
+        else:
+            assert meta["locked"], f"instruction cell {meta['grade_id']} is locked"
+    assert tests >= 2 and answers >= 2 and manual == 1
+
+
+def test_lab01_starting_text_of_each_exercise_fails_its_check() -> None:
+    from nbgrader.preprocessors import ClearSolutions
+
+    nb, _ = ClearSolutions().preprocess(_notebook(LABS[1]), {})
+    cells = {c.id: c.source for c in nb.cells}
+    for answer, check in (("objective", "check-objective"), ("inputs", "check-inputs"),
+                          ("output", "check-output"), ("operations", "check-operations")):
+        # the learner edits nothing but deletes the two stub lines
+        starting = cells[answer].replace("# YOUR CODE HERE\nraise NotImplementedError()", "")
+        assert "NotImplementedError" not in starting
+        namespace: dict[str, Any] = {}
+        exec("from marketlab.brief import Brief\nfrom marketlab.checks import lab01", namespace)
+        exec(starting, namespace)
+        with pytest.raises(CheckFailed):
+            exec(cells[check], namespace)
+
+
+# ---- nbgrader end to end ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", LABS, ids=lambda p: p.name)
+def test_lab_validates_through_nbgrader(lab: Path, local_base_url: str, tmp_path: Path) -> None:
+    files_before = sorted(p.name for p in lab.iterdir())
+    result = validate_lab(lab, workdir=tmp_path / "course")
+    assert result.ok, result.summary()
+    autograded = [s for s in result.solution_scores if s.autograded]
+    assert autograded and all(s.full for s in autograded)
+    assert all(s.score == 0 for s in result.student_scores if s.autograded)
+    assert [s.grade_id for s in result.solution_scores if not s.autograded] == [
+        "reflect-cost" if lab.name.startswith("00") else "reflect-vendor"]
+    released = (tmp_path / "course" / "release" / lab.name / f"{lab.name}.ipynb").read_text()
+    assert "graders" not in released and "BEGIN SOLUTION" not in released
+    # grading runs in the temporary course: nothing is written next to the instructor's notebook
+    assert sorted(p.name for p in lab.iterdir()) == files_before
+
+
+def _tiny_lab(folder: Path) -> Path:
+    """A lab whose solution is wrong and whose second test passes without an answer (if the backend is set)."""
+    lab = folder / "99-broken"
+    lab.mkdir(parents=True)
+
+    def meta(gid: str, **flags: Any) -> dict[str, Any]:
+        base = {"grade": False, "solution": False, "locked": False, "task": False, "schema_version": 3}
+        return {"nbgrader": {**base, **flags, "grade_id": gid}}
+
+    nb = new_notebook(cells=[
+        new_markdown_cell("**Time: about 1 minutes**", metadata=meta("intro", locked=True)),
+        new_code_cell("def double(x):\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION",
+                      metadata=meta("double", solution=True)),
+        new_code_cell("assert double(3) == 6", metadata=meta("check-double", grade=True, locked=True, points=1)),
+        new_code_cell("import os\n### BEGIN HIDDEN TESTS\nassert os.environ['MARKETLAB_BACKEND'] == 'scripted'\n"
+                      "### END HIDDEN TESTS",
+                      metadata=meta("check-nothing", grade=True, locked=True, points=1)),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, lab / "99-broken.ipynb")
+    return lab
+
+
+@pytest.mark.slow
+def test_validate_reports_a_wrong_solution_and_a_test_students_pass(tmp_path: Path) -> None:
+    result = validate_lab(_tiny_lab(tmp_path / "labs"), workdir=tmp_path / "course", backend="scripted")
+    assert not result.ok
+    assert [s.grade_id for s in result.solution_failures] == ["check-double"]
+    # passes only because the backend reached the grading kernel
+    assert [s.grade_id for s in result.student_passes] == ["check-nothing"]
+    assert "solution fails" in result.summary() and "student version passes" in result.summary()
+
+
+def test_leak_detection_finds_solution_and_hidden_text() -> None:
+    source = _notebook(LABS[1])
+    leaked = _leaks(source, source, "01-brief.ipynb")
+    assert any("BEGIN SOLUTION" in leak for leak in leaked)
+    assert any("grade_build_messages(build_messages, brief)" in leak for leak in leaked)
+    assert any("failure_handling = \"Descriptions that fail" in leak for leak in leaked)
+
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+
+    release, _ = ClearSolutions().preprocess(_notebook(LABS[1]), {})
+    release, _ = ClearHiddenTests().preprocess(release, {})
+    assert _leaks(source, release, "01-brief.ipynb") == []
+
+
+def test_validate_refuses_notebooks_stored_with_outputs(tmp_path: Path) -> None:
+    lab = _tiny_lab(tmp_path)
+    nb = nbformat.read(lab / "99-broken.ipynb", as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="hi")]
+    nbformat.write(nb, lab / "99-broken.ipynb")
+    from marketlab.course.validate import _has_outputs
+
+    assert _has_outputs(nbformat.read(lab / "99-broken.ipynb", as_version=4))
+    empty = tmp_path / "empty-lab"
+    empty.mkdir()
+    assert validate_lab(empty).problems == [f"no notebooks in {empty.resolve()}"]
