@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.marketlab-installed
 
-.PHONY: lab test setup serve stop doctor bench clean
+.PHONY: lab test setup serve stop doctor bench demo clean
 
 lab: $(STAMP)
 	$(BIN)/marketlab lab
@@ -28,6 +28,10 @@ doctor: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A synthetic cohort of about 30 learners through init, build, release, collect, autograde, feedback, report.
+demo: $(STAMP)
+	$(BIN)/python -m marketlab.course.demo $(CURDIR)/demo
 
 clean:
 	-$(BIN)/marketlab serve --stop

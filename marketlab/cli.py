@@ -49,16 +49,38 @@ def _usage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_workspace(notebook_dir: Path) -> None:
+    """Add the student version of every lab missing from `notebook_dir`; never touch what is there."""
+    from .course.workspace import WorkspaceError, prepare_workspace
+
+    labs_dir = REPO_ROOT / "labs"
+    if notebook_dir == labs_dir.resolve():
+        print(f"Opening the instructor versions in {labs_dir} (no workspace copies made).")
+        return
+    try:
+        created = prepare_workspace(labs_dir, notebook_dir)
+    except WorkspaceError as exc:
+        created = exc.created
+        for problem in exc.problems:
+            print(f"Warning: {problem}", file=sys.stderr)
+    added = sorted({path.parent.name for path in created})
+    if added:
+        print(f"Added to your workspace {notebook_dir}: {', '.join(added)}")
+    else:
+        print(f"Your workspace {notebook_dir} already has every lab; your work there is unchanged.")
+
+
 def _lab(args: argparse.Namespace) -> int:
     from .llm import LLMSetupError, local
 
+    notebook_dir = Path(args.dir).resolve()
+    _prepare_workspace(notebook_dir)
     try:
         url = local.ensure_server()
         print(f"Local model ready at {url}")
     except LLMSetupError as exc:
         print(f"Warning: {exc}\nJupyterLab opens anyway; cells that call the model will explain the problem.")
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
-    notebook_dir = Path(args.dir).resolve()
     command = [jupyter, "lab", f"--notebook-dir={notebook_dir}", "--ip=127.0.0.1", "--no-browser"]
     if args.port:
         command.append(f"--port={args.port}")
@@ -87,10 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument("--days", type=int, default=None, help="only the last N days")
     usage.set_defaults(func=_usage)
 
-    lab = commands.add_parser("lab", help="start the local model and JupyterLab on the labs")
-    lab.add_argument("--dir", default=str(REPO_ROOT / "labs"), help="folder JupyterLab opens")
+    lab = commands.add_parser("lab", help="start the local model and JupyterLab on your copies of the labs")
+    lab.add_argument("--dir", default=str(REPO_ROOT / "workspace"),
+                     help="folder JupyterLab opens (default workspace/); labs missing there are added, "
+                          "existing files are never overwritten")
     lab.add_argument("--port", type=int, default=None, help="JupyterLab port")
     lab.set_defaults(func=_lab)
+
+    from .course.cli import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -100,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     from .llm import LLMSetupError
 
     try:
+        if args.command == "course":
+            from .course.cli import run
+
+            return run(args)
         return args.func(args)
     except LLMSetupError as exc:
         print(f"Problem: {exc.problem}\nHow to fix: {exc.fix}", file=sys.stderr)

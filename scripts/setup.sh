@@ -38,6 +38,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# --- PostgreSQL for the gradebook tests (they start their own throwaway server) -------------
+# Debian keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin. Only the tests need it, so
+# without root we explain instead of stopping the set-up.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "Installing PostgreSQL for the gradebook tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+  else
+    echo "PostgreSQL is not installed; the gradebook tests (tests/test_course_postgres.py) need it and will fail." >&2
+    echo "Install it (e.g. sudo apt-get install postgresql) and run again." >&2
+  fi
+fi
+
 # --- the virtual environment ---------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
   say "Creating $VENV with $PYTHON"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+
+from .layout import scripts_on_path
 
 SOLUTION_STUDENT = "solution"
 BLANK_STUDENT = "student"
@@ -111,7 +112,8 @@ def validate_lab(lab_dir: str | Path, *, workdir: str | Path | None = None, time
         if _has_outputs(nbformat.read(path, as_version=4)):
             result.problems.append(f"{path.name} is stored with outputs; clear them before committing")
 
-    with _workspace(workdir) as root, _scripts_on_path(), warnings.catch_warnings():
+    scripts_on_path()
+    with _workspace(workdir) as root, warnings.catch_warnings():
         # nbgrader's gradebook trips SQLAlchemy autoflush warnings that say nothing about the lab
         warnings.filterwarnings("ignore", module=r"nbgrader\..*")
         source = root / "source" / lab
@@ -163,17 +165,6 @@ def _workspace(workdir: str | Path | None) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="marketlab-validate-") as tmp:
         yield Path(tmp)
-
-
-@contextlib.contextmanager
-def _scripts_on_path() -> Iterator[None]:
-    """nbgrader runs the `alembic` command; find it beside this Python even if the venv is not activated."""
-    saved = os.environ.get("PATH", "")
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), saved])
-    try:
-        yield
-    finally:
-        os.environ["PATH"] = saved
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx2
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import config
 from .prices import estimate_cost
@@ -233,3 +234,115 @@ def event_hooks(backend: str, path: Path | None = None) -> dict[str, list[Callab
                stream=stream, error=_error_code(payload) if response.status_code >= 400 else None, path=path)
 
     return {"request": [on_request], "response": [on_response]}
+
+
+# -- the learner usage file -------------------------------------------------------------------
+
+MAX_USAGE_FILE_BYTES = 1_000_000  # a real usage file is a few hundred bytes; anything huge is not one
+
+
+class _ModelUsage(BaseModel):
+    """One (backend, model) line of a learner usage file."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    backend: str = Field(min_length=1, max_length=200)
+    model: str | None = Field(default=None, max_length=200)
+    calls: int = Field(ge=0, strict=True)
+    prompt_tokens: int = Field(ge=0, strict=True)
+    completion_tokens: int = Field(ge=0, strict=True)
+    cost_usd: float | None = Field(ge=0, strict=True, allow_inf_nan=False)
+    errors: int = Field(ge=0, strict=True)
+
+
+class _UsageFile(BaseModel):
+    """The whole learner usage file."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    exported_at: datetime
+    since: datetime | None = None
+    models: list[_ModelUsage]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _count(value: Any) -> int:
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
+def _is_error(row: dict[str, Any]) -> bool:
+    status, error = row["status"], row["error"]
+    failed_status = status is not None and not pd.isna(status) and int(status) >= 400
+    return failed_status or (error is not None and not pd.isna(error))
+
+
+def _aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for row in rows:
+        model = None if row["model"] is None or pd.isna(row["model"]) else str(row["model"])
+        entry = groups.setdefault((str(row["backend"]), model), {
+            "backend": str(row["backend"]), "model": model, "calls": 0, "prompt_tokens": 0,
+            "completion_tokens": 0, "cost_usd": 0.0, "errors": 0})
+        entry["calls"] += 1
+        entry["prompt_tokens"] += _count(row["prompt_tokens"])
+        entry["completion_tokens"] += _count(row["completion_tokens"])
+        failed = _is_error(row)
+        entry["errors"] += int(failed)
+        cost = row["cost_usd"]
+        if (cost is None or pd.isna(cost)) and failed and _count(row["prompt_tokens"]) == 0:
+            cost = 0.0  # a call that failed before using any tokens is not billed
+        if cost is None or pd.isna(cost) or entry["cost_usd"] is None:
+            entry["cost_usd"] = None
+        else:
+            entry["cost_usd"] += float(cost)
+    return [groups[key] for key in sorted(groups, key=lambda k: (k[0], k[1] or ""))]
+
+
+def export_usage(path: Path, *, since: datetime | None = None, ledger: Path | None = None) -> dict[str, Any]:
+    """Write the learner usage file (calls, tokens, cost, errors per backend and model) and return it."""
+    frame = usage_table(path=ledger)
+    if since is not None:
+        frame = frame[frame["ts"] >= pd.Timestamp(_utc(since))]
+    rows = frame[["backend", "model", "status", "prompt_tokens", "completion_tokens", "cost_usd", "error"]]
+    usage = {
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "since": _utc(since).isoformat(timespec="seconds") if since is not None else None,
+        "models": _aggregate(rows.astype(object).to_dict("records")),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(usage, indent=2) + "\n")
+    partial.replace(path)
+    return usage
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "the top level"
+    more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+    return f"{where}: {error['msg']}{more}"
+
+
+def read_usage(path: Path) -> list[dict[str, Any]]:
+    """The per-model lines of a learner usage file; ValueError saying what is wrong with a bad file."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_USAGE_FILE_BYTES:
+            raise ValueError(f"{path.name} is not a usage file: it is larger than {MAX_USAGE_FILE_BYTES} bytes.")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path.name} cannot be read ({type(exc).__name__}).") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{path.name} is not valid JSON (line {getattr(exc, 'lineno', '?')}): "
+                         "it may have been edited by hand or cut off while saving.") from exc
+    try:
+        parsed = _UsageFile.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"{path.name} is not a valid usage file: {_first_problem(exc)}.") from exc
+    return [entry.model_dump() for entry in parsed.models]

@@ -1,0 +1,239 @@
+"""`marketlab course autograde` beside plain sequential `nbgrader autograde`, on the same submissions.
+
+Two measurements, in one run, on synthetic learners (correct, partial and broken work; no hostile ones):
+- same submissions: K learners (default 8) x every lab, graded once by `nbgrader autograde LAB --force`
+  (one command per lab, all students, sequential) and once by `marketlab course autograde --force`
+  (parallel sandboxed kernels); notebooks per minute of each and the ratio (target: at least 1.8x),
+  and both must give every submission the same total score (honest work loses nothing in the sandbox);
+- the target run: 40 learners x every lab with `marketlab course autograde` only (target: under 5 minutes).
+
+Both sides are timed as the command an instructor types (process start included), each on its own
+course folder and gradebook. Everything lives in a temporary folder under /var/tmp, not /tmp, so the
+sandbox mounts its private /tmp as it does on a real course.
+
+    python -m bench course_autograde [--learners 8] [--cohort 40] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+LEARNERS = 8
+COHORT = 40
+TARGET_RATIO = 1.8
+TARGET_SECONDS = 300.0
+BIN = Path(sys.executable).parent
+
+
+def _course(root: Path) -> Any:
+    """A fresh course folder with the student versions built (no validation run)."""
+    from marketlab.course.build import build
+    from marketlab.course.init import init_course
+
+    course = init_course(root)
+    results = build(course, validate=False)
+    bad = [r.summary() for r in results if not r.generated or r.leaks or r.problems]
+    if bad:
+        raise SystemExit("course build failed:\n" + "\n".join(bad))
+    return course
+
+
+def _hand_in(cohort_dir: Path, *courses: Any) -> list[tuple[str, str]]:
+    """Copy every learner's lab folders into submitted/<student>/<lab>/, as `collect` leaves them."""
+    for course in courses:
+        for student in sorted(p for p in cohort_dir.iterdir() if p.is_dir()):
+            for lab in sorted(p for p in student.iterdir() if p.is_dir()):
+                shutil.copytree(lab, course.folder("submitted") / student.name / lab.name)
+    return courses[0].submissions()
+
+
+def _notebooks(course: Any, submissions: list[tuple[str, str]]) -> int:
+    return sum(len(list((course.folder("submitted") / s / lab).glob("*.ipynb"))) for s, lab in submissions)
+
+
+def _env(course: Any, **extra: str) -> dict[str, str]:
+    """Environment of the grading commands: scripted model, this course's graders, the venv's tools."""
+    env = dict(os.environ)
+    env.update(MARKETLAB_BACKEND="scripted", MARKETLAB_GRADERS=str(course.graders_dir), PYTHONWARNINGS="ignore",
+               PATH=os.pathsep.join([str(BIN), env.get("PATH", "")]), **extra)
+    env.pop("MARKETLAB_GRADEBOOK_URL", None)  # each course keeps its own gradebook
+    env.pop("MARKETLAB_COURSE", None)
+    return env
+
+
+def _command(argv: list[str], course: Any, env: dict[str, str], log: Path) -> float:
+    """Run one grading command in the course folder; its wall time in seconds."""
+    started = time.perf_counter()
+    with log.open("ab") as out:
+        done = subprocess.run(argv, cwd=course.root, env=env, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"  ! `{' '.join(argv[:3])} ...` exited with {done.returncode}; see the tail of {log.name}:")
+        print("    " + "\n    ".join(log.read_text(errors="replace").splitlines()[-15:]))
+    return seconds
+
+
+def grade_nbgrader(course: Any, log: Path) -> float:
+    """Plain nbgrader: `nbgrader autograde LAB --force`, one lab after the other, all students.
+
+    Labs hand artifacts on to later labs through $MARKETLAB_HOME/artifacts. With one shared folder the
+    last learner graded in lab 1 would lend their brief and prompt to everyone's lab 2 (a correct lab 2
+    then loses 3 of 7 points, and grades faster). Relative paths resolve in each kernel's working folder,
+    the submission's own, which is what marketlab's sandbox gives each kernel.
+    """
+    env = _env(course, MARKETLAB_HOME=".marketlab", MARKETLAB_ARTIFACTS=".artifacts")
+    return sum(_command([str(BIN / "nbgrader"), "autograde", lab, "--force"], course, env, log)
+               for lab in course.labs())
+
+
+def grade_marketlab(course: Any, home: Path, log: Path, workers: int | None) -> float:
+    """`marketlab course autograde --force` on the whole course."""
+    argv = [str(BIN / "marketlab"), "course", "autograde", "--force", "--course", str(course.root)]
+    if workers:
+        argv += ["--workers", str(workers)]
+    return _command(argv, course, _env(course, MARKETLAB_HOME=str(home)), log)
+
+
+def nbgrader_scores(course: Any, submissions: list[tuple[str, str]]) -> dict[tuple[str, str], float | None]:
+    """Total autograded score of each submission in the gradebook (what marketlab's records add up)."""
+    from marketlab.course.records import _gradebook_cells
+
+    scores: dict[tuple[str, str], float | None] = {}
+    for student, lab in submissions:
+        cells = _gradebook_cells(course, student, lab)
+        graded = [c for c in cells.values() if c["autograded"]]
+        scores[student, lab] = round(sum(c["score"] or 0 for c in graded), 2) if graded else None
+    return scores
+
+
+def marketlab_records(course: Any, submissions: list[tuple[str, str]]) -> dict[tuple[str, str], dict | None]:
+    return {(s, lab): course.grading_record(s, lab) for s, lab in submissions}
+
+
+def _per_notebook(records: dict[tuple[str, str], dict | None]) -> str:
+    """Seconds a worker spent per submission, by lab (from the grading records)."""
+    by_lab: dict[str, list[float]] = {}
+    for (_, lab), record in records.items():
+        if record:
+            by_lab.setdefault(lab, []).append(float(record.get("seconds") or 0))
+    return ", ".join(f"{lab} {sum(v) / len(v):.1f} s (max {max(v):.1f})" for lab, v in sorted(by_lab.items()))
+
+
+def _busy() -> str:
+    """Load average, and a warning when another grading run shares the machine (and its grading user ids)."""
+    others = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            others += entry.name.isdigit() and b"marketlab.course.sandbox" in (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+    text = "load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    if others:
+        text += f"; WARNING: {others} grading kernel(s) of another run are active, the figures will be noisy"
+    return text
+
+
+def run(learners: int = LEARNERS, cohort: int = COHORT, workers: int | None = None) -> dict[str, Any]:
+    """Measure both comparisons; print as it goes and return the figures."""
+    from marketlab.course.autograde import default_workers
+    from marketlab.course.cohort import make_cohort
+
+    figures: dict[str, Any] = {"learners": learners, "cohort": cohort,
+                               "workers": workers or default_workers(), "cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="marketlab-bench-autograde-", dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        # mkdtemp makes the folder 0700; grading kernels run as another user and must reach their folder,
+        # as they do in a course kept in an ordinary place.
+        work.chmod(0o755)
+        os.environ["MARKETLAB_HOME"] = str(work / "home")
+        os.environ["MARKETLAB_BACKEND"] = "scripted"
+        os.environ.pop("MARKETLAB_GRADEBOOK_URL", None)
+
+        # 1. the same submissions, graded by both
+        ours, theirs = _course(work / "marketlab-course"), _course(work / "nbgrader-course")
+        make_cohort(ours.folder("source"), ours.folder("release"), work / "cohort", size=learners, seed=0,
+                    hostile=False)
+        submissions = _hand_in(work / "cohort", ours, theirs)
+        notebooks = _notebooks(ours, submissions)
+        print(f"machine before grading: {_busy()}")
+        print(f"same submissions: {learners} learners x {len(ours.labs())} labs = {len(submissions)} submissions, "
+              f"{notebooks} notebooks; {figures['workers']} workers on {figures['cores']} cores")
+        nbgrader_s = grade_nbgrader(theirs, work / "nbgrader.log")
+        print(f"  nbgrader autograde, sequential : {nbgrader_s:7.1f} s")
+        marketlab_s = grade_marketlab(ours, work / "home-marketlab", work / "marketlab.log", workers)
+        print(f"  marketlab course autograde     : {marketlab_s:7.1f} s")
+        records = marketlab_records(ours, submissions)
+        baseline = nbgrader_scores(theirs, submissions)
+        mismatches = []
+        for key in submissions:
+            record = records[key]
+            score = record["score"] if record and record.get("status") == "graded" else None
+            if score is None or baseline[key] is None or abs(score - baseline[key]) > 1e-6:
+                mismatches.append((key, baseline[key], score, (record or {}).get("reason", "no record")))
+        print(f"  per-submission worker seconds  : {_per_notebook(records)}")
+        print(f"  scores, nbgrader vs marketlab  : {len(submissions) - len(mismatches)}/{len(submissions)} equal")
+        for (student, lab), theirs_score, ours_score, reason in mismatches:
+            print(f"    MISMATCH {student}/{lab}: nbgrader {theirs_score}, marketlab {ours_score}"
+                  + (f" ({reason})" if reason else ""))
+        figures.update(notebooks=notebooks, submissions=len(submissions), nbgrader_s=nbgrader_s,
+                       marketlab_s=marketlab_s, nbgrader_rate=notebooks / nbgrader_s * 60,
+                       marketlab_rate=notebooks / marketlab_s * 60, mismatches=len(mismatches))
+        figures["ratio"] = figures["marketlab_rate"] / figures["nbgrader_rate"]
+
+        # 2. the target run: a whole cohort, marketlab only
+        big = _course(work / "cohort-course")
+        make_cohort(big.folder("source"), big.folder("release"), work / "cohort-big", size=cohort, seed=0,
+                    hostile=False)
+        big_submissions = _hand_in(work / "cohort-big", big)
+        big_notebooks = _notebooks(big, big_submissions)
+        print(f"target run: {cohort} learners x {len(big.labs())} labs = {len(big_submissions)} submissions, "
+              f"{big_notebooks} notebooks")
+        cohort_s = grade_marketlab(big, work / "home-cohort", work / "cohort.log", workers)
+        big_records = marketlab_records(big, big_submissions)
+        graded = sum(1 for r in big_records.values() if r and r.get("status") == "graded")
+        print(f"  marketlab course autograde     : {cohort_s:7.1f} s, {graded}/{len(big_submissions)} graded")
+        print(f"  per-submission worker seconds  : {_per_notebook(big_records)}")
+        print(f"machine after grading: {_busy()}")
+        figures.update(cohort_notebooks=big_notebooks, cohort_s=cohort_s, cohort_graded=graded,
+                       cohort_submissions=len(big_submissions), cohort_rate=big_notebooks / cohort_s * 60)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run both measurements and print the summary with PASS/MISS against the two targets."""
+    parser = argparse.ArgumentParser(prog="python -m bench course_autograde", description=__doc__.splitlines()[0])
+    parser.add_argument("--learners", type=int, default=LEARNERS, help="learners graded by both (default 8)")
+    parser.add_argument("--cohort", type=int, default=COHORT, help="learners of the target run (default 40)")
+    parser.add_argument("--workers", type=int, default=None, help="marketlab workers (default: 2 per core)")
+    args = parser.parse_args(argv or [])
+    warnings.filterwarnings("ignore")
+    f = run(args.learners, args.cohort, args.workers)
+
+    speed_ok = f["ratio"] >= TARGET_RATIO
+    time_ok = f["cohort_s"] < TARGET_SECONDS and f["cohort_graded"] == f["cohort_submissions"]
+    print(f"\nsummary ({f['cores']} cores, marketlab with {f['workers']} workers; "
+          "wall times on a shared machine, so expect noise)")
+    print(f"  same {f['notebooks']} notebooks ({f['learners']} learners x every lab):")
+    print(f"    nbgrader autograde, sequential : {f['nbgrader_s']:7.1f} s  {f['nbgrader_rate']:6.1f} notebooks/min")
+    print(f"    marketlab course autograde     : {f['marketlab_s']:7.1f} s  {f['marketlab_rate']:6.1f} notebooks/min")
+    print(f"    speed-up marketlab / nbgrader  : {f['ratio']:6.2f}x  (target >= {TARGET_RATIO}x)  "
+          f"{'PASS' if speed_ok else 'MISS'}")
+    print(f"    same total score per submission: {f['submissions'] - f['mismatches']}/{f['submissions']}  "
+          f"{'PASS' if not f['mismatches'] else 'MISS'}")
+    print(f"  target run, {f['cohort']} learners x every lab ({f['cohort_notebooks']} notebooks):")
+    print(f"    marketlab course autograde     : {f['cohort_s']:7.1f} s  {f['cohort_rate']:6.1f} notebooks/min, "
+          f"{f['cohort_graded']}/{f['cohort_submissions']} graded  (target < {TARGET_SECONDS / 60:.0f} min)  "
+          f"{'PASS' if time_ok else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

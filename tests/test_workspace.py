@@ -1,0 +1,147 @@
+"""`make lab` opens the learner's copies: student versions generated once, never overwritten."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from marketlab.course.workspace import prepare_workspace
+
+REPO = Path(__file__).resolve().parent.parent
+LABS = sorted(p for p in (REPO / "labs").iterdir() if p.is_dir() and list(p.glob("*.ipynb")))
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+
+
+def _copy_labs(target: Path, labs: list[Path]) -> Path:
+    """The labs' notebooks, plus files that must never reach a workspace."""
+    for lab in labs:
+        (target / lab.name).mkdir(parents=True)
+        for notebook in lab.glob("*.ipynb"):
+            shutil.copy2(notebook, target / lab.name / notebook.name)
+        (target / lab.name / "secret_grader.py").write_text("ANSWER = 42\n")
+        (target / lab.name / "data").mkdir()
+        (target / lab.name / "data" / "holdout.csv").write_text("a,b\n1,2\n")
+    return target
+
+
+def _hidden_lines(instructor: nbformat.NotebookNode) -> set[str]:
+    """Code lines that only appear between the hidden-test markers of the instructor notebook."""
+    hidden: set[str] = set()
+    visible: set[str] = set()
+    for cell in instructor.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            stripped = line.strip()
+            if "### BEGIN HIDDEN TESTS" in stripped:
+                inside = True
+            elif "### END HIDDEN TESTS" in stripped:
+                inside = False
+            elif stripped:
+                (hidden if inside else visible).add(stripped)
+    return hidden - visible
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[Path]]:
+    root = tmp_path_factory.mktemp("ws")
+    labs = _copy_labs(root / "labs", LABS)
+    workspace = root / "workspace"
+    created = prepare_workspace(labs, workspace)
+    return labs, workspace, created
+
+
+def test_first_run_creates_the_student_versions(prepared: tuple[Path, Path, list[Path]]) -> None:
+    labs, workspace, created = prepared
+    expected = sorted(workspace / lab.name / nb.name for lab in LABS for nb in lab.glob("*.ipynb"))
+    assert sorted(created) == expected and len(expected) >= 3
+    # notebooks only: no graders, data or anything else of the lab folders
+    assert sorted(p for p in workspace.rglob("*") if p.is_file()) == expected
+    for path in created:
+        instructor = nbformat.read(labs / path.parent.name / path.name, as_version=4)
+        text = path.read_text(encoding="utf-8")
+        student = nbformat.read(path, as_version=4)
+        nbformat.validate(student)
+        for marker in MARKERS:
+            assert marker not in text, f"{path.name} contains {marker!r}"
+        assert "use_graders" not in text and "from graders" not in text
+        leaked = [line for line in _hidden_lines(instructor) if line in text]
+        assert not leaked, f"{path.name} contains hidden test code: {leaked}"
+        assert "YOUR CODE HERE" in text, "solutions are replaced by stubs"
+        assert not any(c.get("outputs") for c in student.cells if c.cell_type == "code")
+        assert [c.metadata["nbgrader"]["grade_id"] for c in student.cells if "nbgrader" in c.metadata] == [
+            c.metadata["nbgrader"]["grade_id"] for c in instructor.cells if "nbgrader" in c.metadata]
+        assert "export_usage(" in student.cells[-1].source, "the usage-saving cell reaches the learner"
+
+
+def test_learner_work_survives_and_deleted_notebooks_come_back(tmp_path: Path) -> None:
+    labs = _copy_labs(tmp_path / "labs", LABS[:2])
+    workspace = tmp_path / "workspace"
+    first, second = (workspace / lab.name / f"{lab.name}.ipynb" for lab in LABS[:2])
+    assert sorted(prepare_workspace(labs, workspace)) == sorted([first, second])
+
+    nb = nbformat.read(first, as_version=4)
+    nb.cells[0].source += "\n\nMy notes: ask the team about budgets."
+    nbformat.write(nb, first)
+    edited = first.read_bytes()
+    (first.parent / "my_notes.txt").write_text("mine\n")
+
+    assert prepare_workspace(labs, workspace) == []  # nothing missing, nothing written
+    assert first.read_bytes() == edited
+    assert (first.parent / "my_notes.txt").read_text() == "mine\n"
+
+    second.unlink()
+    assert prepare_workspace(labs, workspace) == [second]
+    assert "YOUR CODE HERE" in second.read_text(encoding="utf-8")
+    assert first.read_bytes() == edited
+
+    # a lab added to the course later appears too, without touching the others
+    _copy_labs(labs, LABS[2:3])
+    third = workspace / LABS[2].name / f"{LABS[2].name}.ipynb"
+    assert prepare_workspace(labs, workspace) == [third]
+    assert first.read_bytes() == edited
+
+
+def test_marketlab_lab_help_still_works() -> None:
+    done = subprocess.run([sys.executable, "-m", "marketlab.cli", "lab", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--dir" in done.stdout and "--port" in done.stdout and "workspace" in done.stdout
+
+    from marketlab.cli import build_parser
+
+    assert Path(build_parser().parse_args(["lab"]).dir) == REPO / "workspace"
+    assert build_parser().parse_args(["lab", "--dir", "elsewhere"]).dir == "elsewhere"
+
+
+def test_marketlab_lab_prepares_the_folder_before_starting_jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from marketlab import cli
+    from marketlab.llm import local
+
+    started: list[list[str]] = []
+
+    class Exec(Exception):
+        pass
+
+    def fake_execv(path: str, command: list[str]) -> None:
+        started.append(command)
+        raise Exec
+
+    monkeypatch.setattr(local, "ensure_server", lambda: "http://127.0.0.1:1/v1")
+    monkeypatch.setattr(cli.os, "execv", fake_execv)
+    workspace = tmp_path / "mine"
+    with pytest.raises(Exec):
+        cli.main(["lab", "--dir", str(workspace)])
+    out = capsys.readouterr().out
+    assert "Added to your workspace" in out and all(lab.name in out for lab in LABS)
+    assert f"--notebook-dir={workspace.resolve()}" in started[0]
+    assert sorted(p.parent.name for p in workspace.glob("*/*.ipynb")) == [lab.name for lab in LABS]
+
+    with pytest.raises(Exec):
+        cli.main(["lab", "--dir", str(workspace)])
+    assert "already has every lab" in capsys.readouterr().out
