@@ -12,6 +12,7 @@ from typing import Any
 import nbformat
 
 from .layout import Course
+from .validate import _test_cells
 
 SANDBOX_MARK = "marketlab grading sandbox"
 REASONS = {
@@ -128,7 +129,7 @@ def reason_for(problems: list[dict[str, Any]]) -> str:
 def _gradebook_cells(course: Course, student: str, lab: str) -> dict[str, dict[str, Any]]:
     from nbgrader.api import MissingEntry
 
-    tests = _test_cells(course, lab)
+    tests = _test_cells(course.notebooks(lab))
     cells: dict[str, dict[str, Any]] = {}
     with course.gradebook() as gradebook:
         try:
@@ -142,16 +143,6 @@ def _gradebook_cells(course: Course, student: str, lab: str) -> dict[str, dict[s
                 cells[grade.name] = {"notebook": notebook.name, "score": score if score is None else float(score),
                                      "max_score": float(grade.max_score), "autograded": autograded, "error": None}
     return cells
-
-
-def _test_cells(course: Course, lab: str) -> set[tuple[str, str]]:
-    tests = set()
-    for path in course.notebooks(lab):
-        for cell in nbformat.read(path, as_version=4).cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if meta.get("grade") and not meta.get("solution"):
-                tests.add((path.stem, meta["grade_id"]))
-    return tests
 
 
 def _full(cell: dict[str, Any]) -> bool:
