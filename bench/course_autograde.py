@@ -105,18 +105,27 @@ def grade_marketlab(course: Any, home: Path, log: Path, workers: int | None) -> 
 
 def nbgrader_scores(course: Any, submissions: list[tuple[str, str]]) -> dict[tuple[str, str], float | None]:
     """Total autograded score of each submission in the gradebook (what marketlab's records add up)."""
-    from marketlab.course.records import _gradebook_cells
+    from nbgrader.api import MissingEntry
+
+    from marketlab.course.grading import _cell_ids
 
     scores: dict[tuple[str, str], float | None] = {}
-    for student, lab in submissions:
-        cells = _gradebook_cells(course, student, lab)
-        graded = [c for c in cells.values() if c["autograded"]]
-        scores[student, lab] = round(sum(c["score"] or 0 for c in graded), 2) if graded else None
+    with course.gradebook() as gradebook:
+        for student, lab in submissions:
+            tests = _cell_ids(course, lab)[1]
+            try:
+                submission = gradebook.find_submission(lab, student)
+            except MissingEntry:
+                scores[student, lab] = None
+                continue
+            points = [g.auto_score or 0 for nb in submission.notebooks for g in nb.grades if g.name in tests]
+            scores[student, lab] = round(sum(points), 2) if points else None
     return scores
 
 
 def marketlab_records(course: Any, submissions: list[tuple[str, str]]) -> dict[tuple[str, str], dict | None]:
-    return {(s, lab): course.grading_record(s, lab) for s, lab in submissions}
+    found = {(s, lab): course.grading_record(s, lab) for s, lab in submissions}
+    return {key: record.as_dict() if record is not None else None for key, record in found.items()}
 
 
 def _per_notebook(records: dict[tuple[str, str], dict | None]) -> str:
@@ -133,13 +142,38 @@ def _busy() -> str:
     others = 0
     for entry in Path("/proc").iterdir():
         try:
-            others += entry.name.isdigit() and b"marketlab.course.sandbox" in (entry / "cmdline").read_bytes()
+            others += entry.name.isdigit() and b"marketlab.course.kernel_launcher" in (entry / "cmdline").read_bytes()
         except OSError:
             continue
     text = "load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
     if others:
         text += f"; WARNING: {others} grading kernel(s) of another run are active, the figures will be noisy"
     return text
+
+
+def sandbox_startup(rounds: int = 7) -> dict[str, float]:
+    """Median seconds to start Python and import the kernel's modules, with and without the sandbox, alternating."""
+    import statistics
+
+    from marketlab.course import sandbox
+
+    code = "import ipykernel.kernelapp, marketlab.checks.wire"
+    with tempfile.TemporaryDirectory(prefix="marketlab-bench-sandbox-", dir="/var/tmp") as tmp:
+        os.chmod(tmp, 0o755)
+        view = sandbox.View(workdir=Path(tmp), inside="/home/learner/bench", writable=False,
+                            env=sandbox.allowed_env("/home/learner/bench"), uid=61999 if os.geteuid() == 0 else None)
+        plain, boxed = [], []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-I", "-c", code], env=dict(view.env), check=True, cwd=tmp)
+            plain.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            done = sandbox.run(view, [sys.executable, "-I", "-c", code], timeout=60)
+            boxed.append(time.perf_counter() - started)
+            if done.returncode != 0:
+                raise SystemExit(f"the sandbox did not start: {done.stderr.decode(errors='replace')[-300:]}")
+    return {"plain_s": statistics.median(plain), "sandbox_s": statistics.median(boxed),
+            "cost_s": statistics.median(boxed) - statistics.median(plain)}
 
 
 def run(learners: int = LEARNERS, cohort: int = COHORT, workers: int | None = None) -> dict[str, Any]:
@@ -149,6 +183,9 @@ def run(learners: int = LEARNERS, cohort: int = COHORT, workers: int | None = No
 
     figures: dict[str, Any] = {"learners": learners, "cohort": cohort,
                                "workers": workers or default_workers(), "cores": os.cpu_count()}
+    figures.update(sandbox_startup())
+    print(f"sandbox start-up: python + kernel imports {figures['plain_s'] * 1000:.0f} ms plain, "
+          f"{figures['sandbox_s'] * 1000:.0f} ms in bwrap: {figures['cost_s'] * 1000:.0f} ms per kernel")
     with tempfile.TemporaryDirectory(prefix="marketlab-bench-autograde-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         # mkdtemp makes the folder 0700; grading kernels run as another user and must reach their folder,
@@ -229,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{'PASS' if speed_ok else 'MISS'}")
     print(f"    same total score per submission: {f['submissions'] - f['mismatches']}/{f['submissions']}  "
           f"{'PASS' if not f['mismatches'] else 'MISS'}")
+    print(f"  sandbox start-up cost per kernel : {f['cost_s'] * 1000:6.0f} ms "
+          f"({f['sandbox_s'] * 1000:.0f} ms in bwrap vs {f['plain_s'] * 1000:.0f} ms plain, median)")
     print(f"  target run, {f['cohort']} learners x every lab ({f['cohort_notebooks']} notebooks):")
     print(f"    marketlab course autograde     : {f['cohort_s']:7.1f} s  {f['cohort_rate']:6.1f} notebooks/min, "
           f"{f['cohort_graded']}/{f['cohort_submissions']} graded  (target < {TARGET_SECONDS / 60:.0f} min)  "

@@ -48,4 +48,5 @@ def main() -> None:
         print(f"HTTP server + openai SDK      : {b:7.1f} tokens/s (median of {ROUNDS})")
         print(f"ratio HTTP / in-process       : {b / a:7.3f}  (target >= 0.9)")
     finally:
-        local.stop_server()
+        # Only the server this bench's own home started is stopped (see marketlab.llm.local).
+        print(f"clean-up                      : {local.stop_server().message}")

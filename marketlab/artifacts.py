@@ -19,9 +19,22 @@ from types import ModuleType
 from typing import Any
 
 from marketlab.brief import Brief
+from marketlab.errors import MarketlabError
 from marketlab.llm.config import home
 
 BRIEF_FILE = "brief.yaml"
+
+
+class ArtifactError(MarketlabError, ValueError):
+    """An artifact cannot be saved, or does not work once saved."""
+
+    headline = "❌ This could not be saved."
+
+
+class ArtifactNotFoundError(MarketlabError, FileNotFoundError):
+    """An artifact an earlier lab should have saved is not there."""
+
+    headline = "❌ A saved file is missing."
 
 
 def shared_dir() -> Path:
@@ -77,32 +90,49 @@ def function_source(fn: Callable[..., Any]) -> str:
     try:
         return textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError) as err:
-        raise ValueError(
-            f"Could not read the code of {getattr(fn, '__name__', fn)!r}: {err}. "
-            "Run the cell that defines it again, then run this cell."
-        ) from None
+        raise ArtifactError(f"Could not read the code of {getattr(fn, '__name__', fn)!r}: {err}.",
+                            "Run the cell that defines it again, then run this cell.") from None
+
+
+def import_file(path: str | Path, name: str) -> ModuleType:
+    """Import a Python file as a module (a fresh copy every time, never cached in sys.modules)."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"marketlab_artifact_{name}", path)
+    if spec is None or spec.loader is None:
+        raise ArtifactError(f"{path} cannot be imported as Python.", "Save it again from its notebook.")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def save_module(filename: str, text: str, here: str | Path | None = None,
+                check: Callable[[ModuleType], Any] | None = None) -> list[Path]:
+    """Write Python code next to the notebook and in the shared folder, then import it back and check it.
+
+    A module that depends on something only defined in the notebook fails here, with a message,
+    rather than in the next lab or at grading.
+    """
+    paths = save_text(filename, text, here)
+    try:
+        loaded = import_file(paths[0], Path(filename).stem)
+        if check is not None:
+            check(loaded)
+    except Exception as err:  # a learner's module can fail in any way; report it plainly
+        raise ArtifactError(
+            f"{paths[0].name} was written but cannot be imported on its own: {type(err).__name__}: {err}.",
+            "Make sure the function only uses its arguments and marketlab, not other notebook variables "
+            "(define or import what it needs inside it).") from None
+    return paths
 
 
 def save_function(fn: Callable[..., Any], module: str, here: str | Path | None = None,
                   header: str = "from marketlab.brief import Brief  # noqa: F401") -> list[Path]:
-    """Write a function's source to `<module>.py` next to the notebook and in the shared folder.
-
-    The written module is imported back at once, so a function that depends on something only
-    defined in the notebook fails here, with a message, rather than in the next lab.
-    """
+    """Write a function's source to `<module>.py` next to the notebook and in the shared folder."""
     source = function_source(fn)
     # annotations stay unevaluated, so type hints that name notebook imports do not break the module
     text = (f'"""Saved from a marketlab notebook: {fn.__name__}."""\n\nfrom __future__ import annotations\n\n'
             f"{header}\n\n\n{source}")
-    paths = save_text(f"{module}.py", text, here)
-    try:
-        loaded = _import_file(paths[0], module)
-        getattr(loaded, fn.__name__)
-    except Exception as err:  # a learner's module can fail in any way; report it plainly
-        raise ValueError(
-            f"{paths[0].name} was written but cannot be imported on its own: {type(err).__name__}: {err}. "
-            "Make sure the function only uses its arguments and marketlab, not other notebook variables."
-        ) from None
+    paths = save_module(f"{module}.py", text, here, check=lambda loaded: getattr(loaded, fn.__name__))
     print(f"Saved {fn.__name__} to {paths[0]} (and a copy in {paths[1].parent}).")
     return paths
 
@@ -114,19 +144,11 @@ def load_function(module: str, name: str, here: str | Path | None = None,
     if path is None:
         if fallback is None:
             where = f" or in {shared_dir()}" if shared else ""
-            raise FileNotFoundError(f"No {module}.py found in {Path(here or Path.cwd())}{where}.")
+            raise ArtifactNotFoundError(f"No {module}.py found in {Path(here or Path.cwd())}{where}.",
+                                        "Run the save cell of the lab that makes it.")
         print(f"No {module}.py from an earlier lab was found, so the reference version is used instead.")
         return fallback
-    return getattr(_import_file(path, module), name)
-
-
-def _import_file(path: Path, module: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"marketlab_artifact_{module}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
+    return getattr(import_file(path, module), name)
 
 
 def load_build_messages(here: str | Path | None = None) -> Callable[..., Any]:

@@ -16,8 +16,9 @@ def _serve(args: argparse.Namespace) -> int:
     from .llm import local
 
     if args.stop:
-        print("Stopped the local model server." if local.stop_server() else "No local model server was running.")
-        return 0
+        result = local.stop_server()
+        print(result.message)
+        return 0 if result.outcome in ("stopped", "not_running") else 1
     if args.status:
         state = local.status()
         print(f"Running: pid {state['pid']} at {state['url']}" if state else "Not running.")
@@ -36,13 +37,16 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _usage(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from .llm import config, ledger
 
     table = ledger.summary(days=args.days)
     if table.empty:
-        print(f"No model calls recorded yet in {config.ledger_path()}.")
+        when = "yet" if args.days is None else f"in the last {args.days} day(s)"
+        print(f"No model calls recorded {when} in {config.ledger_path()}.")
         return 0
-    table["cost_usd"] = table["cost_usd"].map(lambda v: "unknown" if v != v else f"${v:,.4f}")
+    table["cost_usd"] = table["cost_usd"].map(lambda v: "unknown" if pd.isna(v) else f"${v:,.4f}")
     table["mean_latency_ms"] = table["mean_latency_ms"].round(0).astype("Int64")
     print(table.to_string(index=False))
     print(f"\nLedger: {config.ledger_path()}")
@@ -71,7 +75,8 @@ def _prepare_workspace(notebook_dir: Path) -> None:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from .llm import LLMSetupError, local
+    from .course.workspace import learner_jupyter
+    from .llm import LLMSetupError, config, local
 
     notebook_dir = Path(args.dir).resolve()
     _prepare_workspace(notebook_dir)
@@ -81,13 +86,25 @@ def _lab(args: argparse.Namespace) -> int:
     except LLMSetupError as exc:
         print(f"Warning: {exc}\nJupyterLab opens anyway; cells that call the model will explain the problem.")
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
-    command = [jupyter, "lab", f"--notebook-dir={notebook_dir}", "--ip=127.0.0.1", "--no-browser"]
-    if args.port:
-        command.append(f"--port={args.port}")
+    launch = learner_jupyter(notebook_dir, config.home() / "jupyter-learner", jupyter, args.port)
+    if launch.as_root:
+        print("Note: running as root (as containers and CI do), so JupyterLab starts with --allow-root.")
     print("Starting JupyterLab; open the http://127.0.0.1:... URL it prints below. Ctrl-C twice stops it.")
     sys.stdout.flush()
-    os.execv(command[0], command)
+    os.execvpe(launch.argv[0], launch.argv, launch.env)
     return 0  # not reached
+
+
+def _days(text: str) -> int:
+    """--days: a whole number of 1 or more."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; use e.g. --days 7") from None
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"days must be 1 or more (1 means today only), not {days}; "
+                                         "leave --days out to see everything")
+    return days
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(func=_doctor)
 
     usage = commands.add_parser("usage", help="model calls, tokens and cost by day and model")
-    usage.add_argument("--days", type=int, default=None, help="only the last N days")
+    usage.add_argument("--days", type=_days, default=None, help="only the last N days (1 = today)")
     usage.set_defaults(func=_usage)
 
     lab = commands.add_parser("lab", help="start the local model and JupyterLab on your copies of the labs")
@@ -123,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `marketlab` command."""
+    """Entry point of the `marketlab` command (also `python -m marketlab`)."""
     args = build_parser().parse_args(argv)
-    from .llm import LLMSetupError
+    from .errors import MarketlabError
 
     try:
         if args.command == "course":
@@ -133,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return run(args)
         return args.func(args)
-    except LLMSetupError as exc:
-        print(f"Problem: {exc.problem}\nHow to fix: {exc.fix}", file=sys.stderr)
+    except MarketlabError as exc:
+        print(f"Problem: {exc.problem}" + (f"\nHow to fix: {exc.fix}" if exc.fix else ""), file=sys.stderr)
         return 2
 
 

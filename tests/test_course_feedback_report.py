@@ -1,7 +1,8 @@
-"""Learner feedback, cohort report and usage files, on a small fake course with a real nbgrader gradebook."""
+"""Learner feedback, cohort report and usage files, from typed grading records on a small fake course."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -13,11 +14,14 @@ from typing import Any
 import nbformat
 import pandas as pd
 import pytest
+from markupsafe import escape
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.api import Gradebook
 
+from marketlab.course import records
 from marketlab.course.feedback import write_feedback
-from marketlab.course.layout import GRADING_RECORD, SETTINGS_FILE, USAGE_FILE, Course
+from marketlab.course.layout import SETTINGS_FILE, USAGE_FILE, Course
+from marketlab.course.records import CheckOutcome, GradingRecord, ManualCell, Problem
 from marketlab.course.report import write_report
 from marketlab.llm import ledger
 
@@ -26,55 +30,71 @@ pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 
 HIDDEN = "HIDDEN-TEST-MARKER-7731"
 SOLUTION = "SOLUTION-MARKER-5190"
-HOSTILE_ERROR = "CheckFailed: the brief has no acceptance tests. <script>alert('pwned')</script>"
-MEMORY_DETAIL = "Your notebook ran out of memory in cell 'objective' (limit 1 GB)."
-CORRUPT_REASON = "Your notebook file could not be read: it is not valid JSON."
-
-# lab -> grade cell -> (max_score, cell_type); markdown cells are marked by the instructor
-LABS: dict[str, dict[str, tuple[float, str]]] = {
-    "01-brief": {"check-objective": (1.0, "code"), "check-brief": (2.0, "code"),
-                 "reflect-vendor": (3.0, "markdown")},
-    "02-segments": {"check-segments": (2.0, "code"), "check-size": (2.0, "code")},
-}
-# (student, lab) -> grade cell -> (auto_score, manual_score); ben's 02 is not in the gradebook at all
-SCORES: dict[tuple[str, str], dict[str, tuple[float | None, float | None]]] = {
-    ("ana", "01-brief"): {"check-objective": (1.0, None), "check-brief": (2.0, None), "reflect-vendor": (None, 3.0)},
-    ("ana", "02-segments"): {"check-segments": (2.0, None), "check-size": (2.0, None)},
-    ("ben", "01-brief"): {"check-objective": (1.0, None), "check-brief": (0.0, None), "reflect-vendor": (None, None)},
-    ("cy", "01-brief"): {"check-objective": (0.0, None), "check-brief": (2.0, None), "reflect-vendor": (None, 2.0)},
-    ("cy", "02-segments"): {"check-segments": (2.0, None), "check-size": (2.0, None)},
-    ("dan", "01-brief"): {"check-objective": (1.0, None), "check-brief": (2.0, None), "reflect-vendor": (None, 3.0)},
-    ("dan", "02-segments"): {"check-segments": (2.0, None), "check-size": (2.0, None)},
-}
+HOSTILE_OUTPUT = "CheckFailed: nothing to see <script>alert('pwned')</script>"
+HOSTILE_NAME = "<script>"  # a learner id is a folder name: anything but "/" goes
+FORMULA_NAME = "=1+1"
+LONG_OUTPUT = "x" * 5000
+GRADER_DETAIL = "graders/lab01.py raised KeyError('brief') in grade_brief"
+OBJECTIVE = "The brief states one business objective"
+ACCEPTANCE = "The brief has no acceptance tests: found 'Goal: sell more'."
+HINT = "Add a line that starts with 'Acceptance:'."
 
 
 def _source_notebook(lab: str) -> nbformat.NotebookNode:
-    cells = [new_markdown_cell(f"# {lab}")]
-    for name, (max_score, cell_type) in LABS[lab].items():
-        meta = {"nbgrader": {"grade": True, "grade_id": name, "points": max_score, "locked": cell_type == "code",
-                             "solution": cell_type == "markdown", "schema_version": 3}}
-        if cell_type == "code":
-            cells.append(new_code_cell(f"### BEGIN HIDDEN TESTS\nassert '{HIDDEN}'\n### END HIDDEN TESTS",
-                                       metadata=meta))
-        else:
-            cells.append(new_markdown_cell(f"### BEGIN SOLUTION\n{SOLUTION}\n### END SOLUTION", metadata=meta))
-    return new_notebook(cells=cells)
+    """An instructor notebook with hidden tests and a solution: none of it may reach a page."""
+    meta = {"nbgrader": {"grade": True, "grade_id": "check", "points": 1, "locked": True, "schema_version": 3}}
+    return new_notebook(cells=[new_markdown_cell(f"# {lab}\n### BEGIN SOLUTION\n{SOLUTION}\n### END SOLUTION"),
+                               new_code_cell(f"### BEGIN HIDDEN TESTS\nassert '{HIDDEN}'\n### END HIDDEN TESTS",
+                                             metadata=meta)])
 
 
-def _cell(lab: str, name: str, score: float | None, error: str | None = None) -> dict[str, Any]:
-    max_score, cell_type = LABS[lab][name]
-    return {"notebook": lab, "score": score, "max_score": max_score, "autograded": cell_type == "code",
-            "error": error}
+def _brief(student: str, objective: float = 1.0, brief: float = 2.0, *, reflection: float | None = None,
+           **fields: Any) -> GradingRecord:
+    """A record of lab 01-brief: two automatic checks and one hand-marked reflection."""
+    checks = fields.pop("checks", None) or [
+        CheckOutcome(grade_id="check-objective", notebook="01-brief", what=OBJECTIVE, passed=objective == 1.0,
+                     score=objective, max_score=1.0),
+        CheckOutcome(grade_id="check-brief", notebook="01-brief", passed=brief == 2.0, score=brief, max_score=2.0)]
+    manual = [ManualCell(grade_id="reflect-vendor", notebook="01-brief", score=reflection, max_score=3.0)]
+    return GradingRecord(student=student, lab="01-brief", checks=checks, manual=manual, seconds=1.5, **fields)
 
 
-def _record(student: str, lab: str, **extra: Any) -> dict[str, Any]:
-    scores = SCORES.get((student, lab), {})
-    cells = {name: _cell(lab, name, scores.get(name, (0.0, None))[0]) for name in LABS[lab]}
-    record = {"student": student, "lab": lab, "status": "graded", "reason": "", "problems": [],
-              "score": sum(c["score"] or 0.0 for c in cells.values() if c["autograded"]),
-              "max_score": sum(c["max_score"] for c in cells.values() if c["autograded"]),
-              "seconds": 1.5, "graded_at": "2026-11-23T10:00:00+00:00", "cells": cells}
-    record.update(extra)
+def _segments(student: str, score: float = 2.0, **fields: Any) -> GradingRecord:
+    """A record of lab 02-segments: two automatic checks."""
+    checks = fields.pop("checks", None) or [
+        CheckOutcome(grade_id=name, notebook="02-segments", passed=score == 2.0, score=score, max_score=2.0)
+        for name in ("check-segments", "check-size")]
+    return GradingRecord(student=student, lab="02-segments", checks=checks, seconds=1.5, **fields)
+
+
+def _not_run(grade_id: str, max_score: float, reason: str) -> CheckOutcome:
+    return CheckOutcome(grade_id=grade_id, max_score=max_score, reason=reason)
+
+
+RECORDS = [
+    _brief("ana"),  # reflection marked by hand in the gradebook after autograde
+    _segments("ana"),
+    _brief("ben", brief=0.0, checks=None, learner_output=[HOSTILE_OUTPUT, LONG_OUTPUT]),
+    _segments("ben", 0.0, status="failed", problems=[Problem(kind="corrupt_notebook")],
+              checks=[_not_run("check-segments", 2.0, "not_run"), _not_run("check-size", 2.0, "not_run")]),
+    _brief("cy", reflection=2.0, problems=[Problem(kind="memory", cell="check-objective"),
+                                           Problem(kind="grader_error", cell="check-brief")],
+           instructor_detail=GRADER_DETAIL,
+           checks=[_not_run("check-objective", 1.0, "not_run"), _not_run("check-brief", 2.0, "grader_error")]),
+    _segments("cy"),
+    _brief("dan", reflection=3.0, problems=[Problem(kind="edited_tests", cell="check-brief"),
+                                            Problem(kind="duplicate_cell", cell="check-objective")]),
+    GradingRecord(student="dan", lab="02-segments", status="not submitted", problems=[Problem(kind="not_submitted")]),
+    _brief(HOSTILE_NAME, reflection=3.0, learner_output=["<img src=x onerror=alert(1)>"]),
+    _brief(FORMULA_NAME, reflection=3.0),
+]
+STUDENTS = ["<script>", "=1+1", "ana", "ben", "cy", "dan"]
+
+
+def _ben_fails_the_brief(record: GradingRecord) -> GradingRecord:
+    if (record.student, record.lab) == ("ben", "01-brief"):
+        record.checks[1].problems = [ACCEPTANCE]
+        record.checks[1].hint = HINT
     return record
 
 
@@ -90,20 +110,19 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _fill_gradebook(url: str) -> None:
+    """nbgrader's gradebook after autograde, with ana's reflection since marked by hand (3 of 3)."""
     with Gradebook(url, course_id="marketlab") as gb:
-        for lab, cells in LABS.items():
-            gb.add_assignment(lab)
-            gb.update_or_create_notebook(lab, lab)
-            for name, (max_score, cell_type) in cells.items():
-                gb.update_or_create_grade_cell(name, lab, lab, max_score=max_score, cell_type=cell_type)
-        for student in sorted({s for s, _ in SCORES} | {"ben"}):
+        gb.add_assignment("01-brief")
+        gb.update_or_create_notebook("01-brief", "01-brief")
+        for name, points, cell_type in (("check-objective", 1.0, "code"), ("check-brief", 2.0, "code"),
+                                        ("reflect-vendor", 3.0, "markdown")):
+            gb.update_or_create_grade_cell(name, "01-brief", "01-brief", max_score=points, cell_type=cell_type)
+        for student in ("ana", "ben"):
             gb.add_student(student)
-        for (student, lab), scores in SCORES.items():
-            submission = gb.update_or_create_submission(lab, student)
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    grade.auto_score, grade.manual_score = scores[grade.name]
-                    grade.needs_manual_grade = scores[grade.name] == (None, None)
+            submission = gb.update_or_create_submission("01-brief", student)
+            for grade in submission.notebooks[0].grades:
+                if grade.name == "reflect-vendor":
+                    grade.manual_score = 3.0 if student == "ana" else None
             gb.db.commit()
 
 
@@ -115,43 +134,27 @@ def course(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Course:
     root = tmp_path / "course"
     url = f"sqlite:///{root / 'gradebook.db'}"
     _write_json(root / SETTINGS_FILE, {"course_id": "marketlab", "labs_dir": str(tmp_path / "labs"), "db_url": url})
-    for lab in LABS:
+    for lab in ("01-brief", "02-segments"):
         (root / "source" / lab).mkdir(parents=True)
         nbformat.write(_source_notebook(lab), root / "source" / lab / f"{lab}.ipynb")
     _fill_gradebook(url)
-
-    records = {
-        ("ana", "01-brief"): _record("ana", "01-brief"),
-        ("ana", "02-segments"): _record("ana", "02-segments"),
-        ("ben", "01-brief"): _record("ben", "01-brief", reason="One check did not pass.", cells={
-            **_record("ben", "01-brief")["cells"],
-            "check-brief": _cell("01-brief", "check-brief", 0.0, HOSTILE_ERROR)}),
-        ("ben", "02-segments"): _record("ben", "02-segments", status="failed", reason=CORRUPT_REASON,
-                                        score=0.0, cells={}, problems=[
-                                            {"kind": "corrupt_notebook", "detail": CORRUPT_REASON, "cell": ""}]),
-        ("cy", "01-brief"): _record("cy", "01-brief", reason="Your notebook ran out of memory.", problems=[
-            {"kind": "memory", "detail": MEMORY_DETAIL, "cell": "objective"}], cells={
-            **_record("cy", "01-brief")["cells"],
-            "check-objective": _cell("01-brief", "check-objective", 0.0, "MemoryError: ")}),
-        ("cy", "02-segments"): _record("cy", "02-segments"),
-        ("dan", "01-brief"): _record("dan", "01-brief", problems=[
-            {"kind": "edited_tests", "detail": "The check cell 'check-brief' was changed.", "cell": "check-brief"}]),
-        ("dan", "02-segments"): _record("dan", "02-segments"),
-    }
-    for (student, lab), record in records.items():
-        (root / "submitted" / student / lab).mkdir(parents=True)
-        (root / "submitted" / student / lab / f"{lab}.ipynb").write_text("{}")
-        _write_json(root / "autograded" / student / lab / GRADING_RECORD, record)
+    course = Course(root)
+    for record in RECORDS:
+        records.write(course, _ben_fails_the_brief(record.model_copy(deep=True)))
+        folder = root / "submitted" / record.student / record.lab
+        folder.mkdir(parents=True)
+        # a submitted notebook holding the hidden tests: feedback must never read notebooks
+        nbformat.write(_source_notebook(record.lab), folder / f"{record.lab}.ipynb")
     _write_json(root / "submitted" / "ana" / "01-brief" / USAGE_FILE, _usage(0.0125))
     _write_json(root / "submitted" / "ana" / "02-segments" / USAGE_FILE, _usage(0.025, calls=5))
     (root / "submitted" / "ben" / "01-brief" / USAGE_FILE).write_text('{"models": [ {"calls": 3,')
     _write_json(root / "submitted" / "dan" / "01-brief" / USAGE_FILE, _usage(None))
-    return Course(root)
+    return course
 
 
-def _section(page: str, title: str) -> str:
-    start = page.index(f"<h2>{title}</h2>")
-    end = page.find("<h2>", start + 1)
+def _section(page: str, title: str, tag: str = "h2") -> str:
+    start = page.index(f"<{tag}>{title}")
+    end = page.find(f"<{tag}>", start + 1)
     return page[start:end if end != -1 else None]
 
 
@@ -161,30 +164,87 @@ def _row(section: str, first_cell: str) -> str:
     return match.group(0)
 
 
+def _text(page: str) -> str:
+    """The page as a reader sees it: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
 # ---- feedback --------------------------------------------------------------------------------
 
 
-def test_feedback_gives_reasons_escapes_and_never_shows_tests(course: Course) -> None:
+@pytest.fixture
+def pages(course: Course) -> dict[str, str]:
     paths = write_feedback(course)
-    assert paths == [course.root / "feedback" / s / "index.html" for s in ("ana", "ben", "cy", "dan")]
-    pages = {p.parent.name: p.read_text() for p in paths}
-    for text in pages.values():
-        assert HIDDEN not in text and SOLUTION not in text and "BEGIN HIDDEN" not in text
-        assert "<script" not in text
+    assert paths == [course.root / "feedback" / s / "index.html" for s in STUDENTS]
+    return {p.parent.name: p.read_text() for p in paths}
 
-    ben = pages["ben"]
-    assert "CheckFailed: the brief has no acceptance tests." in ben
-    assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in ben
-    brief = _section(ben, "01-brief")
-    assert "1 / 6 points" in brief and "Not passed" in brief and "Marked by your instructor" in brief
-    segments = _section(ben, "02-segments")
-    assert "0 / 4 points" in segments and "Could not be marked" in segments
-    assert CORRUPT_REASON in segments
 
-    cy = pages["cy"]
-    assert "Ran out of memory: Your notebook ran out of memory in cell &#x27;objective&#x27;" in cy
-    assert "MemoryError" in cy and "4 / 6 points" in cy
-    assert "6 / 6 points" in pages["ana"] and "Not passed" not in pages["ana"]
+def test_feedback_escapes_learner_text_and_never_shows_tests(pages: dict[str, str]) -> None:
+    for page in pages.values():
+        assert HIDDEN not in page and SOLUTION not in page and "BEGIN HIDDEN" not in page
+        assert "<script" not in page and "<img" not in page
+    hostile = pages[HOSTILE_NAME]
+    assert "Your lab feedback: &lt;script&gt;</h1>" in hostile
+    assert "&lt;img src=x onerror=alert(1)&gt;" in hostile
+
+    ben = _section(pages["ben"], "01-brief")
+    theirs = ben.index("<h3>What your notebook printed</h3>")
+    assert "your notebook's own output" in ben[theirs:]
+    escaped = "CheckFailed: nothing to see &lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;"
+    assert ben.index(escaped) > theirs and escaped in re.findall(r'<pre class="theirs">(.*?)</pre>', ben, re.S)
+    longest = max(re.findall(r'<pre class="theirs">(.*?)</pre>', ben, re.S), key=len)
+    assert longest.startswith("xxx") and longest.endswith("…") and len(longest) == 600
+
+
+def test_feedback_gives_catalogue_reasons_and_readable_check_names(pages: dict[str, str]) -> None:
+    label, text = records.CATALOGUE["corrupt_notebook"]
+    segments = _text(_section(pages["ben"], "02-segments"))
+    assert "Automatic checks: 0 / 4 points · Could not be marked" in segments
+    assert f"{label}. {text}" in segments
+    assert records.CATALOGUE["not_run"][1] in segments
+
+    brief = _section(pages["ben"], "01-brief")
+    assert "<tr><td>Brief</td><td class=\"failed\">Not passed</td>" in brief
+    assert escape(ACCEPTANCE) in brief and escape(HINT) in brief
+    assert f"<tr><td>{OBJECTIVE}</td><td class=\"passed\">Passed</td>" in brief
+    assert "check-objective" not in _text(brief)
+
+    cy = _text(_section(pages["cy"], "01-brief"))
+    memory_label, memory_text = records.CATALOGUE["memory"]
+    assert f"{memory_label}. {memory_text} (cell “Objective”)" in cy
+    notes = _text(_section(pages["dan"], "01-brief"))
+    assert records.CATALOGUE["duplicate_cell"][1] in notes and records.CATALOGUE["edited_tests"][1] in notes
+    assert f"{records.CATALOGUE['duplicate_cell'][1]} (cell “{OBJECTIVE}”)" in notes  # named as in its table row
+
+
+def test_feedback_shows_automatic_score_and_hand_marking_apart(pages: dict[str, str]) -> None:
+    ben = _text(_section(pages["ben"], "01-brief"))
+    assert "Automatic checks: 1 / 3 points" in ben
+    assert "Awaiting hand marking: 3 points." in ben and "these points are not lost" in ben
+    assert "Reflect vendor Awaiting hand marking – / 3" in ben
+    assert "/ 6" not in ben  # the unmarked reflection is not shown as a lost point
+
+    ana = _text(_section(pages["ana"], "01-brief"))  # marked in the gradebook since autograde
+    assert "Automatic checks: 3 / 3 points" in ana and "Marked by your instructor: 3 / 3 points" in ana
+    assert "Awaiting hand marking" not in ana and "Not passed" not in ana
+
+
+def test_feedback_says_not_submitted_rather_than_zero(pages: dict[str, str]) -> None:
+    for student in ("dan", HOSTILE_NAME):  # dan's record says so; the other has no record at all
+        segments = _text(_section(pages[student], "02-segments"))
+        assert segments.startswith("02-segments Not submitted") and "You have not handed in this lab" in segments
+        assert "points" not in segments and "0 / 0" not in segments
+    assert records.CATALOGUE["not_submitted"][1] in _section(pages["dan"], "02-segments")
+
+
+def test_feedback_hides_set_up_problems_from_the_learner(pages: dict[str, str]) -> None:
+    cy = _section(pages["cy"], "01-brief")
+    for kind in records.INSTRUCTOR_KINDS:
+        label, text = records.CATALOGUE[kind]
+        assert label not in cy and text not in cy
+    assert GRADER_DETAIL not in cy and "KeyError" not in cy
+    assert "did not work on the course's side" in cy
+    assert "Not marked automatically because of a problem on the course's side" in _row(cy, "Brief")
 
 
 def test_feedback_refuses_a_student_id_outside_the_folder(course: Course) -> None:
@@ -195,47 +255,67 @@ def test_feedback_refuses_a_student_id_outside_the_folder(course: Course) -> Non
 # ---- report ----------------------------------------------------------------------------------
 
 
-def test_grades_csv_has_exact_scores(course: Course) -> None:
+def test_grades_csv_splits_automatic_and_hand_marked_points(course: Course) -> None:
     csv_path, _ = write_report(course)
-    frame = pd.read_csv(csv_path).set_index(["student", "lab"])
-    assert list(frame.columns[:5]) == ["score", "max_score", "percent", "status", "reason"]
-    assert len(frame) == 8
+    frame = pd.read_csv(csv_path, keep_default_na=False, na_values=[""]).set_index(["student", "lab"])
+    assert list(frame.columns[:8]) == ["score", "max_score", "percent", "status", "reason", "auto_score",
+                                       "auto_max", "awaiting_hand_marking"]
+    assert len(frame) == 12
     assert frame.loc[("ana", "01-brief"), ["score", "max_score", "percent"]].tolist() == [6.0, 6.0, 100.0]
-    assert frame.loc[("ben", "01-brief"), "score"] == 1.0
-    assert frame.loc[("ben", "01-brief"), "01-brief:check-brief"] == 0.0
-    assert pd.isna(frame.loc[("ben", "01-brief"), "01-brief:reflect-vendor"])  # not marked yet
-    assert frame.loc[("ben", "02-segments"), ["score", "max_score", "status"]].tolist() == [0.0, 4.0, "failed"]
-    assert frame.loc[("ben", "02-segments"), "reason"] == CORRUPT_REASON
-    assert frame.loc[("cy", "01-brief"), ["score", "percent"]].tolist() == [4.0, 66.7]
-    assert frame.loc[("cy", "01-brief"), "01-brief:check-objective"] == 0.0
-    assert frame.loc[("dan", "02-segments"), "02-segments:check-size"] == 2.0
+    assert frame.loc[("ana", "01-brief"), "01-brief:reflect-vendor"] == 3.0  # from the gradebook
+    ben = frame.loc[("ben", "01-brief")]
+    assert ben[["score", "max_score", "percent", "auto_score", "auto_max", "awaiting_hand_marking"]].tolist() == \
+        [1.0, 6.0, 33.3, 1.0, 3.0, 3.0]
+    assert ben["01-brief:check-brief"] == 0.0 and pd.isna(ben["01-brief:reflect-vendor"])
+    failed = frame.loc[("ben", "02-segments")]
+    assert failed[["score", "max_score", "status"]].tolist() == [0.0, 4.0, "failed"]
+    assert failed["reason"] == records.CATALOGUE["corrupt_notebook"][1]
+    for key in (("dan", "02-segments"), (HOSTILE_NAME, "02-segments")):
+        assert frame.loc[key, "status"] == "not submitted" and pd.isna(frame.loc[key, "score"])
+    assert frame.loc[("cy", "01-brief"), ["score", "percent"]].tolist() == [2.0, 33.3]
+    assert ("'" + FORMULA_NAME, "01-brief") in frame.index  # kept as text, never run as a formula
 
 
-def test_report_html_flags_risk_usage_problems_and_embeds_plots(course: Course) -> None:
+def test_report_lists_flagged_submissions_by_kind(course: Course) -> None:
     _, html_path = write_report(course)
     page = html_path.read_text()
     assert page.count('src="data:image/png;base64,') == 3
-    assert "<script" not in page and HIDDEN not in page
+    assert "<script" not in page and HIDDEN not in page and SOLUTION not in page
+    assert "&lt;script&gt;" in page
+
+    flagged = _section(page, "Flagged submissions")
+    grader = _section(flagged, "A grader failed (grader_error)", "h3")
+    assert "Set-up problem: yours to fix, not shown to learners." in grader
+    assert _row(grader, "cy") == (f"<tr><td>cy</td><td>01-brief</td><td>check-brief</td><td class=num>0 / 3</td>"
+                                  f"<td>{escape(GRADER_DETAIL)}</td></tr>")
+    assert GRADER_DETAIL not in _section(flagged, "Ran out of memory (memory)", "h3")  # set-up detail stays apart
+    assert "<td>ben</td><td>02-segments</td>" in _section(flagged, "The notebook file is damaged (corrupt_notebook)",
+                                                          "h3")
+    assert "<td>dan</td><td>01-brief</td><td>check-brief</td>" in _section(flagged, "A check cell was changed", "h3")
+    assert "Note, not counted" in _section(flagged, "A cell was copied (duplicate_cell)", "h3")
+    assert "<td>dan</td><td>02-segments</td>" in _section(flagged, "Not submitted (not_submitted)", "h3")
+    assert "ana" not in flagged
 
     risk = _section(page, "Learners at risk")
-    assert "ben" in risk and "could not be marked" in risk and "average 8%" in risk
-    assert "dan" in risk and "edited_tests" in risk
+    assert "could not be marked" in _row(risk, "ben") and "average 17%" in _row(risk, "ben")
+    assert "edited_tests" in _row(risk, "dan")
     assert ">ana<" not in risk and ">cy<" not in risk
+
+    pending = _section(page, "Awaiting hand marking")
+    assert _row(pending, "ben") == "<tr><td>ben</td><td>01-brief</td><td>Reflect vendor</td><td class=num>3</td></tr>"
+    assert ">ana<" not in pending
+
+    checks = _section(page, "Which checks were missed")
+    assert f"<td>01-brief</td><td>{OBJECTIVE}</td><td>check-objective</td><td class=num>1</td><td class=num>6</td>" \
+        in checks
+    # cy's check-brief failed on the course's side: it does not count against the learner
+    assert "<td>01-brief</td><td>Brief</td><td>check-brief</td><td class=num>1</td><td class=num>5</td>" in checks
 
     usage = _section(page, "Model usage and cost")
     assert "$0.0375" in _row(usage, "ana") and ">8<" in _row(usage, "ana")
     assert "no usage recorded" in _row(usage, "cy")
-    ben = _row(usage, "ben")
-    assert "usage file unreadable" in ben and "not valid JSON" in ben
+    assert "usage file unreadable" in _row(usage, "ben") and "not valid JSON" in _row(usage, "ben")
     assert "+ unknown" in _row(usage, "dan")
-
-    problems = _section(page, "Problems while grading")
-    assert "Your notebook ran out of memory in cell &#x27;objective&#x27;" in problems
-    assert "The notebook file is damaged (corrupt_notebook)" in problems
-    assert "The check cells were changed (edited_tests)" in problems
-
-    checks = _section(page, "Which checks were missed")
-    assert re.search(r"<td>01-brief</td><td>check-objective</td><td class=num>1</td><td class=num>4</td>", checks)
 
 
 # ---- usage files -----------------------------------------------------------------------------
@@ -244,7 +324,7 @@ def test_report_html_flags_risk_usage_problems_and_embeds_plots(course: Course) 
 def test_export_usage_round_trips_with_exact_sums(tmp_path: Path) -> None:
     db = tmp_path / "usage.sqlite"
     calls = [("openai", "gpt-4o-mini", 200, 120, 30, None), ("openai", "gpt-4o-mini", 200, 80, 15, None),
-             ("openai", "gpt-4o-mini", 429, None, None, "rate_limit_exceeded"),
+             ("openai", "gpt-4o-mini", 429, None, None, "rate_limit"),
              ("local", "smollm2-135m-instruct", 200, 40, 10, None), ("openai", "mystery-model", 200, 5, 5, None)]
     for backend, model, status, prompt, completion, error in calls:
         ledger.record(backend=backend, model=model, endpoint="/chat/completions", status=status,

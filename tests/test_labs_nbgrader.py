@@ -123,12 +123,37 @@ def _tiny_lab(folder: Path) -> Path:
     return lab
 
 
+TINY_GRADERS = """
+from marketlab.checks import CheckResult
+
+
+def grade_double(sub):
+    result = CheckResult("double", "double doubles")
+    try:
+        if sub.function("double")(21) != 42:
+            result.fail("double(21) is not 42")
+    except Exception as err:
+        result.fail(f"double(21) stopped: {err}")
+    return result
+
+
+def grade_nothing(sub):
+    return CheckResult("nothing", "passes whatever the notebook holds")
+
+
+GRADERS = {"check-double": grade_double, "check-nothing": grade_nothing}
+"""
+
+
 @pytest.mark.slow
 def test_validate_reports_a_wrong_solution_and_a_test_students_pass(tmp_path: Path) -> None:
-    result = validate_lab(_tiny_lab(tmp_path / "labs"), workdir=tmp_path / "course", backend="scripted")
+    graders = tmp_path / "graders"
+    graders.mkdir()
+    (graders / "lab99.py").write_text(TINY_GRADERS)
+    result = validate_lab(_tiny_lab(tmp_path / "labs"), workdir=tmp_path / "course", graders_dir=graders)
     assert not result.ok
+    # decided by the graders, outside the sandbox: the wrong solution fails, the empty check passes
     assert [s.grade_id for s in result.solution_failures] == ["check-double"]
-    # passes only because the backend reached the grading kernel
     assert [s.grade_id for s in result.student_passes] == ["check-nothing"]
     assert "solution fails" in result.summary() and "student version passes" in result.summary()
 
@@ -137,7 +162,7 @@ def test_leak_detection_finds_solution_and_hidden_text() -> None:
     source = _notebook(LABS[1])
     leaked = _leaks(source, source, "01-brief.ipynb")
     assert any("BEGIN SOLUTION" in leak for leak in leaked)
-    assert any("grade_build_messages(build_messages, brief)" in leak for leak in leaked)
+    assert any("graders/lab01.py (grade_build_messages)" in leak for leak in leaked)
     assert any("failure_handling = \"Descriptions that fail" in leak for leak in leaked)
 
     from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions

@@ -168,3 +168,20 @@ def test_abandoned_stream_releases_the_model(api):
     next(iter(stream))
     stream.close()
     assert ask(api, PROMPTS[0], max_tokens=5)
+
+
+def test_an_unknown_model_is_a_404_that_names_the_models_served(api):
+    with pytest.raises(openai.NotFoundError) as caught:
+        api.chat.completions.create(model="gpt-4o", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 404
+    error = caught.value.body
+    assert error["code"] == "model_not_found" and error["type"] == "invalid_request_error"
+    assert error["param"] == "model"
+    assert "`gpt-4o`" in error["message"] and llm.model_name() in error["message"]
+    assert ask(api, PROMPTS[2], max_tokens=5)  # the server goes on serving the real name
+
+
+def test_a_missing_model_is_a_400(local_base_url):
+    reply = httpx2.post(f"{local_base_url}/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+    assert reply.status_code == 400
+    assert reply.json()["error"]["param"] == "model" and llm.model_name() in reply.json()["error"]["message"]

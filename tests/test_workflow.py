@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -12,9 +13,9 @@ import pytest
 from pydantic import BaseModel, Field
 
 from marketlab import data, reference
-from marketlab.llm.testing import Fault, ScriptedEndpoint
-from marketlab.workflow import (META_COLUMNS, RetryPolicy, Rules, WorkflowInputError, failure_report, run_batch,
-                                summarize)
+from marketlab.llm.testing import Fault, ScriptedEndpoint, default_reply
+from marketlab.workflow import (META_COLUMNS, Limits, RetryPolicy, Rules, RunSettings, WorkflowInputError,
+                                WorkflowSettingsError, failure_report, run_batch, summarize)
 
 FAST = RetryPolicy(base_delay=0.01, max_delay=0.05)
 
@@ -127,34 +128,89 @@ def test_a_schema_the_model_cannot_meet_fails_every_row_with_the_reason(products
     assert len(out) == 3
 
 
+class TimedEndpoint(ScriptedEndpoint):
+    """Records when each chat request arrived, how many were in flight at once, and the timeouts sent."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.arrivals: list[float] = []
+        self.timeouts: list[dict] = []
+        self.in_flight = self.most_in_flight = 0
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        with self._lock:
+            self.arrivals.append(time.monotonic())
+            self.timeouts.append(dict(request.extensions.get("timeout", {})))
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return super().handle_request(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
 def test_retry_after_is_honoured(products):
-    endpoint = ScriptedEndpoint([Fault.rate_limit(retry_after=0.6)])
-    started = time.perf_counter()
+    endpoint = TimedEndpoint([Fault.rate_limit(retry_after=0.6)])
     out = run(products.head(1), endpoint, retry=RetryPolicy(base_delay=0.0))
-    assert time.perf_counter() - started >= 0.6
+    assert endpoint.arrivals[1] - endpoint.arrivals[0] >= 0.6
     assert out["status"].iloc[0] == "ok" and endpoint.calls == 2
+    assert out["wait_s"].iloc[0] >= 0.6 and "Waiting: 0.6 s" in str(summarize(out))
 
 
 def test_a_retry_after_longer_than_allowed_fails_the_row_at_once(products):
-    started = time.perf_counter()
-    out = run(products.head(1), ScriptedEndpoint([Fault.rate_limit(retry_after=50)]),
-              retry=RetryPolicy(max_retry_after=5))
-    assert time.perf_counter() - started < 5
+    endpoint = ScriptedEndpoint([Fault.rate_limit(retry_after=50)])
+    out = run(products.head(1), endpoint, retry=RetryPolicy(max_retry_after=5))
+    assert endpoint.calls == 1 and out["wait_s"].iloc[0] < 5
     assert out["error_kind"].iloc[0] == "rate_limit" and "asked to wait 50 s" in out["error"].iloc[0]
 
 
+def test_a_429_pauses_every_worker_before_its_next_request(products):
+    # rpm=300: the four workers' first requests are spaced 0.2 s apart; the first gets a 429 asking
+    # for 1 s. Workers already waiting for their slot must see the pause too.
+    endpoint = TimedEndpoint([Fault.rate_limit(retry_after=1.0)])
+    out = run(products.head(4), endpoint, workers=4, rpm=300)
+    assert (out["status"] == "ok").all()
+    refused = endpoint.arrivals[0]
+    during = [t - refused for t in endpoint.arrivals[1:] if 0.15 < t - refused < 0.95]
+    assert not during, f"requests sent during the pause, at +{during} s"
+
+
+def test_a_row_that_gives_up_on_429_still_holds_the_pause_for_the_others(products):
+    endpoint = TimedEndpoint([Fault.rate_limit(retry_after=0.5)])
+    out = run(products.head(2), endpoint, retry=RetryPolicy(max_attempts=1))
+    assert out["status"].tolist() == ["failed", "ok"] and out["error_kind"].iloc[0] == "rate_limit"
+    assert endpoint.arrivals[1] - endpoint.arrivals[0] >= 0.5
+
+
 def test_requests_per_minute_cap_spaces_the_calls(products):
-    started = time.perf_counter()
-    run(products.head(4), ScriptedEndpoint(), workers=4, rpm=300)  # one request every 0.2 s
-    assert time.perf_counter() - started >= 0.55
+    endpoint = TimedEndpoint()
+    run(products.head(4), endpoint, workers=4, rpm=300)  # one request every 0.2 s
+    gaps = [b - a for a, b in zip(endpoint.arrivals, endpoint.arrivals[1:])]
+    assert len(gaps) == 3 and min(gaps) >= 0.19
 
 
 def test_workers_run_rows_concurrently(products):
-    endpoint = ScriptedEndpoint(delay_s=0.3)
-    started = time.perf_counter()
-    out = run(products, endpoint, workers=6)
-    assert time.perf_counter() - started < 6 * 0.3 / 2
-    assert (out["status"] == "ok").all()
+    endpoint = TimedEndpoint(delay_s=0.3)
+    out = run(products, endpoint, workers=3)
+    assert endpoint.most_in_flight == 3 and (out["status"] == "ok").all()
+
+
+def test_default_request_timeout_fits_a_notebook(products):
+    endpoint = TimedEndpoint()
+    run(products.head(1), endpoint)
+    sent = endpoint.timeouts[0]
+    assert sent["read"] == RunSettings().timeouts.read <= 20 and sent["connect"] == 5
+    run(products.head(1), endpoint, request_timeout=60)
+    assert endpoint.timeouts[1]["read"] == 60
+
+
+def test_a_timed_out_row_says_so_in_the_summary(products):
+    out = run(products.head(2), ScriptedEndpoint([Fault.timeout()] * 2), retry=RetryPolicy(max_attempts=2,
+                                                                                          base_delay=0.6))
+    text = str(summarize(out))
+    assert out["error_kind"].iloc[0] == "timeout" and out["wait_s"].iloc[0] >= 0.6
+    assert "got no answer within the 20 s time limit" in text and "Waiting:" in text
 
 
 @pytest.mark.parametrize("workers", [1, 4])
@@ -177,6 +233,50 @@ def test_budget_stop_point_does_not_depend_on_concurrency():
     one = run(df, ScriptedEndpoint(), workers=1, max_tokens=50, token_budget=400)
     four = run(df, ScriptedEndpoint(), workers=4, max_tokens=50, token_budget=400)
     assert one["status"].tolist() == four["status"].tolist()
+
+
+def build_long(record):
+    """A house-style prompt of about 300 tokens that names the SKU."""
+    messages = build(record)
+    messages[0]["content"] += " Follow the house style guide closely." * 50
+    messages[1]["content"] += f" SKU {record['sku']}."
+    return messages
+
+
+def _repair_every_third(body):
+    """Malformed JSON for the first request of every third SKU; valid otherwise (repairs too)."""
+    number = int(re.search(r"SKU RO-(\d+)", json.dumps(body["messages"])).group(1))
+    is_repair = body["messages"][-2]["role"] == "assistant"
+    return Fault.malformed_json() if number % 3 == 0 and not is_repair else default_reply(body)
+
+
+def test_budget_accounting_is_exact_and_the_checkpoint_stays_for_a_larger_budget(tmp_path):
+    # The reported case: 6,000 tokens, replies of up to 200 tokens, some needing a repair.
+    df = data.load("products").head(20)
+    path = tmp_path / "run.jsonl"
+    endpoint = ScriptedEndpoint(responder=_repair_every_third)
+    out = run(df, endpoint, builder=build_long, workers=4, max_tokens=200, token_budget=6000, checkpoint=path)
+    assert {"ok", "repaired"} <= set(out["status"])
+    statuses, kinds, calls = out["status"].tolist(), out["error_kind"].tolist(), out["calls"].tolist()
+    assert int(out["prompt_tokens"].sum() + out["completion_tokens"].sum()) <= 6000
+    assert "skipped_budget" in statuses
+    first_stop = next(i for i, (s, k) in enumerate(zip(statuses, kinds)) if k == "budget")
+    # Nothing after the stop point was sent, and every row after it is skipped_budget.
+    assert all(c == 0 for c in calls[first_stop + 1:])
+    assert set(statuses[first_stop + 1:]) == {"skipped_budget"}
+    assert [i for i, k in enumerate(kinds) if k == "budget" and statuses[i] == "failed"] in ([], [first_stop])
+    assert path.exists(), "a run cut by the budget keeps its checkpoint"
+    assert "Checkpoint kept" in str(summarize(out))
+
+    again_endpoint = ScriptedEndpoint(responder=_repair_every_third)
+    again = run(df, again_endpoint, builder=build_long, workers=4, max_tokens=200, token_budget=60_000,
+                checkpoint=path)
+    assert set(again["status"]) <= {"ok", "repaired"} and not path.exists()
+    finished = sum(s in ("ok", "repaired") for s in statuses)
+    assert (again["source"] == "checkpoint").sum() == finished
+    summary = summarize(again)
+    assert summary.calls == again_endpoint.calls and summary.from_checkpoint == finished
+    assert summary.restored_calls == sum(c for c, s in zip(calls, statuses) if s in ("ok", "repaired"))
 
 
 def test_cost_budget_needs_a_price(products):
@@ -206,8 +306,56 @@ def test_cache_holds_no_messages_and_no_key(products, fresh_home):
     endpoint = ScriptedEndpoint()
     client = endpoint.client().with_options(api_key="sk-" + "live-TOPSECRET-0123456789")
     run_batch(products, build, Copy, client, "scripted", progress=False, show_summary=False)
-    raw = b"".join(p.read_bytes() for p in fresh_home.glob("workflow-cache.sqlite*"))
+    raw = b"".join(p.read_bytes() for p in (fresh_home / "workflow-cache").rglob("*") if p.is_file())
     assert raw and b"TOPSECRET" not in raw and products["name"].iloc[0].encode() not in raw
+
+
+def test_another_server_with_the_same_model_name_is_not_answered_from_the_cache(products, tmp_path, monkeypatch):
+    first = ScriptedEndpoint()
+    run(products, first, cache=True)
+    other = ScriptedEndpoint()
+    elsewhere = other.client().with_options(base_url="http://other-server.invalid/v1")
+    out = run_batch(products, build, Copy, elsewhere, "scripted", progress=False, show_summary=False,
+                    checkpoint=False)
+    assert other.calls == len(products) and set(out["source"]) == {"model"}
+    monkeypatch.setenv("MARKETLAB_BACKEND", "scripted")  # same URL, another backend: a new key too
+    again = ScriptedEndpoint()
+    run(products, again, cache=True)
+    assert again.calls == len(products)
+
+
+def test_the_checkpoint_of_one_server_is_not_restored_for_another(products, tmp_path):
+    path = tmp_path / "run.jsonl"
+
+    def stop_at_3(record):
+        if record["sku"] == products["sku"].iloc[3]:
+            raise KeyboardInterrupt
+        return build(record)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(products, ScriptedEndpoint(), builder=stop_at_3, checkpoint=path)
+    other = ScriptedEndpoint()
+    elsewhere = other.client().with_options(base_url="http://other-server.invalid/v1")
+    out = run_batch(products, build, Copy, elsewhere, "scripted", progress=False, show_summary=False,
+                    cache=False, checkpoint=path)
+    assert "checkpoint" not in set(out["source"]) and other.calls == len(products)
+
+
+def test_the_cache_is_a_bounded_diskcache_shared_between_processes(tmp_path):
+    import subprocess
+    import sys
+
+    import diskcache
+
+    from marketlab.workflow import ResponseCache
+
+    cache = ResponseCache(tmp_path / "c", size_limit_mb=8)
+    assert isinstance(cache._cache, diskcache.Cache) and cache._cache.size_limit == 8 * 1024 * 1024
+    code = ("from marketlab.workflow import ResponseCache; c = ResponseCache(%r); "
+            "c.put('k', {'content': 'from the other process'}); c.close()" % str(tmp_path / "c"))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert cache.get("k") == {"content": "from the other process"}
+    cache.close()
 
 
 def test_interrupted_run_resumes_without_redoing_finished_rows(products, fresh_home):
@@ -229,6 +377,11 @@ def test_interrupted_run_resumes_without_redoing_finished_rows(products, fresh_h
     assert out["source"].tolist() == ["checkpoint"] * 4 + ["model"] * 2
     assert endpoint.calls == len(products)  # every row was sent exactly once over both runs
     assert not saved[0].exists()  # a finished run removes its checkpoint
+    summary = summarize(out)
+    assert (summary.calls, summary.sent, summary.from_checkpoint, summary.restored_calls) == (2, 2, 4, 4)
+    text = str(summary)
+    assert "This run: 2 model call(s) (0 retries) for 2 row(s) sent" in text
+    assert "Restored from the checkpoint: 4 row(s), not sent again (an earlier run made their 4 call(s)" in text
 
 
 def test_checkpoint_survives_a_half_written_line(products, tmp_path):
@@ -266,6 +419,45 @@ def test_service_failures_are_not_checkpointed_so_a_resume_retries_them(products
 
 
 # -- bad input -------------------------------------------------------------------------------
+
+def test_settings_are_one_validated_value_and_keywords_map_onto_it(products):
+    built = RunSettings.build(workers=2, token_budget=500, include=["sku"], request_timeout=9, cache=False)
+    assert built == RunSettings(include=("sku",), limits=Limits(workers=2), budget={"tokens": 500},
+                                timeouts={"read": 9}, storage={"cache": False})
+    assert RunSettings.build(built, workers=3).limits.workers == 3 and built.limits.workers == 2
+    endpoint = ScriptedEndpoint()
+    out = run(products.head(2), endpoint, settings=RunSettings(include=("sku",), max_tokens=50))
+    assert list(out["sku"]) == list(products["sku"].head(2)) and endpoint.requests[0]["max_tokens"] == 50
+    assert eval(built.source(), vars(__import__("marketlab.workflow").workflow)) == built  # noqa: S307
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    ({"workers": 0}, "Use a number at least 1"),
+    ({"token_budget": -5}, "Use a number at least 0"),
+    ({"request_timeout": 0}, "Use a number more than 0"),
+    ({"wokers": 4}, "'wokers' is not a setting of run_batch"),
+])
+def test_bad_settings_get_a_clear_error(products, options, words):
+    with pytest.raises(WorkflowSettingsError) as caught:
+        run(products, ScriptedEndpoint(), **options)
+    assert words in str(caught.value) and caught.value.fix
+    with pytest.raises(WorkflowSettingsError):
+        Limits(workers=-1)
+
+
+def test_every_error_class_has_the_one_base_and_keeps_its_builtin():
+    from marketlab.artifacts import ArtifactError, ArtifactNotFoundError
+    from marketlab.brief import BriefError
+    from marketlab.data import DataError
+    from marketlab.errors import MarketlabError
+
+    for cls, builtin in ((WorkflowInputError, ValueError), (WorkflowSettingsError, ValueError),
+                         (BriefError, ValueError), (DataError, ValueError), (ArtifactError, ValueError),
+                         (ArtifactNotFoundError, FileNotFoundError)):
+        assert issubclass(cls, MarketlabError) and issubclass(cls, builtin), cls
+        err = cls("what is wrong", "what to do")
+        assert str(err) == "what is wrong\nHow to fix: what to do" and err._render_traceback_()[0].startswith("❌")
+
 
 def test_missing_column_is_an_up_front_error_naming_it(products):
     with pytest.raises(WorkflowInputError) as caught:
@@ -368,5 +560,5 @@ def test_summary_and_failure_report_in_plain_words(products):
     assert "6 rows" in text and "1 failed" in text and "1 × the reply was not valid JSON" in text
     report = failure_report(out, columns=("headline",))
     assert len(report) == 1 and report["what_it_means"].iloc[0] == "the reply was not valid JSON"
-    with pytest.raises(ValueError, match="not a workflow output"):
+    with pytest.raises(WorkflowInputError, match="not a workflow output"):
         summarize(products)

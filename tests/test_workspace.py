@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx2
 import nbformat
 import pytest
 
-from marketlab.course.workspace import prepare_workspace
+from marketlab.course.workspace import (INSTRUCTOR_LAB_PLUGINS, NEWS_LAB_PLUGINS, learner_jupyter,
+                                        prepare_workspace)
 
 REPO = Path(__file__).resolve().parent.parent
 LABS = sorted(p for p in (REPO / "labs").iterdir() if p.is_dir() and list(p.glob("*.ipynb")))
@@ -128,12 +136,12 @@ def test_marketlab_lab_prepares_the_folder_before_starting_jupyter(tmp_path: Pat
     class Exec(Exception):
         pass
 
-    def fake_execv(path: str, command: list[str]) -> None:
+    def fake_exec(path: str, command: list[str], env: dict[str, str]) -> None:
         started.append(command)
         raise Exec
 
     monkeypatch.setattr(local, "ensure_server", lambda: "http://127.0.0.1:1/v1")
-    monkeypatch.setattr(cli.os, "execv", fake_execv)
+    monkeypatch.setattr(cli.os, "execvpe", fake_exec)
     workspace = tmp_path / "mine"
     with pytest.raises(Exec):
         cli.main(["lab", "--dir", str(workspace)])
@@ -145,3 +153,77 @@ def test_marketlab_lab_prepares_the_folder_before_starting_jupyter(tmp_path: Pat
     with pytest.raises(Exec):
         cli.main(["lab", "--dir", str(workspace)])
     assert "already has every lab" in capsys.readouterr().out
+
+
+# -- the learner's JupyterLab, started for real ----------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _page_config(html: str) -> dict:
+    found = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S)
+    assert found, "JupyterLab's page has no page config"
+    return json.loads(found.group(1))
+
+
+@pytest.mark.parametrize("uid, root", [(0, True), (1000, False)])
+def test_jupyterlab_gets_allow_root_only_as_root(tmp_path, monkeypatch, uid, root):
+    monkeypatch.setattr(os, "geteuid", lambda: uid)
+    launch = learner_jupyter(tmp_path / "ws", tmp_path / "cfg", "jupyter", 8999, environ={"JUPYTER_CONFIG_PATH": "/x"})
+    assert launch.as_root is root and ("--allow-root" in launch.argv) is root
+    assert launch.env["JUPYTER_CONFIG_PATH"] == os.pathsep.join([str(tmp_path / "cfg"), "/x"])
+    assert "--no-browser" in launch.argv and "--ip=127.0.0.1" in launch.argv and "--port=8999" in launch.argv
+
+
+def test_marketlab_lab_serves_the_learner_view_without_instructor_tools_or_news(
+        local_base_url: str, prepared: tuple[Path, Path, list[Path]], tmp_path: Path) -> None:
+    _, workspace, _ = prepared
+    port, token = _free_port(), "learner-test-token"
+    env = {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "user-config"), "JUPYTER_DATA_DIR": str(tmp_path / "data")}
+    log = (tmp_path / "lab.log").open("w")
+    # exactly what `make lab` runs; JupyterLab replaces this process, so its pid is JupyterLab's
+    lab = subprocess.Popen([sys.executable, "-m", "marketlab", "lab", "--dir", str(workspace), "--port", str(port)],
+                           stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert lab.poll() is None, (tmp_path / "lab.log").read_text()[-2000:]
+            try:
+                if httpx2.get(f"{base}/api/status", params={"token": token}, timeout=2).status_code == 200:
+                    break
+            except httpx2.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "JupyterLab did not start"
+            time.sleep(0.2)
+
+        page = _page_config(httpx2.get(f"{base}/lab", params={"token": token}, timeout=30).text)
+        disabled = page["disabledExtensions"]
+        disabled = set(disabled) if isinstance(disabled, list) else {k for k, v in disabled.items() if v}
+        assert set(INSTRUCTOR_LAB_PLUGINS) | set(NEWS_LAB_PLUGINS) <= disabled
+        assert not disabled & {"@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment"}
+        assert "@jupyter/nbgrader" in {ext["name"] for ext in page["federated_extensions"]}
+        assert page["news"] == {"disabled": True}
+
+        def status(path: str) -> int:
+            return httpx2.get(f"{base}/{path}", params={"token": token}, timeout=30).status_code
+
+        assert status("formgrader") == 404 and status("formgraders") == 404  # instructor server extensions off
+        assert status("assignments") == 400  # the learner's assignment list answers (it wants a course id)
+        assert httpx2.get(f"{base}/lab/api/news", params={"token": token}, timeout=30).json() == {"news": []}
+        out = (tmp_path / "lab.log").read_text()
+        assert "already has every lab" in out
+        if os.geteuid() == 0:
+            assert "running as root" in out and "--allow-root" in out
+    finally:
+        os.kill(lab.pid, signal.SIGTERM)
+        try:
+            lab.wait(30)
+        except subprocess.TimeoutExpired:
+            os.kill(lab.pid, signal.SIGKILL)
+            lab.wait()
+        log.close()

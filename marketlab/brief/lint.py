@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .schema import Brief
+from .errors import BriefError
+
+if TYPE_CHECKING:  # for type hints only: schema imports this module, never the other way round
+    from .schema import Brief
 
 NUMBER_WORDS = (
     "zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
@@ -360,10 +363,10 @@ RULES: tuple[Rule, ...] = (
 RULE_IDS: tuple[str, ...] = tuple(rule.id for rule in RULES)
 
 
-def lint(brief: Brief | dict[str, Any], rules: Iterable[str] | None = None) -> LintReport:
+def lint(brief: Brief, rules: Iterable[str] | None = None) -> LintReport:
     """Run the lint rules (all, or the ids given) on a brief and return the report."""
-    if not isinstance(brief, Brief):
-        brief = Brief.from_dict(brief)
+    if isinstance(brief, dict):
+        raise BriefError("lint() was given a dict, not a Brief.", "Use lint(Brief.from_dict(data)), or brief.lint().")
     wanted = RULE_IDS if rules is None else tuple(rules)
     unknown = [r for r in wanted if r not in RULE_IDS]
     if unknown:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .schema import Brief
+if TYPE_CHECKING:  # for type hints only: schema imports this module, never the other way round
+    from .schema import Brief
 
 Message = dict[str, str]
 

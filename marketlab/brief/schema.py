@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-
-if TYPE_CHECKING:
-    from .lint import LintReport
-
-
-class BriefError(ValueError):
-    """A brief file or text that cannot be read; the message names the field and the fix."""
-
-    def _render_traceback_(self) -> list[str]:
-        # IPython shows this instead of a stack trace: the learner needs the field and the fix only.
-        return ["❌ The brief could not be read.", *str(self).splitlines()]
+# One direction only: the Brief uses the linter and the message compiler; they never import this module.
+from .errors import BriefError
+from .lint import LintReport, lint
+from .messages import system_prompt, to_messages
 
 
 class _Section(BaseModel):
@@ -141,13 +134,13 @@ class Brief(_Section):
             data = {}
         if not isinstance(data, dict):
             raise BriefError(
-                f"{origin}: expected named sections like 'objective:' and 'audience:', "
-                f"found {type(data).__name__}.\nFix: start each section on its own line as 'name: value'."
-            )
+                f"{origin}: expected named sections like 'objective:' and 'audience:', found {type(data).__name__}.",
+                "Start each section on its own line as 'name: value'.")
         try:
             return cls.model_validate(data)
         except ValidationError as err:
-            raise BriefError(_explain(err, origin)) from None
+            raise BriefError(_explain(err, origin), "Correct or remove the fields named above; the section names "
+                                                    "are in the reference brief.") from None
 
     @classmethod
     def from_yaml(cls, text: str, *, origin: str = "brief") -> Brief:
@@ -169,7 +162,7 @@ class Brief(_Section):
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise BriefError(f"{path}: no such file.\nFix: check the file name and folder.") from None
+            raise BriefError(f"{path}: no such file.", "Check the file name and folder.") from None
         return cls.from_yaml(text, origin=str(path))
 
     def to_yaml(self) -> str:
@@ -179,20 +172,14 @@ class Brief(_Section):
 
     def to_messages(self, record: Any, examples: Any = None) -> list[dict[str, str]]:
         """Compile this brief and one data record (dict or pandas row) into chat messages."""
-        from .messages import to_messages
-
         return to_messages(self, record, examples)
 
     def system_prompt(self) -> str:
         """The system message this brief compiles to."""
-        from .messages import system_prompt
-
         return system_prompt(self)
 
     def lint(self) -> LintReport:
         """Lint this brief and return the LintReport."""
-        from .lint import lint
-
         return lint(self)
 
     def save(self, path: str | Path) -> Path:
@@ -213,10 +200,9 @@ def _parse_yaml(text: str, origin: str) -> Any:
             where = f" (line {mark.line + 1}, column {mark.column + 1})"
         problem = getattr(err, "problem", None) or str(err)
         raise BriefError(
-            f"{origin}: this is not valid YAML{where}: {problem}.\n"
-            "Fix: write 'name: value' with a space after the colon, indent sub-items by two spaces, "
-            "and put text containing ':' or '#' in quotes."
-        ) from None
+            f"{origin}: this is not valid YAML{where}: {problem}.",
+            "Write 'name: value' with a space after the colon, indent sub-items by two spaces, "
+            "and put text containing ':' or '#' in quotes.") from None
 
 
 def _explain(err: ValidationError, origin: str) -> str:

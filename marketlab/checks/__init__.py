@@ -7,13 +7,11 @@
 from __future__ import annotations
 
 import os
-import sys
-import types
 from pathlib import Path
 
 from ._report import CheckFailed, CheckResult, finish
 
-__all__ = ["CheckFailed", "CheckResult", "finish", "grader_path", "use_graders"]
+__all__ = ["CheckFailed", "CheckResult", "finish", "grader_path"]
 
 
 def grader_path() -> Path:
@@ -25,18 +23,4 @@ def grader_path() -> Path:
             f"The graders folder {path} does not exist. Hidden tests run on the instructor's side: "
             "set MARKETLAB_GRADERS to the course's graders folder."
         )
-    return path
-
-
-def use_graders() -> Path:
-    """Make `import graders.labNN` work from any notebook folder; returns the graders folder."""
-    path = grader_path()
-    current = sys.modules.get("graders")
-    if current is None or str(path) not in list(getattr(current, "__path__", [])):
-        # A namespace-like package pointing at the folder, whatever the folder is called.
-        package = types.ModuleType("graders")
-        package.__path__ = [str(path)]
-        sys.modules["graders"] = package
-        for name in [m for m in sys.modules if m.startswith("graders.")]:
-            del sys.modules[name]
     return path

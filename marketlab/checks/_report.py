@@ -80,5 +80,9 @@ def finish(result: CheckResult, *, strict: bool = True, quiet: bool = False) -> 
 
 def describe_error(err: BaseException) -> str:
     """One line naming an exception raised by learner code."""
-    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"{type(err).__name__}: {message}" if message else type(err).__name__
+    from .wire import RemoteError
+
+    name = err.kind if isinstance(err, RemoteError) else type(err).__name__
+    text = err.text if isinstance(err, RemoteError) else str(err)
+    message = text.strip().splitlines()[0][:200] if text.strip() else ""
+    return f"{name}: {message!r}" if message else name

@@ -10,6 +10,7 @@ from marketlab.llm import estimate_cost
 from marketlab.llm.config import LOCAL_MODEL
 
 from ._report import CheckResult, describe_error, finish
+from .harness import Harness
 
 # (rows, prompt_tokens, completion_tokens, model): the notebook's numbers; graders pass others.
 COST_CASES: tuple[tuple[int, int, int, str], ...] = (
@@ -45,6 +46,9 @@ def check_batch_cost(fn: Callable[..., Any], cases: Sequence[tuple[int, int, int
             result.fail(f"{call} returned {got:.6f}, expected {expected:.6f}")
             if per_call and math.isclose(got, per_call, rel_tol=1e-6):
                 result.hint = "That is the cost of one call. Multiply it by the number of rows."
+            elif any(math.isclose(got, round(expected, digits), abs_tol=1e-12) for digits in range(0, 5)):
+                result.hint = ("Your number is rounded. Return the exact cost and round only when you print it, "
+                               "e.g. f\"${cost:.2f}\": a fraction of a cent per call adds up over many rows.")
     if not result.passed and not result.hint:
         result.hint = ("Use estimate_cost(model, prompt_tokens, completion_tokens) for one call, "
                        "multiply by rows, and return the number. Use the arguments, not fixed numbers.")
@@ -58,18 +62,27 @@ def _scripted_reply(body: dict[str, Any]) -> str:
 
 
 def check_ask(fn: Callable[..., Any], cases: Sequence[tuple[str, int]] = ASK_CASES,
-              *, strict: bool = True, quiet: bool = False) -> CheckResult:
-    """Check that fn(prompt, seed, client=...) makes one creative, seeded, short call and returns its text."""
+              *, harness: Harness | None = None, strict: bool = True, quiet: bool = False) -> CheckResult:
+    """Check that fn(prompt, seed, client=...) makes one creative, seeded, short call and returns its text.
+
+    With a harness (grading), fn runs elsewhere and reaches the scripted endpoint, which stays
+    here, through a socket: what it was sent is observed here, not reported by fn's side.
+    """
     from marketlab.llm.testing import ScriptedEndpoint
+
+    from .harness import serve
 
     result = CheckResult("ask", "ask sends your prompt with a temperature, a seed and a token limit, "
                                 "and returns the reply text")
     hints: list[str] = []
     for prompt, seed in cases:
         endpoint = ScriptedEndpoint(responder=_scripted_reply)
-        client = endpoint.client(max_retries=0)
         try:
-            got = fn(prompt, seed, client=client)
+            if harness is None:
+                got = fn(prompt, seed, client=endpoint.client(max_retries=0))
+            else:
+                with serve(endpoint, harness) as client:
+                    got = fn(prompt, seed, client=client)
         except TypeError as err:
             result.fail(f"ask({prompt!r}, {seed}, client=...) stopped with {describe_error(err)}")
             hints.append("Keep the first line as given: def ask(prompt, seed, client=client):")

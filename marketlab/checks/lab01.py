@@ -13,6 +13,10 @@ from marketlab.brief import RULE_IDS, Brief, BriefError, is_missing, lint, split
 from marketlab.brief.messages import as_record
 
 from ._report import CheckResult, describe_error, finish
+from .harness import Harness, LocalHarness
+
+# What a saved lab01_messages.py provides besides the function itself (see marketlab.artifacts).
+SAVED_MODULE_HEADER = "from marketlab.brief import Brief"
 
 # Which lint rules each section of the Lab 1 brief must satisfy.
 SECTION_RULES: dict[str, tuple[str, ...]] = {
@@ -137,6 +141,13 @@ def check_build_messages(fn: Callable[..., Any], products: pd.DataFrame, brief: 
     names = [str(r.get("name", "")) for r in records] + [str(n) for n in foreign_names]
     hints: list[str] = []
     texts: list[str] = []
+    outside = _notebook_names_used(fn, brief, records[0]) if records else None
+    if outside:
+        result.fail(f"build_messages uses {outside!r}, a name defined elsewhere in the notebook; saved on its "
+                    "own (as the next lab and the grader use it) it stops with NameError")
+        result.hint = (f"Inside build_messages use only its two arguments, brief and record, and marketlab. If you "
+                       f"need {outside!r}, take it from the brief (e.g. brief.constraints) or from record.")
+        return finish(result, strict=strict, quiet=quiet)
     for record in records:
         label = record.get("name", "a product")
         try:
@@ -176,6 +187,30 @@ def check_build_messages(fn: Callable[..., Any], products: pd.DataFrame, brief: 
         _check_sdk_accepts(fn, brief, records[0], result)
     result.hint = " ".join(dict.fromkeys(hints))
     return finish(result, strict=strict, quiet=quiet)
+
+
+def _notebook_names_used(fn: Any, brief: Brief, record: dict[str, Any]) -> str | None:
+    """The first notebook variable fn needs beyond what its saved module would have, or None.
+
+    Runs a copy of fn whose globals are only those of the saved lab01_messages.py. Only for real
+    Python functions (in grading the function runs elsewhere and this is checked there by saving).
+    """
+    import builtins
+    import types
+
+    code = getattr(fn, "__code__", None)
+    if code is None or not isinstance(fn, types.FunctionType):
+        return None
+    clean: dict[str, Any] = {"__builtins__": builtins, "__name__": "lab01_messages"}
+    exec(SAVED_MODULE_HEADER, clean)  # noqa: S102 - our own fixed import line
+    copy = types.FunctionType(code, clean, fn.__name__, fn.__defaults__, fn.__closure__)
+    try:
+        copy(brief, dict(record))
+    except NameError as err:
+        return err.name or str(err)
+    except Exception:  # noqa: BLE001 - other failures are reported by the checks that follow
+        return None
+    return None
 
 
 def _check_brief_used(fn: Callable[..., Any], brief: Brief, record: dict[str, Any], result: CheckResult,
@@ -246,29 +281,34 @@ def check_brief(brief: Any, *, strict: bool = True, quiet: bool = False) -> Chec
 
 
 def check_saved_artifacts(products: pd.DataFrame, here: str | Path | None = None, *,
-                          foreign_names: Iterable[str] = (), strict: bool = True,
+                          foreign_names: Iterable[str] = (), harness: Harness | None = None, strict: bool = True,
                           quiet: bool = False) -> CheckResult:
-    """Check that brief.yaml and lab01_messages.py were saved, read back, and work on the products."""
-    from marketlab import artifacts
+    """Check that brief.yaml and lab01_messages.py were saved, read back, and work on the products.
 
+    Both are read in a fresh Python through the harness (a plain process in the notebook, the
+    grading sandbox in grading); the products and the judging stay here.
+    """
     result = CheckResult("artifacts", "brief.yaml and lab01_messages.py are saved and work on their own")
     folder = Path(here or Path.cwd())
-    brief: Brief | None = None
-    try:
-        brief = Brief.load(folder / artifacts.BRIEF_FILE)
-    except BriefError as err:
-        result.fail(str(err).splitlines()[0])
-    try:
-        fn = artifacts.load_function("lab01_messages", "build_messages", here=folder, shared=False)
-    except Exception as err:  # a saved learner module can fail in any way
-        result.fail(f"lab01_messages.py could not be loaded: {describe_error(err)}")
-        fn = None
-    if not result.passed:
-        result.hint = "Run the artifact cell at the end of the notebook; it saves both files next to the notebook."
-        return finish(result, strict=strict, quiet=quiet)
-    briefing = check_brief(brief, strict=False, quiet=True)
-    inner = check_build_messages(fn, products, brief if briefing.passed else None, foreign_names=foreign_names,
-                                 strict=False, quiet=True)
+    harness = harness or LocalHarness()
+    with harness.module(folder, "lab01_messages.py") as served:
+        if served.load_error is not None:
+            result.fail(f"lab01_messages.py could not be loaded: {describe_error(served.load_error)}")
+            result.hint = "Run the artifact cell at the end of the notebook; it saves both files next to the notebook."
+            return finish(result, strict=strict, quiet=quiet)
+        brief: Brief | None = None
+        try:
+            saved = served.request({"op": "brief_file", "name": "brief.yaml"})
+            brief = Brief.model_validate(saved["__brief_data__"])
+        except Exception as err:  # noqa: BLE001 - a missing or broken file is the learner's answer
+            result.fail(f"brief.yaml could not be read: {describe_error(err)}")
+        if not result.passed:
+            result.hint = "Run the artifact cell at the end of the notebook; it saves both files next to the notebook."
+            return finish(result, strict=strict, quiet=quiet)
+        briefing = check_brief(brief, strict=False, quiet=True)
+        inner = check_build_messages(served.function("build_messages"), products,
+                                     brief if briefing.passed else None, foreign_names=foreign_names,
+                                     strict=False, quiet=True)
     for sub in (briefing, inner):
         for problem in sub.problems:
             result.fail(f"saved {sub.name}: {problem}")

@@ -1,29 +1,27 @@
 """Checks for Lab 2 (the workflow): output schema, rules, the cost of a week, and workflow.py itself.
 
-check_workflow runs the learner's saved workflow.py in a separate Python process, on a table,
-through the scripted endpoint with faults injected (429, 500, timeout, malformed and truncated
-JSON). The notebook passes a few lab products; the hidden grader passes the holdout catalogue.
+check_workflow runs the learner's saved workflow.py in a fresh Python process (through a Harness:
+a plain process in the notebook, the grading sandbox in grading), on a table, against a scripted
+endpoint that stays in the checking process and injects faults (429, 500, timeout, malformed and
+truncated JSON). What was sent and how many tokens were served is observed there, never reported
+by the learner's process. The notebook passes a few lab products; the grader the holdout catalogue.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel
-
 from marketlab.llm import estimate_cost
-from marketlab.workflow import META_COLUMNS, STATUSES, Rules, schema_source
+from marketlab.workflow import META_COLUMNS, STATUSES, Rules
 
+from . import extract, wire
 from ._report import CheckResult, describe_error, finish
+from .harness import Harness, LocalHarness, ModuleProcess
 
 PROBE_TIMEOUT_S = 240
 TEXT_LIMIT_KEYS = ("max_length",)
@@ -32,28 +30,28 @@ TEXT_LIMIT_KEYS = ("max_length",)
 # -- 1. the output schema -------------------------------------------------------------------
 
 def check_schema(schema: Any, *, strict: bool = True, quiet: bool = False) -> CheckResult:
-    """The schema is a pydantic model with described fields, a length limit, and can be saved."""
+    """The schema is a pydantic model with described fields, a length limit, and can be saved.
+
+    `schema` is the class, or its description from marketlab.checks.extract.schema_facts (graders).
+    """
     result = CheckResult("schema", "the output schema has described fields, a length limit, and can be saved")
-    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-        result.fail(f"ProductCopy is {schema!r}, not a class written as `class ProductCopy(BaseModel):`")
+    facts = schema if isinstance(schema, dict) else extract.schema_facts(schema)
+    if not facts.get("is_model"):
+        result.fail(f"ProductCopy is a {facts.get('type', '?')}, not a class written as `class ProductCopy(BaseModel):`")
         result.hint = "Keep the first line `class ProductCopy(BaseModel):` and one indented line per field."
         return finish(result, strict=strict, quiet=quiet)
-    fields = schema.model_fields
+    fields = facts.get("fields") or []
     if len(fields) < 2:
         result.fail(f"it has {len(fields)} field(s); a headline and a description make at least two")
-    text_fields = [n for n, f in fields.items() if f.annotation is str]
-    if not text_fields:
+    if not any(f.get("text") for f in fields):
         result.fail("no field holds text (str)")
-    undescribed = [n for n, f in fields.items() if not (f.description or "").strip()]
+    undescribed = [str(f.get("name")) for f in fields if not str(f.get("description") or "").strip()]
     if undescribed:
         result.fail(f"field(s) without a description: {', '.join(undescribed)}; the model reads the descriptions")
-    limited = [n for n, f in fields.items() if any(hasattr(m, "max_length") for m in f.metadata)]
-    if not limited:
+    if not any(f.get("max_length") for f in fields):
         result.fail("no field has a length limit (max_length=...), so a rambling reply passes")
-    try:
-        schema_source(schema)
-    except ValueError as err:
-        result.fail(str(err))
+    if facts.get("save_error"):
+        result.fail(f"it cannot be saved into workflow.py: {facts['save_error']}")
     if not result.passed:
         result.hint = ("Write each field as `name: str = Field(description='what goes here', max_length=60)`. "
                        "Give the headline a max_length and every field a description.")
@@ -62,48 +60,79 @@ def check_schema(schema: Any, *, strict: bool = True, quiet: bool = False) -> Ch
 
 # -- 2. the rules -------------------------------------------------------------------------
 
-def _sample_reply(schema: type[BaseModel], field: str, text: str) -> BaseModel:
-    values: dict[str, Any] = {}
-    for name, info in schema.model_fields.items():
-        values[name] = text if name == field else ("ok" if info.annotation is str else None)
-    return schema.model_construct(**values)
+class _Reply:
+    """A stand-in parsed reply: Rules.problems only reads model_dump()."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def model_dump(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _sample_reply(facts: dict[str, Any], field: str, text: str) -> Any:
+    values = {str(f["name"]): (text if f["name"] == field else ("ok" if f.get("text") else None))
+              for f in facts.get("fields") or []}
+    return _Reply(values)
 
 
 def check_rules(rules: Any, schema: Any, brief: Any, banned_words: Iterable[str], *, strict: bool = True,
                 quiet: bool = False) -> CheckResult:
-    """The rules enforce the brief's word limit on a schema field and every banned word of the brand voice."""
-    result = CheckResult("rules", "the rules catch over-long copy and every banned word from the brand voice")
-    if not isinstance(rules, Rules):
-        result.fail(f"RULES is {type(rules).__name__}, not Rules(...)")
-        result.hint = "Start from Rules(max_words={...}, banned_words=...)."
+    """The rules enforce the brief's word limits on a schema field and every banned word of the brand voice.
+
+    `rules` is a Rules object or its data (extract.rules_data); `schema` the class or its facts.
+    """
+    result = CheckResult("rules", "the rules take both word limits from the brief and catch every banned word "
+                                  "from the brand voice")
+    data = rules if isinstance(rules, dict) else extract.rules_data(rules)
+    rebuilt = extract.rules_from_data(data)
+    if rebuilt is None:
+        result.fail(f"RULES is a {data.get('type', '?')}, not Rules(...)")
+        result.hint = ("Start from Rules.from_brief(brief, 'description'). If you used .with_banned_words(...), "
+                       "assign the result back: RULES = Rules.from_brief(...).with_banned_words(...).")
         return finish(result, strict=strict, quiet=quiet)
-    fields = set(getattr(schema, "model_fields", {}))
-    unknown = sorted(rules.fields() - fields)
+    facts = schema if isinstance(schema, dict) else extract.schema_facts(schema)
+    names = {str(f["name"]) for f in facts.get("fields") or []}
+    hints: list[str] = []
+    unknown = sorted(rebuilt.fields() - names)
     if unknown:
         result.fail(f"the rules name field(s) the schema does not have: {', '.join(unknown)}")
-    limit = getattr(getattr(brief, "output", None), "max_words", None)
-    word_fields = [name for name in rules.max_words if name in fields]
+    output = getattr(brief, "output", None)
+    high = getattr(output, "max_words", None)
+    low = getattr(output, "min_words", None)
+    word_fields = [name for name in rebuilt.max_words if name in names]
     if not word_fields:
         result.fail("no max_words rule on a field of the schema")
-    elif limit:
+    elif high:
         field = word_fields[0]
-        if rules.max_words[field] > limit:
-            result.fail(f"max_words for '{field}' is {rules.max_words[field]}, above the brief's {limit}")
-        long_text = " ".join(["trail"] * (limit + 5))
-        if not any("words" in p for p in rules.problems(_sample_reply(schema, field, long_text))):
-            result.fail(f"a {limit + 5}-word '{field}' was not flagged")
+        if rebuilt.max_words[field] > high:
+            result.fail(f"max_words for '{field}' is {rebuilt.max_words[field]}, above the brief's {high}")
+        long_text = " ".join(["trail"] * (high + 5))
+        if not any("words" in p for p in rebuilt.problems(_sample_reply(facts, field, long_text))):
+            result.fail(f"a {high + 5}-word '{field}' was not flagged")
+        if low and low > 1:
+            short_text = " ".join(["trail"] * max(low - 5, 1))
+            if not any("words" in p for p in rebuilt.problems(_sample_reply(facts, field, short_text))):
+                result.fail(f"a {max(low - 5, 1)}-word '{field}' was not flagged although the brief asks for at "
+                            f"least {low} words")
+                hints.append("Rules.from_brief takes min_words too: set min_words in the brief's output section.")
     missing = []
-    target = next((n for n, f in getattr(schema, "model_fields", {}).items() if f.annotation is str), None)
+    target = next((str(f["name"]) for f in facts.get("fields") or [] if f.get("text")), None)
     for word in banned_words:
         if target is None:
             break
-        if not rules.problems(_sample_reply(schema, target, f"A truly {word} pack for the hills.")):
+        if not rebuilt.problems(_sample_reply(facts, target, f"A truly {word} pack for the hills.")):
             missing.append(word)
     if missing:
         result.fail(f"banned word(s) not caught: {', '.join(missing[:6])}" + (" ..." if len(missing) > 6 else ""))
+        if not rebuilt.banned_words:
+            hints.append("RULES has no banned words at all: .with_banned_words(...) returns new rules, so assign "
+                         "the result back: RULES = Rules.from_brief(brief, 'description').with_banned_words("
+                         "voice['banned_words']).")
     if not result.passed:
-        result.hint = ("Use Rules.from_brief(brief, 'description') for the word limits, then "
-                       ".with_banned_words(voice['banned_words']) for the brand voice.")
+        hints.append("Use Rules.from_brief(brief, 'description') for the word limits, then "
+                     ".with_banned_words(voice['banned_words']) for the brand voice.")
+    result.hint = " ".join(dict.fromkeys(hints))
     return finish(result, strict=strict, quiet=quiet)
 
 
@@ -149,6 +178,7 @@ def check_weekly_cost(fn: Callable[..., Any], cases: Sequence[tuple[int, int, in
 # -- 4. the saved workflow, run in a clean process with faults ------------------------------
 
 FILLER = "Light and tough gear for long days on the trail, packed with the specs that matter most".split()
+FAULTS = ("rate_limit", "server_error", "timeout", "truncated_json", "malformed_json")
 
 
 def _valid_reply(body: dict[str, Any], rules: Rules | None) -> str | None:
@@ -174,165 +204,188 @@ def _valid_reply(body: dict[str, Any], rules: Rules | None) -> str | None:
     return json.dumps(reply)
 
 
-def _probe(workflow_path: str, table_path: str, out_path: str, fail_name: str, banned_json: str) -> None:
-    """Run inside the child process: import workflow.py, run it under faults and a budget, write a report."""
-    import importlib.util
+class _Observed:
+    """What the checking process's endpoint saw during one run: requests and tokens served."""
 
+    def __init__(self, endpoint: Any) -> None:
+        self.endpoint = endpoint
+
+    @property
+    def messages(self) -> list[str]:
+        return [json.dumps(r.get("messages", []), ensure_ascii=False) for r in self.endpoint.requests]
+
+    @property
+    def tokens(self) -> int:
+        return int(sum(self.endpoint.tokens_served))
+
+
+def _endpoint(fail_name: str, rules: Rules | None) -> Any:
     from marketlab.llm.testing import Fault, ScriptedEndpoint, default_reply
-    from marketlab.workflow import RetryPolicy
-
-    report: dict[str, Any] = {}
-    df = pd.read_pickle(table_path)
-    spec = importlib.util.spec_from_file_location("learner_workflow", workflow_path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    report["saved"] = _saved_parts_problems(module, json.loads(banned_json))
-
-    rules = getattr(module, "RULES", None)
 
     def responder(body: dict[str, Any]) -> Any:
-        text = json.dumps(body.get("messages", []))
-        if fail_name and fail_name in text:
+        if fail_name and fail_name in json.dumps(body.get("messages", [])):
             return Fault.malformed_json()
-        return _valid_reply(body, rules if isinstance(rules, Rules) else None) or default_reply(body)
+        return _valid_reply(body, rules) or default_reply(body)
 
-    options = {"model": "scripted", "cache": False, "checkpoint": False, "progress": False,
-               "show_summary": False, "rpm": None, "retry": RetryPolicy(base_delay=0.01, max_delay=0.05)}
-    for scenario, budget in (("faults", None), ("budget", "half")):
-        endpoint = ScriptedEndpoint([Fault.rate_limit(retry_after=0.01), Fault.server_error(), Fault.timeout(),
-                                     Fault.truncated_json(), Fault.malformed_json()], responder)
-        extra = dict(options)
-        if budget == "half":
-            extra["token_budget"] = max(1, report["faults"]["tokens"] // 2)
-        out = module.run(df, endpoint.client(), **extra)
-        columns = list(out.columns) if isinstance(out, pd.DataFrame) else []
-        report[scenario] = {
-            "type": type(out).__name__, "rows": len(out) if isinstance(out, pd.DataFrame) else None,
-            "index_same": isinstance(out, pd.DataFrame) and list(out.index) == list(df.index),
-            "columns": columns,
-            "status": [str(s) for s in out["status"]] if "status" in columns else [],
-            "error": [str(e) for e in out["error"]] if "error" in columns else [],
-            "tokens": int(out["prompt_tokens"].sum() + out["completion_tokens"].sum())
-            if {"prompt_tokens", "completion_tokens"} <= set(columns) else 0,
-            "budget": extra.get("token_budget"),
-            "messages": [json.dumps(r.get("messages", []), ensure_ascii=False) for r in endpoint.requests],
-        }
-    Path(out_path).write_text(json.dumps(report), encoding="utf-8")
+    faults = [Fault.rate_limit(retry_after=0.01), Fault.server_error(), Fault.timeout(), Fault.truncated_json(),
+              Fault.malformed_json()]
+    return _CountingEndpoint(faults, responder)
 
 
-def _saved_parts_problems(module: Any, banned_words: list[str]) -> list[str]:
-    """Problems of the schema and rules saved in workflow.py (the same checks as the notebook's)."""
-    schemas = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, BaseModel)
-               and v is not BaseModel and v.__module__ == module.__name__]
-    if not schemas:
-        return ["workflow.py has no output schema class"]
-    problems = [f"saved schema: {p}" for p in check_schema(schemas[0], strict=False, quiet=True).problems]
-    brief = getattr(module, "BRIEF", None)
-    if getattr(brief, "output", None) is None:
-        from marketlab import reference
+def _counting_class() -> type:
+    from marketlab.llm.testing import ScriptedEndpoint
 
-        brief = reference.load_brief()
-    rules = check_rules(getattr(module, "RULES", None), schemas[0], brief, banned_words, strict=False, quiet=True)
-    return problems + [f"saved rules: {p}" for p in rules.problems]
+    class CountingEndpoint(ScriptedEndpoint):
+        """The scripted endpoint, also counting the tokens of every answer it gives."""
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.tokens_served: list[int] = []
 
-def _probe_main() -> None:
-    """Entry point of the child process (python -c ...)."""
-    _probe(*sys.argv[1:6])
+        def _completion(self, body: dict[str, Any], content: str, finish: str) -> dict[str, Any]:  # type: ignore[override]
+            done = ScriptedEndpoint._completion(body, content, finish)
+            self.tokens_served.append(int(done["usage"]["total_tokens"]))
+            return done
+
+    return CountingEndpoint
 
 
-def run_probe(workflow_path: Path, products: pd.DataFrame, fail_name: str,
-              banned_words: Sequence[str] = ()) -> tuple[dict[str, Any] | None, str]:
-    """Run _probe in a fresh Python process; (report, error text)."""
-    with tempfile.TemporaryDirectory(prefix="marketlab-lab02-") as tmp:
-        table, out = Path(tmp) / "table.pkl", Path(tmp) / "report.json"
-        products.to_pickle(table)
-        env = {**os.environ, "MARKETLAB_HOME": tmp}
-        env.pop("OPENAI_API_KEY", None)
-        code = "from marketlab.checks.lab02 import _probe_main; _probe_main()"
+def _CountingEndpoint(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - a class made on first use
+    return _counting_class()(*args, **kwargs)
+
+
+def _run_once(served: ModuleProcess, harness: Harness, products: pd.DataFrame, fail_name: str,
+              options: dict[str, Any], rules: Rules | None) -> tuple[dict[str, Any] | None, _Observed, str]:
+    """One run of the served workflow against a fresh scripted endpoint; (result, what it saw, error)."""
+    from .harness import serve
+
+    endpoint = _endpoint(fail_name, rules)
+    with serve(endpoint, harness, timeout=1.0) as spec:
         try:
-            done = subprocess.run([sys.executable, "-c", code, str(workflow_path), str(table), str(out), fail_name,
-                                   json.dumps(list(banned_words))],
-                                  capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, cwd=tmp, env=env)
-        except subprocess.TimeoutExpired:
-            return None, f"workflow.py did not finish within {PROBE_TIMEOUT_S} s"
-        if done.returncode != 0 or not out.exists():
-            lines = [ln for ln in (done.stderr or "").strip().splitlines() if ln.strip()]
-            return None, lines[-1] if lines else f"the process ended with code {done.returncode}"
-        return json.loads(out.read_text(encoding="utf-8")), ""
+            result = served.request({"op": "run", "table": products, "client": spec, "options": options},
+                                    timeout=PROBE_TIMEOUT_S)
+        except wire.RemoteError as err:
+            return None, _Observed(endpoint), describe_error(err)
+        except wire.WireError as err:
+            return None, _Observed(endpoint), str(err)
+    return result if isinstance(result, dict) else None, _Observed(endpoint), ""
 
 
 def check_workflow(products: pd.DataFrame, here: str | Path | None = None, *, foreign_names: Iterable[str] = (),
-                   banned_words: Sequence[str] = (), strict: bool = True, quiet: bool = False) -> CheckResult:
+                   banned_words: Sequence[str] = (), harness: Harness | None = None, strict: bool = True,
+                   quiet: bool = False) -> CheckResult:
     """workflow.py, imported in a clean process: saved schema and rules pass, every row back under faults,
     failures marked, the budget kept, and only the table's own products in the requests."""
     result = CheckResult("workflow", f"workflow.py runs on {len(products)} products in a fresh Python: every row "
                                      "back under faults, failures marked, budget kept, nothing hard-coded")
-    path = Path(here or Path.cwd()) / "workflow.py"
-    if not path.is_file():
-        result.fail(f"there is no {path.name} in {path.parent}")
+    folder = Path(here or Path.cwd())
+    harness = harness or LocalHarness()
+    if not (folder / "workflow.py").is_file():
+        result.fail("there is no workflow.py next to the notebook")
         result.hint = "Run the save cell above: it writes workflow.py next to this notebook."
         return finish(result, strict=strict, quiet=quiet)
     names = [str(n) for n in products["name"]] if "name" in products.columns else []
     fail_name = names[1] if len(names) > 1 else ""
-    report, error = run_probe(path, products, fail_name, banned_words)
-    if report is None:
-        result.fail(f"workflow.py could not run on its own: {error}")
-        result.hint = ("Save it again with the save cell; build_messages must use only its arguments and "
-                       "marketlab, and run must accept (df, client, **options).")
-        return finish(result, strict=strict, quiet=quiet)
-    _judge(report, products, names, fail_name, [str(n) for n in foreign_names], result)
+    argv = ["-m", "marketlab.checks.workflow_probe", harness.inside(folder / "workflow.py")]
+    with harness.served(folder, argv) as served:
+        saved: Any = None
+        error = describe_error(served.load_error) if served.load_error else ""
+        if not error:
+            try:
+                saved = served.request({"op": "describe"})
+            except (wire.RemoteError, wire.WireError) as err:
+                error = describe_error(err)
+        if error or not isinstance(saved, dict):
+            result.fail(f"workflow.py could not run on its own: {error or 'no answer'}")
+            result.hint = ("Save it again with the save cell; build_messages must use only its arguments and "
+                           "marketlab, and run must accept (df, client, **options).")
+            return finish(result, strict=strict, quiet=quiet)
+        # The saved rules shape the scripted replies; then a run under faults, then the same run with
+        # half the tokens it needed.
+        rules = extract.rules_from_data(saved.get("rules") or {})
+        first, seen, first_error = _run_once(served, harness, products, fail_name, {}, rules)
+        budget = max(1, seen.tokens // 2)
+        second, seen_budget, second_error = _run_once(served, harness, products, fail_name,
+                                                      {"token_budget": budget}, rules)
+    _judge(saved, first, first_error, seen, second, second_error, seen_budget, budget, products, names, fail_name,
+           [str(n) for n in foreign_names], list(banned_words), result)
     return finish(result, strict=strict, quiet=quiet)
 
 
-def _judge(report: dict[str, Any], products: pd.DataFrame, names: list[str], fail_name: str,
-           foreign: list[str], result: CheckResult) -> None:
+def _saved_parts_problems(report: dict[str, Any], banned_words: list[str]) -> list[str]:
+    """Problems of the schema and rules saved in workflow.py (the same checks as the notebook's)."""
+    if not report.get("schema"):
+        return ["workflow.py has no output schema class"]
+    problems = [f"saved schema: {p}" for p in check_schema(report["schema"], strict=False, quiet=True).problems]
+    from marketlab import reference
+    from marketlab.brief import Brief
+
+    brief = reference.load_brief()
+    if report.get("brief"):
+        try:
+            brief = Brief.model_validate(report["brief"])
+        except Exception:  # noqa: BLE001 - a broken saved brief is judged with the reference one
+            pass
+    rules = check_rules(report.get("rules") or {}, report["schema"], brief, banned_words, strict=False, quiet=True)
+    return problems + [f"saved rules: {p}" for p in rules.problems]
+
+
+def _judge_run(label: str, got: dict[str, Any] | None, error: str, n: int, result: CheckResult,
+               hints: list[str]) -> list[str]:
+    if got is None:
+        result.fail(f"{label}: run() stopped with {error or 'no answer'}")
+        return []
+    if got.get("type") != "DataFrame":
+        result.fail(f"{label}: run returned a {got.get('type')}, not a table")
+        return []
+    if got.get("rows") != n or not got.get("index_same"):
+        result.fail(f"{label}: {n} rows went in, {got.get('rows')} came back (or in another order)")
+        hints.append("Return run_batch's table as it is; do not filter out failed rows.")
+    missing = [c for c in META_COLUMNS if c not in got.get("columns", [])]
+    if missing:
+        result.fail(f"{label}: columns missing from the result: {', '.join(missing)}")
+    statuses = [str(s) for s in got.get("status", [])]
+    bad = sorted({s for s in statuses if s not in STATUSES})
+    if bad:
+        result.fail(f"{label}: unknown status values {bad[:5]}")
+    errors = [str(e) for e in got.get("error", [])]
+    unexplained = [i for i, (s, e) in enumerate(zip(statuses, errors)) if s not in ("ok", "repaired") and not e.strip()]
+    if unexplained:
+        result.fail(f"{label}: {len(unexplained)} failed row(s) without an error message")
+    return statuses if got.get("rows") == n and got.get("index_same") else []
+
+
+def _judge(saved: dict[str, Any], first: dict[str, Any] | None, first_error: str, seen: _Observed,
+           second: dict[str, Any] | None, second_error: str, seen_budget: _Observed, budget: int,
+           products: pd.DataFrame, names: list[str], fail_name: str, foreign: list[str], banned_words: list[str],
+           result: CheckResult) -> None:
     hints: list[str] = []
     n = len(products)
-    for problem in report.get("saved", []):
+    for problem in _saved_parts_problems(saved, banned_words):
         result.fail(problem)
         hints.append("Pass the checks for the schema and the rules above, then run the save cell again.")
-    for scenario in ("faults", "budget"):
-        got = report[scenario]
-        label = "with faults" if scenario == "faults" else f"with a budget of {got['budget']} tokens"
-        if got["type"] != "DataFrame":
-            result.fail(f"{label}: run returned a {got['type']}, not a table")
-            continue
-        if got["rows"] != n or not got["index_same"]:
-            result.fail(f"{label}: {n} rows went in, {got['rows']} came back (or in another order)")
-            hints.append("Return run_batch's table as it is; do not filter out failed rows.")
-        missing = [c for c in META_COLUMNS if c not in got["columns"]]
-        if missing:
-            result.fail(f"{label}: columns missing from the result: {', '.join(missing)}")
-        bad = sorted({s for s in got["status"] if s not in STATUSES})
-        if bad:
-            result.fail(f"{label}: unknown status values {bad}")
-        unexplained = [i for i, (s, e) in enumerate(zip(got["status"], got["error"])) if s != "ok" and s != "repaired"
-                       and not e.strip()]
-        if unexplained:
-            result.fail(f"{label}: {len(unexplained)} failed row(s) without an error message")
-    faults = report["faults"]
-    if faults["status"] and faults["rows"] == n and faults["index_same"]:
+    statuses = _judge_run("with faults", first, first_error, n, result, hints)
+    if statuses:
         if fail_name and fail_name in names:
             position = names.index(fail_name)
-            if position < len(faults["status"]) and faults["status"][position] != "failed":
+            if statuses[position] != "failed":
                 result.fail(f"the product whose replies were always broken ({fail_name}) came back as "
-                            f"'{faults['status'][position]}', not 'failed'")
+                            f"'{statuses[position]}', not 'failed'")
                 hints.append("Keep repair to one attempt and let run_batch mark what it cannot fix.")
-        usable = sum(s in ("ok", "repaired") for s in faults["status"])
+        usable = sum(s in ("ok", "repaired") for s in statuses)
         # One row is broken on purpose; a second may be unlucky (a broken reply, then a broken repair).
         if usable < n - 2:
             result.fail(f"only {usable} of {n} rows were usable although every fault but one was temporary")
             hints.append("Keep retries on: transient 429/500/timeouts must not fail rows.")
-    budget = report["budget"]
-    if budget["status"]:
-        if budget["tokens"] > (budget["budget"] or 0):
-            result.fail(f"the run used {budget['tokens']} tokens with a budget of {budget['budget']}")
+    budget_statuses = _judge_run(f"with a budget of {budget} tokens", second, second_error, n, result, hints)
+    if second is not None:
+        if seen_budget.tokens > budget:
+            result.fail(f"with a budget of {budget} tokens the model served {seen_budget.tokens} tokens")
             hints.append("Pass **options through to run_batch so a budget given to run() is used.")
-        if "skipped_budget" not in budget["status"]:
+        if budget_statuses and "skipped_budget" not in budget_statuses:
             result.fail("with half the tokens it needed, no row was marked skipped_budget")
             hints.append("Pass **options through to run_batch so a budget given to run() is used.")
-    sent = faults["messages"]
+    sent = seen.messages
     absent = [name for name in names if name and not any(name in m for m in sent)]
     if absent:
         result.fail(f"no request mentioned the product(s): {', '.join(absent[:3])}")

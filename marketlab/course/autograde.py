@@ -16,10 +16,10 @@ from typing import Any
 import nbformat
 from tqdm.auto import tqdm
 
-from . import grading
-from .grading import Job, Limits
+from . import grading, intake, records, sandbox
+from .grading import Job
 from .layout import Course, CourseError
-from .records import failed_record, write_record
+from .sandbox import Limits
 
 SLOW_FIRST = ("02-workflow",)  # longest jobs first keeps every worker busy to the end
 
@@ -31,13 +31,16 @@ def default_workers() -> int:
 
 def autograde(course: Course, *, labs: list[str] | None = None, students: list[str] | None = None,
               workers: int | None = None, limits: Limits | None = None, force: bool = False,
-              backend: str = "scripted", progress: bool = True,
+              sandboxed: bool = True, progress: bool = True,
               on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Grade every collected submission (or some); returns the grading records.
+    """Grade every collected submission (or some) in the sandbox; returns the grading records (as dicts).
 
-    Submissions graded before and unchanged since are skipped unless `force`.
+    Submissions graded before and unchanged since are skipped unless `force`. Without a working
+    sandbox this refuses (SandboxUnavailable) unless `sandboxed=False` was chosen explicitly.
     """
-    limits = limits or Limits()
+    limits = (limits or Limits()).validated()
+    if sandboxed:
+        sandbox.require()
     unknown = set(labs or []) - set(course.labs())
     if unknown:
         raise CourseError(f"Unknown lab(s) {sorted(unknown)}; the course has {course.labs()}.")
@@ -46,45 +49,47 @@ def autograde(course: Course, *, labs: list[str] | None = None, students: list[s
     submissions = [(s, lab) for s, lab in course.submissions(labs) if students is None or s in students]
     records: list[dict[str, Any]] = []
     jobs: list[Job] = []
+    done: list[dict[str, Any]] = []
     for student, lab in submissions:
-        fingerprint = _fingerprint(course.folder("submitted") / student / lab)
+        folder = course.folder("submitted") / student / lab
+        refused = intake.scrub(folder)
+        fingerprint = _fingerprint(folder)
         previous = course.grading_record(student, lab)
-        if not force and previous and previous.get("fingerprint") == fingerprint:
-            records.append(previous)
+        if not force and previous and previous.fingerprint == fingerprint and not refused:
+            done.append(previous.as_dict())
             continue
-        problems = inspect_submission(course, student, lab)
+        problems = [{"kind": "refused_file", "cell": r.name} for r in refused] + inspect_submission(course, student, lab)
         jobs.append(Job(student, lab, fingerprint, problems))
 
-    corrupt = [job for job in jobs if any(p["kind"] == "corrupt_notebook" for p in job.problems)]
-    runnable = [job for job in jobs if job not in corrupt]
+    unrunnable = [job for job in jobs if any(p["kind"] in ("corrupt_notebook", "not_submitted") for p in job.problems)]
+    runnable = [job for job in jobs if job not in unrunnable]
     _register(course, jobs)
-    for job in corrupt:
-        records.append(_record_unreadable(course, job))
+    for job in unrunnable:
+        done.append(_record_unreadable(course, job))
     runnable.sort(key=lambda job: (job.lab not in SLOW_FIRST, job.lab, job.student))
-    bar = tqdm(total=len(jobs), initial=len(corrupt), desc="Autograding", unit="notebook", disable=not progress)
-    for record in _run(course, runnable, workers or default_workers(), limits, backend, bar, on_record):
-        records.append(record)
+    bar = tqdm(total=len(jobs), initial=len(unrunnable), desc="Autograding", unit="notebook", disable=not progress)
+    for record in _run(course, runnable, workers or default_workers(), limits, sandboxed, bar, on_record):
+        done.append(record)
     bar.close()
-    return sorted(records, key=lambda r: (r["student"], r["lab"]))
+    return sorted(done, key=lambda r: (r["student"], r["lab"]))
 
 
 def inspect_submission(course: Course, student: str, lab: str) -> list[dict[str, Any]]:
     """Structural problems found before running anything: damaged file, deleted, moved or edited check cells."""
     problems: list[dict[str, Any]] = []
     folder = course.folder("submitted") / student / lab
-    for source in course.notebooks(lab):
+    notebooks = course.notebooks(lab)
+    if not any((folder / source.name).is_file() for source in notebooks):
+        return [{"kind": "not_submitted", "cell": None}]
+    for source in notebooks:
         path = folder / source.name
-        if not path.exists():
-            problems.append({"kind": "missing_cells", "cell": None,
-                             "detail": f"{source.name} was not submitted, so its checks score 0."})
+        if not path.is_file():
+            problems.append({"kind": "not_submitted", "cell": source.name})
             continue
         try:
             submitted = nbformat.read(path, as_version=4)
-        except Exception as exc:  # noqa: BLE001 - any parse failure means the same thing to the learner
-            problems.append({"kind": "corrupt_notebook", "cell": None,
-                             "detail": f"{source.name} is damaged and cannot be opened ({type(exc).__name__}). "
-                                       "It may have been cut off while saving: re-download the lab, copy your "
-                                       "answers in, save and submit again."})
+        except Exception:  # noqa: BLE001 - any parse failure means the same thing to the learner
+            problems.append({"kind": "corrupt_notebook", "cell": source.name})
             continue
         release = course.folder("release") / lab / source.name
         if release.exists():
@@ -102,23 +107,20 @@ def _compare_tests(release: Any, submitted: Any) -> list[dict[str, Any]]:
                 found.append((meta["grade_id"], _without_hidden_tests(cell.source)))
         return found
 
-    original, theirs = tests(release), dict(tests(submitted))
+    original, theirs = tests(release), {}
+    for gid, source in tests(submitted):
+        theirs.setdefault(gid, source)  # a pasted copy of a cell: the first one counts
     problems: list[dict[str, Any]] = []
     missing = [gid for gid, _ in original if gid not in theirs]
     if missing:
-        problems.append({"kind": "missing_cells", "cell": missing[0],
-                         "detail": f"Check cell(s) {', '.join(missing)} were deleted, so they score 0. Re-download "
-                                   "the lab, copy your answers in and submit again."})
+        problems.append({"kind": "missing_cells", "cell": ", ".join(missing)[:80]})
     edited = [gid for gid, source in original if gid in theirs and theirs[gid].strip() != source.strip()]
     if edited:
-        problems.append({"kind": "edited_tests", "cell": edited[0],
-                         "detail": f"Check cell(s) {', '.join(edited)} were edited; the original checks were "
-                                   "run instead, so the edit changed nothing."})
-    released, kept = _graded_ids(release), _graded_ids(submitted)
+        problems.append({"kind": "edited_tests", "cell": ", ".join(edited)[:80]})
+    released = _graded_ids(release)
+    kept = list(dict.fromkeys(_graded_ids(submitted)))  # duplicates are noted by grading, not counted as moves
     if [gid for gid in kept if gid in released] != [gid for gid in released if gid in kept]:
-        problems.append({"kind": "reordered_cells", "cell": None,
-                         "detail": "Answer or check cells are not in their original order; each cell ran where "
-                                   "it now stands, which can make checks fail. Move them back."})
+        problems.append({"kind": "reordered_cells", "cell": None})
     return problems
 
 
@@ -143,6 +145,15 @@ def _fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:20]
 
 
+def flagged(graded: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Every flagged submission, by problem kind: {kind label: ["student/lab", ...]}."""
+    found: dict[str, list[str]] = {}
+    for record in graded:
+        for problem in record.get("problems", []):
+            found.setdefault(records.label(problem["kind"]), []).append(f"{record['student']}/{record['lab']}")
+    return {kind: sorted(set(names)) for kind, names in sorted(found.items())}
+
+
 def _register(course: Course, jobs: list[Job]) -> None:
     """Create every student once up front, so parallel workers never race to create the same one."""
     with course.gradebook() as gradebook:
@@ -151,7 +162,7 @@ def _register(course: Course, jobs: list[Job]) -> None:
 
 
 def _record_unreadable(course: Course, job: Job) -> dict[str, Any]:
-    """A damaged notebook never reaches nbgrader: zero points in the gradebook, and the reason."""
+    """A damaged or missing notebook never reaches nbgrader: zero points in the gradebook, and the reason."""
     with course.gradebook() as gradebook:
         submission = gradebook.update_or_create_submission(job.lab, job.student)
         for notebook in submission.notebooks:
@@ -159,13 +170,16 @@ def _record_unreadable(course: Course, job: Job) -> dict[str, Any]:
                 grade.auto_score = 0
                 grade.needs_manual_grade = False
         gradebook.db.commit()
-    record = failed_record(course, job.student, job.lab, job.problems, "", 0.0)
-    record["fingerprint"] = job.fingerprint
-    write_record(course, record)
-    return record
+    record = grading.build_record(course, job, None, "", 0.0)
+    if any(p["kind"] == "not_submitted" and p.get("cell") is None for p in job.problems):
+        record.status = "not submitted"
+    else:
+        record.status = "failed"
+    records.write(course, record)
+    return record.as_dict()
 
 
-def _run(course: Course, jobs: list[Job], workers: int, limits: Limits, backend: str, bar: Any,
+def _run(course: Course, jobs: list[Job], workers: int, limits: Limits, sandboxed: bool, bar: Any,
          on_record: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
     """Grade jobs in a process pool; a worker that dies costs its one job, never the batch."""
     grading.prepare(course)
@@ -179,7 +193,7 @@ def _run(course: Course, jobs: list[Job], workers: int, limits: Limits, backend:
         for slot in range(size):
             slots.put(slot)
         with ProcessPoolExecutor(size, mp_context=context, initializer=grading.init_worker,
-                                 initargs=(str(course.root), slots, limits, backend)) as pool:
+                                 initargs=(str(course.root), slots, limits, sandboxed)) as pool:
             pending: dict[Future[dict[str, Any]], Job] = {pool.submit(grading.grade, job): job for job in queue}
             queue = []
             while pending:
@@ -212,7 +226,14 @@ def _run(course: Course, jobs: list[Job], workers: int, limits: Limits, backend:
 
 
 def _crashed(course: Course, job: Job, exc: BaseException) -> dict[str, Any]:
-    record = failed_record(course, job.student, job.lab, job.problems, f"{type(exc).__name__}: {exc}", 0.0)
-    record["fingerprint"] = job.fingerprint
-    write_record(course, record)
-    return record
+    """A job whose worker failed: zero automatic points, a reason, and the detail for the instructor."""
+    try:
+        record = grading.build_record(course, job, None, f"{type(exc).__name__}: {exc}", 0.0)
+    except Exception:  # noqa: BLE001 - even the gradebook may be the problem: still one record, never a crash
+        record = records.GradingRecord(student=job.student, lab=job.lab, fingerprint=job.fingerprint,
+                                       instructor_detail=f"{type(exc).__name__}: {exc}"[:4000])
+    record.status = "failed"
+    if not any(p.kind == "error" for p in record.problems):
+        record.problems.append(records.Problem(kind="error"))
+    records.write(course, record)
+    return record.as_dict()

@@ -54,7 +54,11 @@ def add_commands(commands: Any) -> None:
     grade.add_argument("--force", action="store_true", help="regrade submissions that did not change")
     grade.add_argument("--timeout", type=int, default=None, help="seconds a cell may run (default: course config)")
     grade.add_argument("--memory-mb", type=int, default=2048, help="memory per submission")
-    grade.add_argument("--cpu-seconds", type=int, default=300, help="processor time per submission")
+    grade.add_argument("--cpu-seconds", type=int, default=300, help="processor time per process")
+    grade.add_argument("--wall-seconds", type=int, default=900,
+                       help="time one submission may take in all, every cell and check included")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="grade without the bubblewrap sandbox (only where you trust every submission)")
     grade.set_defaults(func=_autograde)
 
     feedback = step("feedback", "write HTML feedback for each learner")
@@ -122,30 +126,42 @@ def _collect(args: argparse.Namespace) -> int:
         for name in getattr(collected, "unmatched", []):
             print(f"Skipped (name not understood): {name}")
     else:
-        from .exchange import collect
+        from .exchange import collect, refused_submissions
 
         collected = collect(course, args.labs or None)
+        for refusal in refused_submissions(course):
+            print(f"Refused: {refusal['student']}/{refusal['lab']}: {refusal['why']}")
     for lab, students in collected.items():
         print(f"{lab}: {len(students)} submission(s)")
     return 0
 
 
 def _autograde(args: argparse.Namespace) -> int:
-    from .autograde import autograde
-    from .grading import Limits
+    from marketlab.errors import MarketlabError
+
+    from .autograde import autograde, flagged
+    from .sandbox import Limits
 
     course = _course(args)
     timeout = args.timeout or int(course.config().Execute.get("timeout", 60))
-    limits = Limits(cell_timeout=timeout, memory_mb=args.memory_mb, cpu_seconds=args.cpu_seconds)
-    if os.geteuid() != 0:
-        print("Note: not running as root, so kernels cannot switch to a separate user or network namespace; "
-              "resource limits and the file/process guard still apply.")
-    records = autograde(course, labs=args.labs or None, students=args.student, workers=args.workers,
-                        limits=limits, force=args.force)
-    flagged = [r for r in records if r["reason"]]
-    print(f"Graded {len(records)} submission(s); {len(flagged)} with a problem:")
-    for record in flagged:
-        print(f"  {record['student']}/{record['lab']}: {record['score']:g}/{record['max_score']:g} - {record['reason']}")
+    try:
+        limits = Limits(cell_timeout=timeout, memory_mb=args.memory_mb, cpu_seconds=args.cpu_seconds,
+                        wall_seconds=args.wall_seconds).validated()
+        if args.no_sandbox:
+            print("Warning: grading WITHOUT the sandbox: learner code runs with your rights.", file=sys.stderr)
+        records = autograde(course, labs=args.labs or None, students=args.student, workers=args.workers,
+                            limits=limits, force=args.force, sandboxed=not args.no_sandbox)
+    except MarketlabError as exc:
+        print(exc.message(), file=sys.stderr)
+        return 2
+    auto = sum(r["auto_score"] for r in records)
+    pending = sum(r["manual_pending"] for r in records)
+    print(f"Graded {len(records)} submission(s): {auto:g} automatic points; {pending:g} point(s) await hand marking.")
+    groups = flagged(records)
+    if groups:
+        print("Flagged submissions, by kind:")
+        for kind, names in groups.items():
+            print(f"  {kind} ({len(names)}): {', '.join(names[:12])}{' ...' if len(names) > 12 else ''}")
     print("Next: marketlab course feedback && marketlab course report")
     return 0
 

@@ -21,7 +21,7 @@ from .build import build
 from .cohort import Learner, make_cohort
 from .exchange import collect, release, submit
 from .feedback import write_feedback
-from .grading import Limits
+from .sandbox import Limits
 from .init import init_course
 from ..llm import ledger
 from .layout import USAGE_FILE, Course

@@ -50,13 +50,103 @@ def submit(course: Course, student: str, folder: Path) -> None:
 
 
 def collect(course: Course, labs: list[str] | None = None) -> dict[str, list[str]]:
-    """Copy the newest submission of every learner from the exchange into submitted/; lab -> students."""
-    api = course.api()
+    """Copy the newest submission of every learner from the exchange into submitted/; lab -> students.
+
+    nbgrader's own collect, with two changes (SafeCollect): a submission folder not owned by the
+    learner it names is refused, and only plain files are copied (see intake). What was refused
+    is listed in `refused_submissions(course)` and printed by the CLI.
+    """
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+
     collected: dict[str, list[str]] = {}
+    refusals: list[dict[str, str]] = []
     for lab in labs or course.labs():
-        outcome = api.collect(lab, update=True)
-        if not outcome["success"]:
-            raise CourseError(f"nbgrader could not collect {lab}: {_last_line(outcome)}")
-        collected[lab] = sorted(s for s, l in course.submissions([lab]))
+        config = course.config()
+        config.CourseDirectory.assignment_id = lab
+        config.ExchangeCollect.update = True
+        app = _safe_collect_class()(coursedir=CourseDirectory(config=config),
+                                    authenticator=Authenticator(config=config), config=config)
+        app.course = course
+        app.refusals = refusals
+        try:
+            app.start()
+        except Exception as exc:  # nbgrader's ExchangeError carries the reason
+            raise CourseError(f"nbgrader could not collect {lab}: {exc}") from exc
+        collected[lab] = sorted(s for s, _ in course.submissions([lab]))
+    _write_refusals(course, refusals)
     return collected
+
+
+def refused_submissions(course: Course) -> list[dict[str, str]]:
+    """Submissions the last collect refused: student, lab, why."""
+    import json
+
+    try:
+        return json.loads((course.root / "grading" / "refused.json").read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def _write_refusals(course: Course, refusals: list[dict[str, str]]) -> None:
+    import json
+
+    folder = course.root / "grading"
+    folder.mkdir(exist_ok=True)
+    (folder / "refused.json").write_text(json.dumps(refusals, indent=2))
+
+
+def expected_owner(course: Course, student: str) -> int:
+    """The user id that must own a learner's inbound submission.
+
+    On a multi-user exchange (a hub) each learner is a system user of that name; otherwise (one
+    machine, an LMS import, the demo) submissions are made by the course's owner.
+    """
+    import pwd
+
+    try:
+        return pwd.getpwnam(student).pw_uid
+    except KeyError:
+        return course.root.stat().st_uid
+
+
+def _safe_collect_class() -> type:
+    import os
+    import stat
+
+    from nbgrader.exchange.default.collect import ExchangeCollect
+
+    from . import intake
+
+    class SafeCollect(ExchangeCollect):
+        """nbgrader's collect that refuses submissions owned by someone else, and copies plain files only."""
+
+        course: Course
+        refusals: list[dict[str, str]]
+
+        def init_src(self) -> None:
+            super().init_src()
+            kept = []
+            for record in self.src_records:
+                path = os.path.join(self.inbound_path, record["filename"])
+                info = os.lstat(path)
+                why = ""
+                if not stat.S_ISDIR(info.st_mode):
+                    why = "not a folder (a link or a file)"
+                elif info.st_uid != expected_owner(self.course, record["username"]):
+                    why = "its owner is not the learner it names"
+                if why:
+                    self.refusals.append({"student": record["username"], "lab": self.coursedir.assignment_id,
+                                          "why": why})
+                    continue
+                kept.append(record)
+            self.src_records = kept
+
+        def do_copy(self, src: str, dest: str) -> None:
+            refused = intake.copy_tree(Path(src), Path(dest))
+            for item in refused:
+                self.refusals.append({"student": Path(dest).parent.name, "lab": Path(dest).name,
+                                      "why": f"file {item.name!r} refused ({item.why})"})
+
+    return SafeCollect
 

@@ -1,111 +1,46 @@
 """Feedback for learners: one plain-English HTML page per learner, `feedback/<student>/index.html`.
 
-Only the gradebook (scores) and the grading records (reasons, problems) are read; never the
-notebooks, so neither hidden tests nor solutions can reach a learner. Every piece of text that a
-learner could have influenced (names, error messages, problem details) is HTML-escaped.
+Pages are rendered by jinja2 with autoescape on, from the typed grading records only
+(`marketlab.course.records.GradingRecord`), never from notebooks, so neither hidden tests nor
+solutions can reach a learner. Reasons come from the project's catalogue; the learner's own
+error messages appear only in a section labelled as theirs, escaped and truncated. The gradebook
+is read for one thing only: the numbers an instructor has since given by hand.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
+from ..errors import MarketlabError
 from .layout import Course, CourseError
+from .records import (INSTRUCTOR_KINDS, NOT_COUNTED, CheckOutcome, GradingRecord, ManualCell, Problem, explain,
+                      label, record_path)
 
-MAX_TEXT = 600  # longest error or problem text shown; a learner's exception message can be huge
-
-# Problem kinds from the grading record, as a marketer would say them.
-PROBLEM_LABELS = {
-    "timeout": "Took too long",
-    "memory": "Ran out of memory",
-    "cpu_time": "Used too much computing time",
-    "exit": "The notebook stopped itself",
-    "kernel_died": "The notebook crashed",
-    "corrupt_notebook": "The notebook file is damaged",
-    "missing_cells": "Some cells are missing",
-    "reordered_cells": "The check cells were moved",
-    "edited_tests": "The check cells were changed",
-    "forbidden_read": "Tried to open files it must not",
-    "forbidden_process": "Tried to start other programs",
-    "huge_output": "Printed far too much output",
-    "network": "Tried to use the internet",
-    "write_outside": "Tried to write files outside its folder",
-    "error": "An error stopped the notebook",
-    "sandbox": "The grading sandbox was weaker than usual",
-}
-INSTRUCTOR_ONLY_KINDS = {"sandbox"}  # about the grading machine, not the learner's work
-STATUS_TEXT = {
+MAX_TEXT = 600  # longest text from a check, or from the learner's output, shown in one place
+MAX_OUTPUTS = 5  # learner output messages shown per lab
+RESULTS = {"passed": "Passed", "partial": "Partly passed", "failed": "Not passed", "not run": "Did not run"}
+STATES = {  # what each state of a submission is called on a page
     "graded": "Marked",
     "failed": "Could not be marked",
-    "not graded yet": "Not marked yet",
+    "not graded yet": "Collected, not marked yet",
+    "unreadable": "Grading record unreadable",
     "not submitted": "Not submitted",
 }
 
-CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:960px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:2px solid #ddd}
-table{border-collapse:collapse;width:100%;margin:.6em 0 1em}
-th,td{border:1px solid #ddd;padding:.35em .55em;text-align:left;vertical-align:top}
-th{background:#f4f4f4}td.num{text-align:right;white-space:nowrap}
-.score{font-size:1.15em;font-weight:bold}
-.passed{color:#1b7a31;font-weight:bold}.failed{color:#b3261e;font-weight:bold}
-.partial{color:#a15c00;font-weight:bold}.manual{color:#36c;font-weight:bold}
-.note{background:#fff6e0;border-left:4px solid #e0a800;padding:.5em .8em;margin:.6em 0}
-.bad{background:#fdecea;border-left:4px solid #b3261e;padding:.5em .8em;margin:.6em 0}
-.muted{color:#666}img{max-width:100%}
-"""
+
+class FeedbackError(MarketlabError, ValueError):
+    """Feedback cannot be written as asked."""
 
 
 # --- what happened to one submission ---------------------------------------------------------
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One graded cell of one submission: its points and, if it did not pass, why."""
-
-    lab: str
-    notebook: str
-    grade_id: str
-    score: float | None
-    max_score: float
-    autograded: bool
-    error: str | None = None
-
-    @property
-    def outcome(self) -> str:
-        """passed, partial, failed (automatic checks), manual (marked by the instructor) or pending."""
-        if not self.autograded:
-            return "manual" if self.score is not None else "pending"
-        score = self.score or 0.0
-        if score >= self.max_score:
-            return "passed"
-        return "partial" if score > 0 else "failed"
-
-
-@dataclass(frozen=True)
-class LabResult:
-    """One learner's result for one lab, from the gradebook and the grading record."""
-
-    student: str
-    lab: str
-    status: str
-    score: float | None
-    max_score: float
-    reason: str = ""
-    problems: list[dict[str, str]] = field(default_factory=list)
-    checks: list[CheckResult] = field(default_factory=list)
-
-    @property
-    def percent(self) -> float | None:
-        """Score as a percentage of the maximum, None when there is no score or no maximum."""
-        if self.score is None or not self.max_score:
-            return None
-        return round(100.0 * self.score / self.max_score, 1)
-
 
 def clip(text: Any, limit: int = MAX_TEXT) -> str:
     """Text cut to `limit` characters, so one huge message cannot swamp a page."""
@@ -113,126 +48,138 @@ def clip(text: Any, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _problems(record: dict[str, Any]) -> list[dict[str, str]]:
-    problems = record.get("problems")
-    cleaned = []
-    for problem in problems if isinstance(problems, list) else []:
-        if not isinstance(problem, dict):
-            continue
-        kind, detail, cell = (clip(problem.get(key) or "", 200 if key != "detail" else MAX_TEXT)
-                              for key in ("kind", "detail", "cell"))
-        if kind or detail:
-            cleaned.append({"kind": kind, "detail": detail, "cell": cell})
-    return cleaned
+def pretty_id(grade_id: str) -> str:
+    """A grade id as a heading: "check-objective_stated" -> "Objective stated"."""
+    words = re.sub(r"^(check|test)[-_ ]+", "", grade_id.strip(), flags=re.I)
+    words = re.sub(r"[-_]+", " ", words).strip() or grade_id
+    return words[:1].upper() + words[1:]
 
 
-def _record_cells(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    cells = record.get("cells")
-    if not isinstance(cells, dict):
-        return {}
-    return {str(name): cell for name, cell in cells.items() if isinstance(cell, dict)}
+def check_name(check: CheckOutcome | ManualCell) -> str:
+    """What a cell checks, in words: the check's own description, else its prettified grade id."""
+    return clip(getattr(check, "what", "") or pretty_id(check.grade_id), 120)
 
 
-def _number(value: Any) -> float | None:
-    try:
-        return None if value is None or isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        return None
+def outcome(check: CheckOutcome) -> str:
+    """passed, partial, failed, or not run (the check could not run: `reason` says why)."""
+    if check.max_score > 0 and check.score >= check.max_score or check.max_score <= 0 and check.passed:
+        return "passed"
+    if check.score > 0:
+        return "partial"
+    return "not run" if check.reason else "failed"
 
 
-def _grade_score(grade: Any) -> float | None:
-    if grade.manual_score is None and grade.auto_score is None:
-        return None
-    return float(grade.score)
+@dataclass(frozen=True)
+class LabResult:
+    """One learner's lab: its state and, once graded, its grading record."""
+
+    student: str
+    lab: str
+    state: str  # a key of STATES
+    record: GradingRecord | None = None
+
+    @property
+    def graded(self) -> bool:
+        """The submission went through grading (marked, or could not be marked)."""
+        return self.record is not None and self.state in ("graded", "failed")
+
+    @property
+    def score(self) -> float | None:
+        """Automatic points plus hand marks so far, None when nothing was graded."""
+        return self.record.score if self.graded and self.record else None
+
+    @property
+    def marked_max(self) -> float:
+        """The points that have been decided so far (hand-marked cells still pending excluded)."""
+        return self.record.max_score - self.record.manual_pending if self.graded and self.record else 0.0
+
+    @property
+    def percent(self) -> float | None:
+        """Score as a percentage of the points decided so far; None without a score."""
+        if self.score is None or not self.marked_max:
+            return None
+        return round(100.0 * self.score / self.marked_max, 1)
+
+    @property
+    def manual_marked(self) -> list[ManualCell]:
+        """Hand-marked cells the instructor has marked."""
+        return [m for m in self.record.manual if m.score is not None] if self.record else []
+
+    @property
+    def pending(self) -> list[ManualCell]:
+        """Hand-marked cells still awaiting the instructor."""
+        return [m for m in self.record.manual if m.score is None] if self.record else []
+
+    @property
+    def learner_problems(self) -> list[Problem]:
+        """Problems a learner is told about (set-up problems and notes left out)."""
+        return self.record.learner_problems if self.record else []
+
+    @property
+    def notes(self) -> list[Problem]:
+        """Notes for the learner: things the grader did for them (a copied cell ignored...)."""
+        return [p for p in self.record.problems if p.kind in NOT_COUNTED] if self.record else []
+
+    @property
+    def setup_problem(self) -> bool:
+        """Something on the course's side went wrong (the learner is told only that)."""
+        record = self.record
+        return record is not None and (any(p.kind in INSTRUCTOR_KINDS for p in record.problems)
+                                       or any(c.reason in INSTRUCTOR_KINDS for c in record.checks))
+
+    def cell_name(self, grade_id: str) -> str:
+        """A cell named as its row in the checks table, else by its prettified grade id."""
+        cells = [*self.record.checks, *self.record.manual] if self.record else []
+        return next((check_name(c) for c in cells if c.grade_id == grade_id), clip(pretty_id(grade_id), 80))
+
+    @property
+    def learner_output(self) -> list[str]:
+        """The learner's own error messages, truncated, at most MAX_OUTPUTS of them."""
+        return [clip(text) for text in self.record.learner_output[:MAX_OUTPUTS]] if self.record else []
 
 
-def _check(lab: str, name: str, cell: dict[str, Any], grade: Any, failed: bool) -> CheckResult:
-    if grade is not None:
-        autograded = cell.get("autograded") if isinstance(cell.get("autograded"), bool) \
-            else grade.auto_score is not None
-        score, max_score, notebook = _grade_score(grade), float(grade.max_score), grade.notebook.name
-    else:
-        autograded = cell.get("autograded") is not False
-        score, max_score = _number(cell.get("score")), _number(cell.get("max_score")) or 0.0
-        notebook = str(cell.get("notebook") or lab)
-    if failed and autograded:
-        score = 0.0
-    error = clip(cell["error"]) if cell.get("error") else None
-    return CheckResult(lab, notebook, name, score, max_score, autograded, error)
-
-
-def _submission(gb: Any, lab: str, student: str) -> Any:
+def _hand_marks(gb: Any, record: GradingRecord) -> GradingRecord:
+    """The record with the scores an instructor has given by hand since autograde (numbers only)."""
     from nbgrader.api import MissingEntry
 
+    if not any(m.score is None for m in record.manual):
+        return record
     try:
-        return gb.find_submission(lab, student)
+        submission = gb.find_submission(record.lab, record.student)
     except MissingEntry:
-        return None
+        return record
+    given = {(nb.name, g.name): g.manual_score for nb in submission.notebooks for g in nb.grades}
+    by_id = {grade_id: score for (_, grade_id), score in given.items()}
+    manual = [m if m.score is not None else
+              m.model_copy(update={"score": given.get((m.notebook, m.grade_id), by_id.get(m.grade_id))})
+              for m in record.manual]
+    return record.model_copy(update={"manual": manual})
 
 
-def _assignment_max(gb: Any, lab: str) -> float | None:
-    from nbgrader.api import MissingEntry
-
-    try:
-        return float(gb.find_assignment(lab).max_score)
-    except MissingEntry:
-        return None
-
-
-def _status(course: Course, student: str, lab: str, record: dict[str, Any] | None, submission: Any) -> str:
-    if record is not None:
-        return "failed" if record.get("status") == "failed" else "graded"
-    if submission is not None:
-        return "graded"
-    return "not graded yet" if (course.folder("submitted") / student / lab).is_dir() else "not submitted"
-
-
-def _reason(course: Course, student: str, lab: str, record: dict[str, Any] | None, status: str) -> str:
-    if record is not None:
-        return clip(record.get("reason") or "")
-    if course.grading_record_path(student, lab).exists():
-        return "The grading record of this submission is unreadable; ask your instructor to grade it again."
-    if status == "not graded yet":
-        return "Your submission has been collected but not marked yet."
-    return ""
-
-
-def lab_result(course: Course, gb: Any, student: str, lab: str) -> LabResult:
-    """What the gradebook and the grading record say about one learner's lab."""
+def lab_result(course: Course, student: str, lab: str) -> LabResult:
+    """What the grading record says about one learner's lab."""
     record = course.grading_record(student, lab)
-    record = record if isinstance(record, dict) else None
-    submission = _submission(gb, lab, student)
-    status = _status(course, student, lab, record, submission)
-    cells = _record_cells(record or {})
-    grades = {g.name: g for nb in submission.notebooks for g in nb.grades} if submission is not None else {}
-    failed = status == "failed" and submission is None
-    checks = [_check(lab, name, cells.get(name, {}), grades.get(name), failed)
-              for name in [*cells, *(n for n in grades if n not in cells)]]
-    if submission is not None:
-        score: float | None = float(submission.score)
-        max_score = float(submission.max_score)
-    else:
-        score = 0.0 if status == "failed" else _number((record or {}).get("score"))
-        max_score = _assignment_max(gb, lab) or _number((record or {}).get("max_score")) or 0.0
-    return LabResult(student, lab, status, score, max_score, _reason(course, student, lab, record, status),
-                     _problems(record or {}), checks)
+    if record is not None:
+        return LabResult(student, lab, record.status, record)
+    if record_path(course, student, lab).exists():
+        return LabResult(student, lab, "unreadable")
+    collected = (course.folder("submitted") / student / lab).is_dir()
+    return LabResult(student, lab, "not graded yet" if collected else "not submitted")
+
+
+def _subfolders(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.is_dir() and not p.is_symlink()} if folder.is_dir() else set()
 
 
 def student_labs(course: Course, student: str) -> list[str]:
     """The course's labs plus any other lab this learner has a submission or grading record for."""
-    found = set(course.labs())
-    for top in ("submitted", "autograded"):
-        folder = course.folder(top) / student
-        if folder.is_dir():
-            found.update(p.name for p in folder.iterdir() if p.is_dir())
-    return sorted(found)
+    graded = {p.stem for p in (course.folder("grading") / student).glob("*.json")}
+    return sorted(set(course.labs()) | _subfolders(course.folder("submitted") / student) | graded)
 
 
 def all_students(course: Course) -> list[str]:
     """Everyone with a collected submission or a grading record."""
-    autograded = course.folder("autograded")
-    graded = {p.name for p in autograded.iterdir() if p.is_dir()} if autograded.is_dir() else set()
-    return sorted(set(course.students()) | graded)
+    return sorted(set(course.students()) | _subfolders(course.folder("grading")))
 
 
 @contextmanager
@@ -249,97 +196,58 @@ def open_gradebook(course: Course) -> Iterator[Any]:
         yield gb
 
 
+def collect(course: Course, pairs: Iterable[tuple[str, str]]) -> list[LabResult]:
+    """LabResults of (student, lab) pairs; cells awaiting hand marking get any mark since given in the gradebook."""
+    results = [lab_result(course, student, lab) for student, lab in pairs]
+    if not any(r.pending for r in results):
+        return results
+    with open_gradebook(course) as gb:
+        return [replace(r, record=_hand_marks(gb, r.record)) if r.record and r.pending else r for r in results]
+
+
 # --- HTML -------------------------------------------------------------------------------------
-
-def esc(text: Any) -> str:
-    """HTML-escaped text (quotes too), for anything that goes into a page."""
-    return html.escape("" if text is None else str(text), quote=True)
-
 
 def points(value: float | None) -> str:
     """Points as people write them: 7 rather than 7.0, 2.5 stays 2.5."""
     return "–" if value is None else f"{value:g}"
 
 
-def page(title: str, body: str) -> str:
-    """A complete self-contained HTML page (inline CSS, no scripts)."""
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+@cache
+def templates() -> jinja2.Environment:
+    """The package's page templates; autoescape is always on, undefined names are errors."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("marketlab.course", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(points=points, clip=clip, name=check_name, pretty_id=pretty_id, catalogue_label=label,
+                       catalogue_text=explain)
+    env.globals.update(outcome=outcome, RESULTS=RESULTS, STATES=STATES, INSTRUCTOR_KINDS=INSTRUCTOR_KINDS)
+    return env
 
 
-def problem_text(problem: dict[str, str]) -> str:
-    """One problem of a grading record as a plain sentence (not escaped)."""
-    label = PROBLEM_LABELS.get(problem["kind"], "Problem")
-    detail = problem["detail"] or "No details were recorded."
-    where = f" (cell “{problem['cell']}”)" if problem["cell"] and problem["cell"] not in detail else ""
-    return f"{label}: {detail}{where}"
-
-
-def _check_row(check: CheckResult) -> str:
-    outcome = check.outcome
-    if outcome == "manual":
-        result, why = "Marked by your instructor", ""
-    elif outcome == "pending":
-        result, why = "Marked by your instructor", "Not marked yet."
-    else:
-        result = {"passed": "Passed", "partial": "Partly passed", "failed": "Not passed"}[outcome]
-        why = "" if outcome == "passed" else (check.error or "This check did not give full points; "
-                                              "see the problems above, if any.")
-    return (f"<tr><td>{esc(check.grade_id)}</td><td class=\"{outcome}\">{esc(result)}</td>"
-            f"<td class=\"num\">{esc(points(check.score))} / {esc(points(check.max_score))}</td>"
-            f"<td>{esc(why)}</td></tr>")
-
-
-def _lab_section(result: LabResult) -> str:
-    parts = [f"<section><h2>{esc(result.lab)}</h2>"]
-    if result.status == "not submitted":
-        parts.append('<p class="muted">You have not submitted this lab.</p></section>')
-        return "".join(parts)
-    percent = f" ({result.percent:g}%)" if result.percent is not None else ""
-    parts.append(f'<p class="score">{esc(points(result.score))} / {esc(points(result.max_score))} points'
-                 f"{esc(percent)} <span class=\"muted\">· {esc(STATUS_TEXT[result.status])}</span></p>")
-    if result.reason:
-        css = "bad" if result.status == "failed" else "note"
-        parts.append(f'<p class="{css}">{esc(result.reason)}</p>')
-    problems = [p for p in result.problems if p["kind"] not in INSTRUCTOR_ONLY_KINDS]
-    if problems:
-        items = "".join(f"<li>{esc(problem_text(p))}</li>" for p in problems)
-        parts.append(f"<p>Problems while running your notebook:</p><ul>{items}</ul>")
-    if result.checks:
-        rows = "".join(_check_row(c) for c in result.checks)
-        parts.append("<table><tr><th>Check</th><th>Result</th><th>Points</th><th>What went wrong</th></tr>"
-                     f"{rows}</table>")
-    parts.append("</section>")
-    return "".join(parts)
+def render(template: str, **context: Any) -> str:
+    """One page from one template of marketlab/course/templates."""
+    return templates().get_template(template).render(**context)
 
 
 def feedback_html(student: str, results: list[LabResult]) -> str:
     """The feedback page of one learner."""
-    intro = ("<p>This page shows how each of your lab submissions was marked. A <b>check</b> is an "
-             "automatic test of one task; answers in your own words are marked by your instructor. "
-             "Where a check did not pass, the last column says why.</p>")
-    sections = "".join(_lab_section(r) for r in results) or "<p>No labs yet.</p>"
-    body = (f"<h1>Your lab feedback: {esc(student)}</h1>{intro}{sections}"
-            '<p class="muted">Questions about a mark? Ask your instructor.</p>')
-    return page(f"Lab feedback: {student}", body)
+    return render("feedback.html.j2", student=student, results=results, max_text=MAX_TEXT)
 
 
 def _safe_name(student: str) -> str:
     if not student or student in (".", "..") or "/" in student or "\\" in student or "\0" in student:
-        raise ValueError(f"{student!r} is not a valid student id (it would leave the feedback folder).")
+        raise FeedbackError(f"{student!r} is not a valid student id (it would leave the feedback folder).",
+                            "Pass the learner's id exactly as it appears in the submitted/ folder.")
     return student
 
 
 def write_feedback(course: Course, students: list[str] | None = None) -> list[Path]:
     """Write feedback/<student>/index.html for each learner (default: everyone with a submission)."""
     students = [_safe_name(s) for s in (students if students is not None else all_students(course))]
+    results = collect(course, [(s, lab) for s in students for lab in student_labs(course, s)])
     written = []
-    with open_gradebook(course) as gb:
-        for student in students:
-            results = [lab_result(course, gb, student, lab) for lab in student_labs(course, student)]
-            target = course.folder("feedback") / student / "index.html"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(feedback_html(student, results), encoding="utf-8")
-            written.append(target)
+    for student in students:
+        target = course.folder("feedback") / student / "index.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(feedback_html(student, [r for r in results if r.student == student]), encoding="utf-8")
+        written.append(target)
     return written

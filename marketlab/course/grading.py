@@ -1,48 +1,42 @@
-"""Grade one submission with nbgrader's autograde, in the sandboxed kernel; runs in a worker process."""
+"""Grade one submission: its own copy, its own sandbox, nbgrader's pipeline with our two steps.
+
+Runs in a grading worker process, outside every sandbox. For each job it:
+
+1. copies the collected submission (regular files only, see intake) into a fresh folder that
+   only this job's sandbox may write, in a grader-only area;
+2. writes the job file the kernel launcher reads, and a private runtime folder for sockets;
+3. runs nbgrader's Autograde with `NormalizeCells` first in the sanitize pass and
+   `SandboxedExecute` in place of `Execute`;
+4. builds the grading record from the graders' verdicts and the gradebook, and removes the job
+   folder (the sandbox is gone by then: nothing it started outlives its kernel).
+"""
 
 from __future__ import annotations
 
 import fcntl
-import json
+import importlib.util
 import os
-import signal
-import stat
+import shutil
 import sys
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
-from nbgrader.preprocessors import NbGraderPreprocessor
 
-from . import sandbox
+from . import intake, records
+from .execute import CURRENT, JobContext, NormalizeCells, SandboxedExecute, Verdict
+from .job import SandboxJob
+from .kernel_launcher import JOB_ENV, kernelspec
 from .layout import Course
-from .records import build_record, failed_record, write_record
+from .sandbox import Limits
 
-UID_BASE = 61000  # grading kernels run as one of these user ids when autograde runs as root
+UID_BASE = 61000  # as root, grading sandboxes run as one of these user ids, one per worker slot
 UID_COUNT = 1000
-
-
-@dataclass
-class Limits:
-    """What one submission's kernel may use."""
-
-    cell_timeout: int = 60
-    memory_mb: int = 2048
-    cpu_seconds: int = 300
-    file_mb: int = 64
-    open_files: int = 256
-    processes: int = 256
-    output_kb: int = 1024
-
-    def sandbox(self) -> dict[str, int]:
-        """The limits as the sandbox reads them."""
-        values = asdict(self)
-        values.pop("cell_timeout")
-        return values
+KERNEL_NAME = "marketlab-sandbox"
 
 
 @dataclass
@@ -56,47 +50,38 @@ class Job:
 
 
 def grading_dir(course: Course) -> Path:
-    """Private working area of autograde: kernelspec, runtime sockets, report channels."""
+    """Grader-only working area: kernelspec and one folder per running job."""
     return course.root / ".grading"
 
 
 def prepare(course: Course) -> None:
     """Write the sandbox kernelspec and working folders (in the coordinator, once)."""
     base = grading_dir(course)
-    spec = base / "kernels" / sandbox.KERNEL_NAME
+    spec = base / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps(sandbox.kernelspec(), indent=2))
-    for name in ("runtime", "reports"):
-        (base / name).mkdir(exist_ok=True)
-    # Kernels that became another user must create their unix sockets here.
-    os.chmod(base / "runtime", 0o1777)
-    os.chmod(base / "reports", 0o700)
+    (spec / "kernel.json").write_text(__import__("json").dumps(kernelspec(), indent=2))
+    jobs = base / "jobs"
+    jobs.mkdir(exist_ok=True)
+    os.chmod(base, 0o711)
+    os.chmod(jobs, 0o711)  # sandbox users may pass through to their own job's folders, never list or write
 
 
 _worker: dict[str, Any] = {}
 
 
-def init_worker(course_root: str, slots: Any, limits: Limits, backend: str) -> None:
-    """ProcessPool initializer: claim a slot (a user id for kernels), quiet nbgrader's noise."""
+def init_worker(course_root: str, slots: Any, limits: Limits, sandboxed: bool) -> None:
+    """ProcessPool initializer: claim a slot (a user id for sandboxes when root), quiet nbgrader."""
     warnings.filterwarnings("ignore")
     slot = slots.get()
     course = Course(Path(course_root))
-    runtime = grading_dir(course) / "runtime" / f"slot{slot}"
-    runtime.mkdir(exist_ok=True)
-    os.chmod(runtime, 0o1777)
-    os.environ.update(JUPYTER_PATH=str(grading_dir(course)), JUPYTER_RUNTIME_DIR=str(runtime),
-                      MARKETLAB_BACKEND=backend, MARKETLAB_GRADERS=str(course.graders_dir),
+    os.environ.update(JUPYTER_PATH=str(grading_dir(course)), MARKETLAB_BACKEND="scripted",
                       PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    _worker.update(course=course, slot=slot, limits=limits,
-                   uid=_claim_uid() if os.geteuid() == 0 else None,
-                   trusted={}, config=course.config())
+    _worker.update(course=course, slot=slot, limits=limits, sandboxed=sandboxed,
+                   uid=_claim_uid() if os.geteuid() == 0 else None, graders={}, config=course.config())
 
 
 def _claim_uid() -> int:
-    """A grading user id no other worker on this machine holds (other courses and runs included).
-
-    The worker keeps the lock for its life; kill(-1) as that user then only ever reaches its own kernels.
-    """
+    """A grading user id no other worker on this machine holds (other courses and runs included)."""
     folder = Path(tempfile.gettempdir()) / "marketlab-grading-users"
     folder.mkdir(mode=0o700, exist_ok=True)
     for uid in range(UID_BASE, UID_BASE + UID_COUNT):
@@ -111,124 +96,183 @@ def _claim_uid() -> int:
     raise RuntimeError(f"All {UID_COUNT} grading user ids are in use; fewer parallel workers, please.")
 
 
+def load_graders(course: Course, lab: str) -> dict[str, Any]:
+    """GRADERS of graders/<lab-prefix>.py (e.g. graders/lab02.py for 02-workflow), imported here, outside."""
+    cached = _worker.get("graders", {}).get(lab)
+    if cached is not None:
+        return cached
+    number = lab.split("-", 1)[0]
+    path = course.graders_dir / f"lab{number}.py"
+    graders: dict[str, Any] = {}
+    if path.is_file():
+        name = f"marketlab_graders_lab{number}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        graders = dict(getattr(module, "GRADERS", {}))
+    _worker.setdefault("graders", {})[lab] = graders
+    return graders
+
+
+def _cell_ids(course: Course, lab: str) -> tuple[set[str], set[str]]:
+    """(every grade id of the lab's source notebooks, the ids of autograded check cells)."""
+    every, tests = set(), set()
+    for path in course.notebooks(lab):
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("grade_id"):
+                every.add(meta["grade_id"])
+                if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+                    tests.add(meta["grade_id"])
+    return every, tests
+
+
+def _make_job(course: Course, job: Job, limits: Limits, uid: int | None, sandboxed: bool) -> tuple[SandboxJob, Path]:
+    folder = Path(tempfile.mkdtemp(prefix="job-", dir=grading_dir(course) / "jobs"))
+    os.chmod(folder, 0o711)
+    work, run = folder / "work", folder / "run"
+    refused = intake.copy_tree(course.folder("submitted") / job.student / job.lab, work)
+    for item in refused:
+        job.problems.append({"kind": "refused_file", "cell": item.name})
+    run.mkdir(mode=0o700)
+    if uid is not None:
+        for path in (work, *work.rglob("*"), run):
+            os.lchown(path, uid, uid)
+    sandbox_job = SandboxJob(workdir=work, lab=job.lab, runtime_dir=run, log_path=folder / "kernel.log",
+                             limits=limits, uid=uid, sandboxed=sandboxed)
+    sandbox_job.save(folder / "job.json")
+    return sandbox_job, folder
+
+
 def grade(job: Job) -> dict[str, Any]:
-    """Autograde one submission and write its grading record; never raises for a bad submission."""
+    """Autograde one submission and write its record; never raises for a bad submission."""
     course: Course = _worker["course"]
+    limits: Limits = _worker["limits"]
     started = time.monotonic()
-    report_path = grading_dir(course) / "reports" / f"{job.student}--{job.lab}.jsonl"
-    report_path.unlink(missing_ok=True)
-    settings = {
-        "root": str(course.folder("autograded")),
-        "course": str(course.root),
-        "uid": _worker["uid"],
-        "report": str(report_path),
-        "protected": [str(course.graders_dir), str(course.graders_dir.resolve())],
-        "trusted": sorted(_trusted_hashes(course, job.lab)),
-        "limits": _worker["limits"].sandbox(),
-    }
-    os.environ[sandbox.SETTINGS_ENV] = json.dumps(settings)
-    for stale in Path(os.environ["JUPYTER_RUNTIME_DIR"]).glob("kernel-*"):
-        stale.unlink()  # sockets of an earlier kernel, maybe another user's: the next one must bind here
-    api = course.api(_config(course))
+    sandbox_job, folder = _make_job(course, job, limits, _worker["uid"], _worker["sandboxed"])
+    every, tests = _cell_ids(course, job.lab)
+    ctx = JobContext(job=sandbox_job, graders=load_graders(course, job.lab), deadline=started + limits.wall_seconds,
+                     source_ids=every, test_ids=tests)
+    CURRENT["job"] = ctx
+    os.environ[JOB_ENV] = str(folder / "job.json")
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(sandbox_job.runtime_dir)
+    detail = ""
     try:
-        outcome = api.autograde(job.lab, job.student, force=True, create=True)
-    except Exception as exc:  # nbgrader raises for some states instead of returning success=False
-        outcome = {"success": False, "error": f"{type(exc).__name__}: {exc}", "log": ""}
+        outcome = course.api(_config(course, sandbox_job)).autograde(job.lab, job.student, force=True, create=True)
+        if not outcome.get("success"):
+            detail = _last_lines(outcome)
+    except Exception as exc:  # noqa: BLE001 - nbgrader raises for some states instead of returning success=False
+        detail = f"{type(exc).__name__}: {exc}"
     finally:
-        _reclaim(course.folder("autograded") / job.student / job.lab, _worker["uid"])
-    reported = _read_reports(report_path)
-    seconds = round(time.monotonic() - started, 2)
-    if outcome.get("success"):
-        record = build_record(course, job.student, job.lab, job.problems + reported, seconds)
-    else:
-        record = failed_record(course, job.student, job.lab, job.problems + reported,
-                               str(outcome.get("error") or "") + "\n" + str(outcome.get("log") or ""), seconds)
-    record["fingerprint"] = job.fingerprint
-    write_record(course, record)
-    return record
+        CURRENT.pop("job", None)
+        shutil.rmtree(folder, ignore_errors=True)
+    record = build_record(course, job, ctx, detail, round(time.monotonic() - started, 2))
+    records.write(course, record)
+    return record.as_dict()
 
 
-def _config(course: Course) -> Any:
-    from nbgrader.converters.autograde import Autograde
-    from nbgrader.preprocessors import Execute
+def _last_lines(outcome: dict[str, Any]) -> str:
+    text = f"{outcome.get('error') or ''}\n{outcome.get('log') or ''}".strip()
+    return "\n".join(text.splitlines()[-20:])
+
+
+def _config(course: Course, job: SandboxJob) -> Any:
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,
+                                        IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec,
+                                        SaveAutoGrades)
 
     config = _worker["config"].copy()
-    config.Execute.kernel_name = sandbox.KERNEL_NAME
-    config.Execute.timeout = _worker["limits"].cell_timeout
+    config.Autograde.sanitize_preprocessors = [NormalizeCells, ClearOutput, DeduplicateIds, OverwriteKernelspec,
+                                               OverwriteCells, CheckCellMetadata]
+    config.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor,
+                                                LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    config.Execute.kernel_name = KERNEL_NAME
+    config.Execute.timeout = job.limits.cell_timeout
     config.Execute.interrupt_on_timeout = True
     config.Execute.raise_on_iopub_timeout = False
+    config.Execute.shutdown_kernel = "immediate"
+    config.Execute.startup_timeout = 180  # a loaded grading machine starts kernels slowly; never a learner's fault
     config.KernelManager.transport = "ipc"
-    # Unix sockets at an absolute path: one kernel at a time per worker, so one name per worker is enough.
-    config.KernelManager.ip = str(Path(os.environ["JUPYTER_RUNTIME_DIR"]) / "kernel")
-    steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
-    steps.insert(steps.index(Execute) + 1, EndSandbox)  # nbgrader's own steps, plus ours right after running
-    config.Autograde.autograde_preprocessors = steps
+    config.KernelManager.ip = str(job.runtime_dir / "kernel")
     return config
 
 
-def _trusted_hashes(course: Course, lab: str) -> set[str]:
-    """Hashes of the instructor's test cells (as nbgrader restores them before running)."""
-    cached = _worker["trusted"].get(lab)
-    if cached is None:
-        cached = set()
-        from .guard import cell_hash
-
-        for path in course.notebooks(lab):
-            for cell in nbformat.read(path, as_version=4).cells:
-                meta = cell.metadata.get("nbgrader", {})
-                if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
-                    cached.add(cell_hash(cell.source))
-        _worker["trusted"][lab] = cached
-    return cached
-
-
-def _read_reports(path: Path) -> list[dict[str, Any]]:
-    problems = []
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
-    for line in lines[:200]:
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(item, dict) and isinstance(item.get("kind"), str):
-            problems.append({"kind": item["kind"][:40], "detail": str(item.get("detail", ""))[:500],
-                             "cell_hash": item.get("cell_hash")})
-    return problems
-
-
-def _reclaim(folder: Path, uid: int | None) -> None:
-    """Stop everything the kernel left running, and take the submission folder back."""
-    if uid is None:
-        return
-    pid = os.fork()
-    if pid == 0:  # the child becomes the grading user for one call: kill(-1) reaches only that user's processes
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            os.kill(-1, signal.SIGKILL)
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
-    if not folder.exists():
-        return
-    for path in sorted(folder.rglob("*"), reverse=True):
-        mode = path.lstat().st_mode
-        if stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            path.unlink()  # a link planted to make root write elsewhere, a fifo, a socket
+def build_record(course: Course, job: Job, ctx: JobContext | None, detail: str, seconds: float) -> records.GradingRecord:
+    """The record from the graders' verdicts (decided outside the sandbox) and the gradebook's points."""
+    record = records.GradingRecord(student=job.student, lab=job.lab, fingerprint=job.fingerprint, seconds=seconds)
+    points = _gradebook_points(course, job)
+    verdicts: dict[str, Verdict] = ctx.verdicts if ctx else {}
+    for grade_id, (notebook, score, max_score, autograded) in points.items():
+        if autograded:
+            verdict = verdicts.get(grade_id)
+            passed = bool(verdict and verdict.passed)
+            record.checks.append(records.CheckOutcome(
+                grade_id=grade_id, notebook=notebook, name=verdict.check if verdict else grade_id,
+                what=verdict.what if verdict else "", passed=passed,
+                score=max_score if passed else 0.0, max_score=max_score,
+                problems=list(verdict.problems) if verdict else [], hint=verdict.hint if verdict else "",
+                reason=verdict.reason if verdict else ("not_run" if ctx else "error")))
         else:
-            os.lchown(path, 0, 0)
-    os.lchown(folder, 0, 0)
+            record.manual.append(records.ManualCell(grade_id=grade_id, notebook=notebook, score=score,
+                                                    max_score=max_score))
+    if ctx:
+        record.learner_output = list(ctx.learner_output)
+    kinds = [dict(p) for p in job.problems] + (list(ctx.notes) if ctx else [])
+    for verdict in verdicts.values():
+        if verdict.reason in ("no_grader", "grader_error"):
+            kinds.append({"kind": verdict.reason, "cell": verdict.grade_id})
+    for item in kinds:
+        problem = records.Problem(kind=str(item["kind"]) if str(item["kind"]) in records.CATALOGUE else "error",
+                                  cell=(str(item["cell"])[:80] if item.get("cell") else None))
+        if problem not in record.problems:
+            record.problems.append(problem)
+    if detail:
+        record.instructor_detail = detail[-4000:]
+        if not record.checks or ctx is None or not ctx.verdicts:
+            record.status = "failed"
+            if not any(p.kind == "error" for p in record.problems):
+                record.problems.append(records.Problem(kind="error"))
+    _sync_scores(course, job, record)
+    return record
 
 
-class EndSandbox(NbGraderPreprocessor):
-    """Runs right after Execute: the kernel is gone; reclaim its folder before nbgrader writes in it."""
+def _gradebook_points(course: Course, job: Job) -> dict[str, tuple[str, float | None, float, bool]]:
+    from nbgrader.api import MissingEntry
 
-    def preprocess(self, nb: Any, resources: Any) -> tuple[Any, Any]:
-        """Kill leftovers of the grading user and give the folder back to the grader."""
-        folder = Path(resources.get("metadata", {}).get("path", "."))
-        _reclaim(folder, _worker.get("uid"))
-        return nb, resources
+    points: dict[str, tuple[str, float | None, float, bool]] = {}
+    _, tests = _cell_ids(course, job.lab)
+    with course.gradebook() as gradebook:
+        try:
+            submission = gradebook.find_submission(job.lab, job.student)
+        except MissingEntry:
+            return points
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                autograded = grade.name in tests
+                score = grade.auto_score if autograded else grade.manual_score
+                points[grade.name] = (notebook.name, None if score is None else float(score),
+                                      float(grade.max_score), autograded)
+    return points
+
+
+def _sync_scores(course: Course, job: Job, record: records.GradingRecord) -> None:
+    """The gradebook's automatic points follow the verdicts (also when nbgrader could not finish)."""
+    from nbgrader.api import MissingEntry
+
+    wanted = {c.grade_id: c.score for c in record.checks}
+    with course.gradebook() as gradebook:
+        try:
+            submission = gradebook.find_submission(job.lab, job.student)
+        except MissingEntry:
+            return
+        changed = False
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                if grade.name in wanted and grade.auto_score != wanted[grade.name]:
+                    grade.auto_score = wanted[grade.name]
+                    grade.needs_manual_grade = False
+                    changed = True
+        if changed:
+            gradebook.db.commit()

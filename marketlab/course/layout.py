@@ -9,7 +9,8 @@ A course folder made by `marketlab course init`:
     release/<lab>/              student versions, made by `course build`
     exchange/                   nbgrader's exchange: outbound releases, inbound submissions
     submitted/<student>/<lab>/  collected submissions
-    autograded/<student>/<lab>/ graded copies, with marketlab-grading.json beside the notebook
+    autograded/<student>/<lab>/ graded copies of the notebooks (nbgrader's)
+    grading/<student>/<lab>.json the grading record of each submission (marketlab.course.records)
     feedback/<student>/         HTML feedback per learner
     reports/                    grades.csv and report.html
     gradebook.db                the SQLite gradebook, unless another SQLAlchemy URL is configured
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from marketlab.errors import MarketlabError
+
 SETTINGS_FILE = "marketlab-course.json"
 CONFIG_FILE = "nbgrader_config.py"
 GRADING_RECORD = "marketlab-grading.json"
@@ -31,7 +34,7 @@ USAGE_FILE = "marketlab-usage.json"
 GRADEBOOK_ENV = "MARKETLAB_GRADEBOOK_URL"
 
 
-class CourseError(Exception):
+class CourseError(MarketlabError):
     """A course folder is missing or inconsistent; the message says how to fix it."""
 
 
@@ -110,16 +113,16 @@ class Course:
                 if lab in wanted]
 
     def grading_record_path(self, student: str, lab: str) -> Path:
-        """Where autograde writes what happened to one submission."""
-        return self.folder("autograded") / student / lab / GRADING_RECORD
+        """Where autograde writes what happened to one submission (a folder no grading kernel sees)."""
+        from .records import record_path
 
-    def grading_record(self, student: str, lab: str) -> dict[str, Any] | None:
-        """What autograde recorded for one submission, or None if it has not been graded."""
-        path = self.grading_record_path(student, lab)
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
+        return record_path(self, student, lab)
+
+    def grading_record(self, student: str, lab: str) -> Any:
+        """The typed GradingRecord of one submission, or None if it has not been graded."""
+        from .records import read
+
+        return read(self, student, lab)
 
     # --- nbgrader ---------------------------------------------------------------------------
     def config(self) -> Any:

@@ -24,6 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from marketlab.errors import MarketlabError
+
 DB_USER = "marketlab"
 DB_NAME = "gradebook"
 SERVICE_USER = "marketlab-pg"
@@ -34,7 +36,7 @@ _START_ATTEMPTS = 3
 PG_LIB_ROOT = Path("/usr/lib/postgresql")  # where Debian keeps each major version's binaries
 
 
-class PostgresServerError(RuntimeError):
+class PostgresServerError(MarketlabError, RuntimeError):
     """PostgreSQL is missing or would not start; the message says what went wrong and how to fix it."""
 
 

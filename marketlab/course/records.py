@@ -1,4 +1,10 @@
-"""The grading record of one submission: scores from the gradebook, reasons in plain English."""
+"""The grading record: one typed record per submission, shared by autograde, feedback and report.
+
+Every reason in a record comes from `CATALOGUE`, written by the project. A learner's code can put
+text in one place only: `learner_output`, their own cells' error messages, kept short and always
+shown as theirs (feedback and report escape everything through jinja2's autoescape).
+Records live in `grading/<student>/<lab>.json`, a folder no grading kernel can see.
+"""
 
 from __future__ import annotations
 
@@ -7,180 +13,193 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import nbformat
+from pydantic import BaseModel, Field, ValidationError
 
 from .layout import Course
-from .validate import _test_cells
 
-SANDBOX_MARK = "marketlab grading sandbox"
-REASONS = {
-    "timeout": "a cell ran past the time limit and was stopped (an endless loop?)",
-    "memory": "a cell tried to use more memory than a submission may",
-    "cpu_time": "the notebook used more processor time than a submission may",
-    "exit": "a cell called sys.exit() or exit(), which stops a notebook",
-    "kernel_died": "the notebook's Python process died while running",
-    "corrupt_notebook": "the notebook file is damaged and cannot be opened",
-    "missing_cells": "check cells were deleted from the notebook",
-    "reordered_cells": "check cells were moved out of their original order",
-    "edited_tests": "check cells were edited; the original checks were run instead",
-    "forbidden_read": "it tried to read the instructor's graders or hidden data",
-    "forbidden_process": "it tried to start other processes",
-    "network": "it tried to use the network",
-    "write_outside": "it tried to write files outside its own folder",
-    "huge_output": "a cell printed far too much output; it was cut",
-    "sandbox": "the grading sandbox was weaker than usual on this machine",
+# kind -> (label for people, what it means). The only reasons a record can give.
+CATALOGUE: dict[str, tuple[str, str]] = {
+    "not_submitted": ("Not submitted", "No notebook of this lab was submitted."),
+    "corrupt_notebook": ("The notebook file is damaged",
+                         "The notebook cannot be opened; it may have been cut off while saving. Re-download the "
+                         "lab, copy your answers in, save and submit again."),
+    "missing_cells": ("Some check cells are missing",
+                      "Check cells were deleted, so they score 0. Re-download the lab, copy your answers in and "
+                      "submit again."),
+    "edited_tests": ("A check cell was changed", "A check cell was edited; the original check was used instead, so "
+                                                 "the edit changed nothing."),
+    "reordered_cells": ("Cells were moved", "Answer or check cells are not in their original order; each ran where "
+                                            "it now stands, which can make checks fail. Move them back."),
+    "duplicate_cell": ("A cell was copied", "A copy of an answer or check cell was found; the first copy was "
+                                            "graded and the copy was ignored."),
+    "extra_cell": ("A cell carried grading marks", "A cell carried grading marks the lab does not have; they were "
+                                                   "ignored and the cell ran as ordinary code."),
+    "refused_file": ("A file was refused", "A file in the submission was not a plain file (a link, a device, or too "
+                                           "large) and was left out."),
+    "timeout": ("Took too long", "A cell ran past the time limit for one cell and was stopped. Look for a loop "
+                                 "that never ends."),
+    "time_limit": ("Ran out of time", "The notebook used all the time one submission may take; the checks that "
+                                      "had not run yet score 0."),
+    "memory": ("Ran out of memory", "A cell tried to use more memory than a submission may. Work on smaller pieces "
+                                    "of data."),
+    "exit": ("The notebook stopped itself", "A cell called sys.exit() or exit(), which stops the notebook. Remove "
+                                            "the call."),
+    "kernel_died": ("The notebook crashed", "The notebook's Python process died while running (it crashed, was "
+                                            "killed by a limit, or a cell ended it); the checks after that point "
+                                            "score 0."),
+    "kernel_failed": ("The notebook could not start", "The grading kernel could not start for this submission."),
+    "huge_output": ("Printed far too much", "The notebook printed more output than grading keeps; the rest was "
+                                            "cut."),
+    "no_grader": ("A check has no grader", "The course has no grader for one of this lab's check cells (an "
+                                           "instructor's set-up problem, not the learner's)."),
+    "grader_error": ("A grader failed", "One of the course's graders failed on this submission (an instructor's "
+                                        "set-up problem, not the learner's)."),
+    "not_run": ("A check did not run", "The notebook stopped before it reached this check."),
+    "error": ("Could not be graded", "Grading could not finish for this submission; the instructor has the detail."),
 }
-NOT_THE_LEARNERS_DOING = {"sandbox"}
-# Grading never interrupts a kernel except on a cell timeout, so a KeyboardInterrupt means one.
-ERROR_KINDS = {"CellTimeoutError": "timeout", "KeyboardInterrupt": "timeout", "MemoryError": "memory",
-               "SystemExit": "exit"}
+INSTRUCTOR_KINDS = {"no_grader", "grader_error", "kernel_failed", "error"}  # set-up problems, not the learner's
+NOT_COUNTED = {"duplicate_cell", "extra_cell"}  # notes, not problems
 
 
-def write_record(course: Course, record: dict[str, Any]) -> Path:
-    """Write a grading record atomically (a rename never follows a planted link)."""
-    record.setdefault("graded_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    path = course.grading_record_path(record["student"], record["lab"])
+def label(kind: str) -> str:
+    """A problem kind as people say it."""
+    return CATALOGUE.get(kind, CATALOGUE["error"])[0]
+
+
+def explain(kind: str) -> str:
+    """What a problem kind means, in one or two sentences."""
+    return CATALOGUE.get(kind, CATALOGUE["error"])[1]
+
+
+class Problem(BaseModel):
+    """One thing that went wrong (or a note), by catalogue kind."""
+
+    kind: str
+    cell: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The kind as people say it."""
+        return label(self.kind)
+
+    @property
+    def text(self) -> str:
+        """What it means."""
+        return explain(self.kind)
+
+
+class CheckOutcome(BaseModel):
+    """One check cell: decided by the grader outside the sandbox."""
+
+    grade_id: str
+    notebook: str = ""
+    name: str = ""
+    what: str = ""
+    passed: bool = False
+    score: float = 0.0
+    max_score: float = 0.0
+    problems: list[str] = Field(default_factory=list)  # written by the check; learner values quoted, truncated
+    hint: str = ""
+    reason: str = ""  # a catalogue kind when the check could not run
+
+
+class ManualCell(BaseModel):
+    """A cell marked by hand (a reflection): pending until the instructor marks it."""
+
+    grade_id: str
+    notebook: str = ""
+    score: float | None = None
+    max_score: float = 0.0
+
+
+class GradingRecord(BaseModel):
+    """What happened to one submission."""
+
+    student: str
+    lab: str
+    status: Literal["graded", "failed", "not submitted"] = "graded"
+    checks: list[CheckOutcome] = Field(default_factory=list)
+    manual: list[ManualCell] = Field(default_factory=list)
+    problems: list[Problem] = Field(default_factory=list)
+    learner_output: list[str] = Field(default_factory=list)  # the learner's own errors, truncated: theirs
+    seconds: float = 0.0
+    fingerprint: str = ""
+    graded_at: str = ""
+    instructor_detail: str = ""  # for the instructor's log only; never rendered for a learner
+
+    @property
+    def auto_score(self) -> float:
+        """Points from automatic checks."""
+        return round(sum(c.score for c in self.checks), 2)
+
+    @property
+    def auto_max(self) -> float:
+        """Points automatic checks can give."""
+        return round(sum(c.max_score for c in self.checks), 2)
+
+    @property
+    def manual_pending(self) -> float:
+        """Points awaiting hand marking."""
+        return round(sum(m.max_score for m in self.manual if m.score is None), 2)
+
+    @property
+    def score(self) -> float:
+        """Automatic points plus hand-marked points so far."""
+        return round(self.auto_score + sum(m.score or 0 for m in self.manual), 2)
+
+    @property
+    def max_score(self) -> float:
+        """Every point of the lab."""
+        return round(self.auto_max + sum(m.max_score for m in self.manual), 2)
+
+    @property
+    def learner_problems(self) -> list[Problem]:
+        """Problems that are about the learner's work (not the grading set-up), notes excluded."""
+        return [p for p in self.problems if p.kind not in INSTRUCTOR_KINDS and p.kind not in NOT_COUNTED]
+
+    @property
+    def reason(self) -> str:
+        """One plain sentence for the first problem, or ''."""
+        problems = self.learner_problems or [p for p in self.problems if p.kind not in NOT_COUNTED]
+        return problems[0].text if problems else ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with the derived totals (for spreadsheets and older readers)."""
+        data = self.model_dump()
+        data.update(score=self.score, max_score=self.max_score, auto_score=self.auto_score, auto_max=self.auto_max,
+                    manual_pending=self.manual_pending, reason=self.reason)
+        return data
+
+
+def record_path(course: Course, student: str, lab: str) -> Path:
+    """Where a submission's record lives (grader-only folder)."""
+    return course.root / "grading" / student / f"{lab}.json"
+
+
+def write(course: Course, record: GradingRecord) -> Path:
+    """Write a record atomically; a planted file or folder in its place is replaced, never followed."""
+    if not record.graded_at:
+        record.graded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    path = record_path(course, record.student, record.lab)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".record-")
     with os.fdopen(handle, "w") as stream:
-        json.dump(record, stream, indent=2)
+        json.dump(record.as_dict(), stream, indent=2)
+    if path.is_dir() and not path.is_symlink():
+        import shutil
+
+        shutil.rmtree(path)
     os.replace(temporary, path)
     return path
 
 
-def build_record(course: Course, student: str, lab: str, problems: list[dict[str, Any]],
-                 seconds: float) -> dict[str, Any]:
-    """Record for a submission nbgrader graded: gradebook scores, cell errors, problems."""
-    cells = _gradebook_cells(course, student, lab)
-    names: dict[str, str] = {}
-    for path in sorted((course.folder("autograded") / student / lab).glob("*.ipynb")):
-        try:
-            notebook = nbformat.read(path, as_version=4)
-        except Exception:  # noqa: BLE001 - the graded copy is nbgrader's; unreadable means no detail
-            continue
-        names.update(_cell_names(notebook))
-        for cell in notebook.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            error = _first_error(cell)
-            if error is None:
-                continue
-            ename, evalue = error
-            kind = ERROR_KINDS.get(ename)
-            if kind:
-                problems.append({"kind": kind, "detail": _error_detail(kind, grade_id or "?", evalue), "cell": grade_id})
-            if grade_id in cells and cells[grade_id]["autograded"] and not _full(cells[grade_id]):
-                cells[grade_id]["error"] = f"{ename}: {evalue}".strip()[:600]
-    return _finish(student, lab, "graded", cells, _resolve_cells(problems, names), seconds)
-
-
-def failed_record(course: Course, student: str, lab: str, problems: list[dict[str, Any]], log: str,
-                  seconds: float) -> dict[str, Any]:
-    """Record for a submission nbgrader could not grade: zero points, and why."""
-    if not any(p["kind"] in ("corrupt_notebook", "kernel_died", "cpu_time") for p in problems):
-        if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log.lower():
-            problems.append({"kind": "kernel_died", "detail": "The notebook's Python process died while running "
-                             "(it was killed, crashed, or used more than its processor-time limit). "
-                             "Cells that call os._exit or kill the process cause this.", "cell": None})
-        else:
-            last = next((line for line in reversed(log.strip().splitlines()) if line.strip()), "no detail")
-            problems.append({"kind": "error", "detail": f"nbgrader could not grade it: {last[:300]}", "cell": None})
-    cells = _gradebook_cells(course, student, lab)
-    for cell in cells.values():
-        if cell["autograded"]:
-            cell["score"] = 0.0
-    record = _finish(student, lab, "failed", cells, _resolve_cells(problems, {}), seconds)
-    record["log_tail"] = log.strip().splitlines()[-40:]  # for the instructor; feedback never shows it
-    return record
-
-
-def _finish(student: str, lab: str, status: str, cells: dict[str, dict[str, Any]],
-            problems: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
-    graded = [c for c in cells.values() if c["autograded"]]
-    unique: list[dict[str, Any]] = []
-    for problem in problems:
-        if not any(p["kind"] == problem["kind"] and p.get("cell") == problem.get("cell") for p in unique):
-            unique.append(problem)
-    return {
-        "student": student, "lab": lab, "status": status,
-        "reason": reason_for(unique),
-        "problems": unique,
-        "score": round(sum(c["score"] or 0 for c in graded), 2),
-        "max_score": round(sum(c["max_score"] for c in graded), 2),
-        "seconds": seconds,
-        "cells": cells,
-    }
-
-
-def reason_for(problems: list[dict[str, Any]]) -> str:
-    """One plain sentence that sums up what went wrong, or an empty string."""
-    kinds = [p["kind"] for p in problems if p["kind"] not in NOT_THE_LEARNERS_DOING]
-    if not kinds:
-        return ""
-    first = next(p for p in problems if p["kind"] == kinds[0])
-    text = first["detail"] or REASONS.get(kinds[0], kinds[0])
-    others = sorted({REASONS.get(k, k) for k in kinds[1:]} - {REASONS.get(kinds[0])})
-    if others:
-        text += " Also: " + "; ".join(others) + "."
-    return text
-
-
-def _gradebook_cells(course: Course, student: str, lab: str) -> dict[str, dict[str, Any]]:
-    from nbgrader.api import MissingEntry
-
-    tests = _test_cells(course.notebooks(lab))
-    cells: dict[str, dict[str, Any]] = {}
-    with course.gradebook() as gradebook:
-        try:
-            submission = gradebook.find_submission(lab, student)
-        except MissingEntry:
-            return cells
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                autograded = (notebook.name, grade.name) in tests
-                score = grade.auto_score if autograded else grade.manual_score
-                cells[grade.name] = {"notebook": notebook.name, "score": score if score is None else float(score),
-                                     "max_score": float(grade.max_score), "autograded": autograded, "error": None}
-    return cells
-
-
-def _full(cell: dict[str, Any]) -> bool:
-    return cell["score"] is not None and cell["score"] >= cell["max_score"]
-
-
-def _first_error(cell: Any) -> tuple[str, str] | None:
-    for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
-        if output.get("output_type") == "error":
-            return str(output.get("ename", "Error")), str(output.get("evalue", ""))
-    return None
-
-
-def _error_detail(kind: str, cell: str, evalue: str) -> str:
-    if kind == "timeout":
-        return f"Cell '{cell}' ran past the time limit and was stopped. Look for a loop that never ends."
-    if kind == "memory":
-        return f"Cell '{cell}' tried to use more memory than a submission may. Work on smaller pieces of data."
-    return f"Cell '{cell}' called sys.exit({evalue}), which stops the notebook. Remove the call."
-
-
-def _cell_names(notebook: Any) -> dict[str, str]:
-    """ipykernel's hash of each cell's code -> a name to show (grade id, else 'cell N')."""
-    from .guard import cell_hash
-
-    names = {}
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "code":
-            names[cell_hash(cell.source)] = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
-    return names
-
-
-def _resolve_cells(problems: list[dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:
-    resolved = []
-    for problem in problems:
-        item = {"kind": problem["kind"], "detail": problem.get("detail", ""), "cell": problem.get("cell")}
-        digest = problem.get("cell_hash")
-        if item["cell"] is None and digest:
-            item["cell"] = names.get(str(digest))
-        resolved.append(item)
-    return resolved
+def read(course: Course, student: str, lab: str) -> GradingRecord | None:
+    """The record of one submission, or None when it was not graded (or the file is unreadable)."""
+    path = record_path(course, student, lab)
+    try:
+        data = json.loads(path.read_text())
+        return GradingRecord.model_validate({k: v for k, v in data.items() if k in GradingRecord.model_fields})
+    except (OSError, ValueError, ValidationError):
+        return None

@@ -1,8 +1,9 @@
 """The instructor's cohort report: `reports/grades.csv` and a self-contained `reports/report.html`.
 
-Scores come from the gradebook, reasons and problems from the grading records, model usage from
-the learners' `submitted/<student>/<lab>/marketlab-usage.json` files. Plots are PNG images inlined
-as base64, so the page can be mailed or archived as one file. Learner-controlled text is escaped.
+Scores and reasons come from the typed grading records (`marketlab.course.records.GradingRecord`),
+hand marks given since autograde from the gradebook, model usage from the learners'
+`submitted/<student>/<lab>/marketlab-usage.json` files. The page is rendered by jinja2 with
+autoescape on; plots are PNG images inlined as base64, so it can be mailed or archived as one file.
 """
 
 from __future__ import annotations
@@ -13,40 +14,33 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
 from ..llm.ledger import read_usage
-from .feedback import (PROBLEM_LABELS, LabResult, all_students, clip, esc, lab_result, open_gradebook, page,
-                       student_labs)
+from .feedback import LabResult, all_students, check_name, clip, collect, outcome, render, student_labs
 from .layout import USAGE_FILE, Course
+from .records import CATALOGUE, INSTRUCTOR_KINDS, NOT_COUNTED, label
 
 AT_RISK_PERCENT = 60.0
-# Problem kinds that mean a submission tried to get around the grader, not just a bug.
-HOSTILE_KINDS = {"edited_tests", "forbidden_read", "forbidden_process", "network", "write_outside"}
-BASE_COLUMNS = ["student", "lab", "score", "max_score", "percent", "status", "reason"]
+# Problem kinds that may mean a learner worked around the grader rather than made a mistake.
+SUSPECT_KINDS = {"edited_tests", "refused_file"}
+BASE_COLUMNS = ["student", "lab", "score", "max_score", "percent", "status", "reason", "auto_score", "auto_max",
+                "awaiting_hand_marking"]
 LABEL_CHARS = 40  # plot labels longer than this are cut, so 30-40 of them stay readable
+DETAIL_CHARS = 300  # longest instructor detail shown per flagged submission
 
 
 # --- collecting -------------------------------------------------------------------------------
 
 def collect_results(course: Course) -> list[LabResult]:
-    """One LabResult per learner × lab, for every lab at least one learner has submitted."""
+    """One LabResult per learner × lab, for every lab at least one learner has handed in."""
     students = all_students(course)
     labs = sorted({lab for student in students for lab in student_labs(course, student)})
-    with open_gradebook(course) as gb:
-        results = [lab_result(course, gb, student, lab) for student in students for lab in labs]
-    active = {r.lab for r in results if r.status != "not submitted"}
+    results = collect(course, [(student, lab) for student in students for lab in labs])
+    active = {r.lab for r in results if r.state != "not submitted"}
     return [r for r in results if r.lab in active]
-
-
-def _check_columns(results: list[LabResult]) -> list[str]:
-    columns: dict[str, None] = {}
-    for result in sorted(results, key=lambda r: r.lab):
-        for check in result.checks:
-            columns.setdefault(f"{result.lab}:{check.grade_id}", None)
-    return list(columns)
 
 
 def _spreadsheet_safe(text: str) -> str:
@@ -54,16 +48,33 @@ def _spreadsheet_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _cells(result: LabResult) -> dict[str, float | None]:
+    """lab:grade_id -> points, of every check and hand-marked cell (None: awaiting hand marking)."""
+    if not result.graded or result.record is None:
+        return {}
+    cells: dict[str, float | None] = {f"{result.lab}:{c.grade_id}": c.score for c in result.record.checks}
+    cells.update({f"{result.lab}:{m.grade_id}": m.score for m in result.record.manual})
+    return cells
+
+
 def grades_frame(results: list[LabResult]) -> pd.DataFrame:
-    """The grades table: one row per learner × lab, one column per check ("lab:grade_id")."""
-    checks = _check_columns(results)
-    rows = []
+    """The grades table: one row per learner × lab, one column per cell ("lab:grade_id").
+
+    `percent` is of the points decided so far: cells awaiting hand marking count neither way.
+    """
+    rows, columns = [], {}
+    for r in sorted(results, key=lambda r: (r.lab, r.student)):
+        columns.update(dict.fromkeys(_cells(r)))
     for r in results:
-        row: dict[str, Any] = {"student": r.student, "lab": r.lab, "score": r.score, "max_score": r.max_score,
-                               "percent": r.percent, "status": r.status, "reason": r.reason}
-        row.update({f"{r.lab}:{c.grade_id}": c.score for c in r.checks})
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=BASE_COLUMNS + checks)
+        record = r.record if r.graded else None
+        row: dict[str, Any] = {"student": r.student, "lab": r.lab, "score": r.score,
+                               "max_score": record.max_score if record else None, "percent": r.percent,
+                               "status": r.state, "reason": record.reason if record else "",
+                               "auto_score": record.auto_score if record else None,
+                               "auto_max": record.auto_max if record else None,
+                               "awaiting_hand_marking": record.manual_pending if record else None}
+        rows.append({**row, **_cells(r)})
+    frame = pd.DataFrame(rows, columns=BASE_COLUMNS + list(columns))
     for column in ("student", "lab", "status", "reason"):
         frame[column] = frame[column].astype(str).map(_spreadsheet_safe)
     return frame
@@ -102,22 +113,23 @@ def learner_usage(course: Course, student: str) -> Usage:
     folder = course.folder("submitted") / student
     for lab in sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
         path = folder / lab / USAGE_FILE
-        if not path.exists():
-            continue
-        try:
-            usage.add(read_usage(path))
-        except ValueError as exc:
-            usage.notes.append(f"{lab}: usage file unreadable ({clip(exc, 300)})")
+        if path.is_symlink():  # a submission is data: never follow a link out of it
+            usage.notes.append(f"{lab}: usage file is a link, ignored")
+        elif path.exists():
+            try:
+                usage.add(read_usage(path))
+            except ValueError as exc:
+                usage.notes.append(f"{lab}: usage file unreadable ({clip(exc, 300)})")
     if usage.files == 0 and not usage.notes:
         usage.notes.append("no usage recorded")
     return usage
 
 
-# --- who needs attention ----------------------------------------------------------------------
+# --- who and what needs attention -------------------------------------------------------------
 
 def _average(results: list[LabResult]) -> float | None:
-    values = [0.0 if r.status in ("not submitted", "failed") else r.percent
-              for r in results if r.status != "not graded yet"]
+    values = [0.0 if r.state in ("not submitted", "failed") else r.percent
+              for r in results if r.state in ("not submitted", "failed", "graded")]
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
 
@@ -129,17 +141,18 @@ def _risk_reasons(results: list[LabResult]) -> list[str]:
     if low:
         reasons.append(f"average {average:.0f}% (below {AT_RISK_PERCENT:.0f}%)")
     for r in results:
-        if r.status == "failed":
-            reasons.append(f"{r.lab}: could not be marked" + (f" ({r.reason})" if r.reason else ""))
-        for kind in sorted({p["kind"] for p in r.problems} & HOSTILE_KINDS):
-            reasons.append(f"{r.lab}: {PROBLEM_LABELS[kind].lower()} ({kind})")
-        if low and r.status == "not submitted":
+        if r.state == "failed":
+            why = (r.record.learner_problems or r.record.problems)[:1]
+            reasons.append(f"{r.lab}: could not be marked" + (f" ({why[0].label.lower()})" if why else ""))
+        for kind in sorted({p.kind for p in r.record.problems} & SUSPECT_KINDS if r.record else set()):
+            reasons.append(f"{r.lab}: {label(kind).lower()} ({kind})")
+        if low and r.state == "not submitted":
             reasons.append(f"{r.lab}: not submitted")
     return reasons
 
 
 def at_risk(results: list[LabResult]) -> list[tuple[str, float | None, list[str]]]:
-    """(learner, average %, why) for learners below 60% on average or with a failed or hostile submission."""
+    """(learner, average %, why) for learners below 60% on average or with a failed or suspect submission."""
     by_student: dict[str, list[LabResult]] = {}
     for r in results:
         by_student.setdefault(r.student, []).append(r)
@@ -148,19 +161,91 @@ def at_risk(results: list[LabResult]) -> list[tuple[str, float | None, list[str]
     return sorted(flagged, key=lambda f: (f[1] if f[1] is not None else -1.0, f[0]))
 
 
-def check_failures(results: list[LabResult]) -> list[tuple[str, str, int, int]]:
-    """(lab, grade_id, not passed, attempts) per automatic check, most often missed first."""
-    counts: dict[tuple[str, str], list[int]] = {}
+@dataclass(frozen=True)
+class CheckFailures:
+    """How often one automatic check was not passed."""
+
+    lab: str
+    grade_id: str
+    name: str
+    missed: int
+    attempts: int
+
+
+def check_failures(results: list[LabResult]) -> list[CheckFailures]:
+    """Per automatic check, how many did not pass it, most often missed first.
+
+    A check that could not run because of the course's own set-up does not count against anyone.
+    """
+    counts: dict[tuple[str, str], list[Any]] = {}
     for r in results:
-        if r.status not in ("graded", "failed"):
+        for c in r.record.checks if r.graded and r.record else []:
+            if c.reason in INSTRUCTOR_KINDS:
+                continue
+            tally = counts.setdefault((r.lab, c.grade_id), [check_name(c), 0, 0])
+            tally[1] += outcome(c) != "passed"
+            tally[2] += 1
+    rows = [CheckFailures(lab, grade_id, name, missed, total)
+            for (lab, grade_id), (name, missed, total) in counts.items()]
+    return sorted(rows, key=lambda row: (-row.missed / row.attempts, row.lab, row.grade_id))
+
+
+class Flag(NamedTuple):
+    """One kind of problem in one submission (a table row)."""
+
+    student: str
+    lab: str
+    cells: str
+    score: str
+    detail: str  # the instructor detail of the record, on set-up problems only
+
+
+@dataclass(frozen=True)
+class FlagGroup:
+    """Every submission flagged with one kind of problem."""
+
+    kind: str
+    label: str
+    text: str
+    audience: str  # who has to act: "instructor" (set-up problem), "note" or "learner"
+    flags: list[Flag]
+
+    @property
+    def headers(self) -> list[str]:
+        """Column names of this group's table."""
+        return ["Learner", "Lab", "Cells", "Automatic score"] + (["Detail"] if self.audience == "instructor" else [])
+
+    @property
+    def rows(self) -> list[list[str]]:
+        """This group's table."""
+        return [list(flag)[:len(self.headers)] for flag in self.flags]
+
+
+def flagged(results: list[LabResult]) -> list[FlagGroup]:
+    """Every submission with problems (its own, or a check that could not run), grouped by kind."""
+    groups: dict[str, list[Flag]] = {}
+    for r in results:
+        record = r.record
+        if record is None:
             continue
-        for c in r.checks:
-            if c.autograded:
-                tally = counts.setdefault((r.lab, c.grade_id), [0, 0])
-                tally[0] += c.outcome != "passed"
-                tally[1] += 1
-    rows = [(lab, grade_id, bad, total) for (lab, grade_id), (bad, total) in counts.items()]
-    return sorted(rows, key=lambda row: (-row[2] / row[3], row[0], row[1]))
+        cells: dict[str, list[str]] = {}
+        for p in record.problems:
+            cells.setdefault(p.kind, []).extend([p.cell] if p.cell else [])
+        for c in record.checks:
+            if c.reason:
+                cells.setdefault(c.reason, []).append(c.grade_id)
+        score = f"{record.auto_score:g} / {record.auto_max:g}" if r.graded else r.state
+        for kind, names in cells.items():
+            detail = clip(record.instructor_detail, DETAIL_CHARS) if kind in INSTRUCTOR_KINDS else ""
+            groups.setdefault(kind, []).append(Flag(r.student, r.lab, clip(", ".join(dict.fromkeys(names)), 200),
+                                                    score, detail))
+    order = list(CATALOGUE)
+    return [FlagGroup(kind, label(kind), CATALOGUE[kind][1] if kind in CATALOGUE else f"Unknown kind “{kind}”.",
+                      "instructor" if kind in INSTRUCTOR_KINDS else "note" if kind in NOT_COUNTED else "learner",
+                      sorted(flags, key=lambda f: (f.student, f.lab)))
+            for kind, flags in sorted(groups.items(),
+                                      key=lambda item: (order.index(item[0]) if item[0] in order else len(order),
+                                                        item[0]))]
 
 
 # --- plots ------------------------------------------------------------------------------------
@@ -185,17 +270,13 @@ def _label(text: str) -> str:
     return clip(text, LABEL_CHARS).replace("$", r"\$")
 
 
-def _img(uri: str, alt: str) -> str:
-    return f'<img src="{uri}" alt="{esc(alt)}">'
-
-
 def score_plot(results: list[LabResult]) -> str | None:
     """Box plot with every learner as a dot, per lab; a data URI, None if nothing was marked."""
     import numpy as np
 
     by_lab: dict[str, list[float]] = {}
     for r in results:
-        if r.status in ("graded", "failed") and r.percent is not None:
+        if r.graded and r.percent is not None:
             by_lab.setdefault(r.lab, []).append(r.percent)
     if not by_lab:
         return None
@@ -209,23 +290,23 @@ def score_plot(results: list[LabResult]) -> str | None:
     ax.set_xticks(range(1, len(labs) + 1), [_label(lab) for lab in labs], rotation=20, ha="right")
     ax.axhline(AT_RISK_PERCENT, color="#b3261e", linestyle="--", linewidth=1)
     ax.set_ylim(-5, 105)
-    ax.set_ylabel("score (%)")
+    ax.set_ylabel("score (% of points marked so far)")
     ax.set_title("Scores per lab (one dot per learner)")
     return _png(figure)
 
 
-def failure_plot(failures: list[tuple[str, str, int, int]]) -> str | None:
+def failure_plot(failures: list[CheckFailures]) -> str | None:
     """Horizontal bars: share of learners who did not pass each check; None if there are no checks."""
     if not failures:
         return None
     rows = failures[::-1]  # barh draws bottom-up: most-missed on top
     figure = _figure(8.0, max(2.5, 0.32 * len(rows) + 1.2))
     ax = figure.add_subplot()
-    rates = [100.0 * bad / total for _, _, bad, total in rows]
+    rates = [100.0 * row.missed / row.attempts for row in rows]
     ax.barh(range(len(rows)), rates, color="#b3261e")
-    ax.set_yticks(range(len(rows)), [_label(f"{lab}: {grade_id}") for lab, grade_id, _, _ in rows], fontsize=8)
-    for y, (rate, (_, _, bad, total)) in enumerate(zip(rates, rows)):
-        ax.text(rate + 1, y, f"{bad}/{total}", va="center", fontsize=7)
+    ax.set_yticks(range(len(rows)), [_label(f"{row.lab}: {row.name}") for row in rows], fontsize=8)
+    for y, (rate, row) in enumerate(zip(rates, rows)):
+        ax.text(rate + 1, y, f"{row.missed}/{row.attempts}", va="center", fontsize=7)
     ax.set_xlim(0, 110)
     ax.set_xlabel("learners who did not pass (%)")
     ax.set_title("Which checks the cohort missed")
@@ -250,7 +331,7 @@ def usage_plot(usage: dict[str, Usage]) -> str | None:
     return _png(figure)
 
 
-# --- HTML -------------------------------------------------------------------------------------
+# --- tables of plain text, rendered by templates/report.html.j2 --------------------------------
 
 def money(value: float) -> str:
     """US dollars with enough digits for the small sums of a course."""
@@ -263,28 +344,27 @@ def _percent(value: float | None) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.0f}%"
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
-    """An HTML table; cells are escaped here, so pass plain text."""
-    numeric = numeric or set()
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td{" class=num" if i in numeric else ""}>{esc(cell)}</td>'
-                                    for i, cell in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _lab_summary(results: list[LabResult]) -> str:
+def _lab_rows(results: list[LabResult]) -> list[list[str]]:
     rows = []
     for lab in sorted({r.lab for r in results}):
         rs = [r for r in results if r.lab == lab]
-        marked = [r.percent for r in rs if r.status in ("graded", "failed") and r.percent is not None]
-        series = pd.Series(marked, dtype=float)
-        rows.append([lab, str(sum(r.status != "not submitted" for r in rs)),
-                     str(sum(r.status == "graded" for r in rs)), str(sum(r.status == "failed" for r in rs)),
-                     _percent(series.mean() if marked else None), _percent(series.median() if marked else None)])
-    return _table(["Lab", "Submitted", "Marked", "Could not be marked", "Mean", "Median"], rows, {1, 2, 3, 4, 5})
+        marked = pd.Series([r.percent for r in rs if r.graded and r.percent is not None], dtype=float)
+        rows.append([lab, *(str(n) for n in (sum(r.state != "not submitted" for r in rs),
+                                             sum(r.state == "graded" for r in rs),
+                                             sum(r.state == "failed" for r in rs),
+                                             sum(r.state == "not submitted" for r in rs),
+                                             sum(bool(r.pending) for r in rs if r.graded))),
+                     _percent(marked.mean() if len(marked) else None),
+                     _percent(marked.median() if len(marked) else None)])
+    return rows
 
 
-def _usage_section(usage: dict[str, Usage]) -> str:
+def _pending_rows(results: list[LabResult]) -> list[list[str]]:
+    return [[r.student, r.lab, ", ".join(check_name(m) for m in r.pending), f"{r.record.manual_pending:g}"]
+            for r in results if r.graded and r.pending and r.record]
+
+
+def _usage_rows(usage: dict[str, Usage]) -> list[list[str]]:
     rows = []
     for student, u in sorted(usage.items(), key=lambda item: (-item[1].cost_usd, item[0])):
         if u.files:
@@ -293,52 +373,23 @@ def _usage_section(usage: dict[str, Usage]) -> str:
         else:
             numbers = ["–"] * 5
         rows.append([student, *numbers, "; ".join(u.notes)])
-    known = sum(u.cost_usd for u in usage.values())
-    table = _table(["Learner", "Calls", "Prompt tokens", "Completion tokens", "Cost (USD)", "Failed calls",
-                    "Notes"], rows, {1, 2, 3, 4, 5})
-    plot = usage_plot(usage)
-    return (f"<p>Total known cost for the cohort: <b>{esc(money(known))}</b>. “+ unknown” means a model "
-            f"without a price in the price table was used.</p>{table}"
-            + (_img(plot, "Tokens and cost per learner") if plot else "<p class=muted>No usage recorded.</p>"))
-
-
-def _problems_section(results: list[LabResult]) -> str:
-    rows = [[r.student, r.lab, f'{PROBLEM_LABELS.get(p["kind"], "Problem")} ({p["kind"] or "?"})', p["cell"],
-             p["detail"]]
-            for r in results for p in r.problems]
-    if not rows:
-        return "<p class=muted>No problems were recorded while grading.</p>"
-    return _table(["Learner", "Lab", "Problem", "Cell", "Details"], rows)
-
-
-def _risk_section(results: list[LabResult]) -> str:
-    flagged = at_risk(results)
-    if not flagged:
-        return "<p class=muted>Nobody is below 60% on average or has a failed or suspicious submission.</p>"
-    return _table(["Learner", "Average", "Why"], [[s, _percent(avg), "; ".join(why)] for s, avg, why in flagged],
-                  {1})
+    return rows
 
 
 def report_html(results: list[LabResult], usage: dict[str, Usage]) -> str:
     """The whole cohort report as one HTML page."""
-    learners = sorted({r.student for r in results} | set(usage))
-    scores, failures = score_plot(results), check_failures(results)
-    failure_img = failure_plot(failures)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = [f"<h1>Cohort report</h1><p class=muted>{len(learners)} learners · "
-            f"{len({r.lab for r in results})} labs · made {esc(stamp)}</p>",
-            "<h2>Labs</h2>", _lab_summary(results),
-            "<h2>Score distribution</h2>",
-            _img(scores, "Scores per lab") if scores else "<p class=muted>Nothing has been marked yet.</p>",
-            "<h2>Which checks were missed</h2><p>Share of learners who did not get full points on each "
-            "automatic check: the top bars are the concepts the cohort struggled with.</p>",
-            _img(failure_img, "Failure rate per check") if failure_img else "<p class=muted>No checks yet.</p>",
-            _table(["Lab", "Check", "Did not pass", "Attempts"],
-                   [[lab, grade_id, str(bad), str(total)] for lab, grade_id, bad, total in failures], {2, 3}),
-            "<h2>Learners at risk</h2>", _risk_section(results),
-            "<h2>Model usage and cost</h2>", _usage_section(usage),
-            "<h2>Problems while grading</h2>", _problems_section(results)]
-    return page("Cohort report", "\n".join(body))
+    failures = check_failures(results)
+    return render(
+        "report.html.j2",
+        learners=len({r.student for r in results} | set(usage)), labs=len({r.lab for r in results}),
+        stamp=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), at_risk_percent=AT_RISK_PERCENT,
+        lab_rows=_lab_rows(results), score_plot=score_plot(results),
+        failure_plot=failure_plot(failures),
+        failure_rows=[[f.lab, f.name, f.grade_id, str(f.missed), str(f.attempts)] for f in failures],
+        pending_rows=_pending_rows(results),
+        risk_rows=[[s, _percent(avg), "; ".join(why)] for s, avg, why in at_risk(results)],
+        usage_rows=_usage_rows(usage), usage_plot=usage_plot(usage),
+        total_cost=money(sum(u.cost_usd for u in usage.values())), groups=flagged(results))
 
 
 def write_report(course: Course) -> tuple[Path, Path]:
@@ -352,4 +403,3 @@ def write_report(course: Course) -> tuple[Path, Path]:
     grades_frame(results).to_csv(csv_path, index=False)
     html_path.write_text(report_html(results, usage), encoding="utf-8")
     return csv_path, html_path
-

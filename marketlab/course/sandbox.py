@@ -1,223 +1,328 @@
-"""The grading kernel: an IPython kernel that first fences itself in.
+"""Run learner code under bubblewrap (`bwrap`): the one way grading starts a learner's process.
 
-Started by jupyter_client through the `marketlab-sandbox` kernelspec that autograde writes:
+What the sandboxed process sees is an allowlist: the system's /usr (read-only), the Python
+installation and the venv (read-only), the marketlab package and the public datasets (read-only),
+its own copy of the submission (the only writable place), a private /tmp, a fresh /proc and a
+minimal /dev. The course folder, the graders and holdout data, the gradebook, the exchange, other
+learners and the instructor's home are simply not in its view.
 
-    python -m marketlab.course.sandbox -f {connection_file}
+Namespaces: new user, pid, network (no network at all, not even loopback), ipc, uts and mount
+namespaces; a new session; --die-with-parent, so nothing outlives the process that started it.
 
-Before it runs any submitted code it, in order: drops every secret-looking variable from its
-environment; when started as root, moves into its own network namespace (no network at all, not
-even loopback; the kernel talks to nbgrader over unix sockets) and mount namespace (a private
-/tmp), hands its working folder to an unprivileged per-slot user and becomes that user, so it
-can write nowhere else and RLIMIT_NPROC stops a fork bomb; sets resource limits (address space,
-CPU seconds, file size, open files, processes); and installs `marketlab.course.guard`, which
-refuses submitted code the holdout data, the graders and new processes, and cuts huge output.
-Settings come from MARKETLAB_SANDBOX (JSON), set by autograde.
+Started as root, bwrap would map the sandbox to host root. So as root the command is two bwraps:
+an outer, privileged one builds the view and the pid/net/ipc namespaces, then `setpriv` becomes a
+per-slot grading user (no groups, no capabilities, no_new_privs) and an inner, unprivileged bwrap
+adds the user namespace. As an ordinary user one unprivileged bwrap does all of it.
+
+The environment is built from an allowlist (`allowed_env`), never copied from the grader's.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
-import re
 import resource
-import stat
+import shutil
+import subprocess
 import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-SETTINGS_ENV = "MARKETLAB_SANDBOX"
-KERNEL_NAME = "marketlab-sandbox"
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|^PG|GRADEBOOK|^OPENAI_|^AWS_|^AZURE_")
+from marketlab.errors import MarketlabError
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
-PR_SET_PDEATHSIG = 1
+SETPRIV = "/usr/bin/setpriv"
+INSIDE_HOME = "/home/learner"
+SYSTEM_DIRS = ("/usr", "/etc/alternatives")
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/nsswitch.conf", "/etc/mime.types")
+TMP_MB = 256  # private /tmp of a sandbox (memory-backed)
+MERGED_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
-def kernelspec(python: str = sys.executable) -> dict[str, Any]:
-    """The kernel.json of the sandboxed grading kernel."""
-    return {
-        "argv": [python, "-m", "marketlab.course.sandbox", "-f", "{connection_file}"],
-        "display_name": "marketlab grading sandbox",
-        "language": "python",
-        # Interrupts travel as messages, so they reach the kernel whatever user it became.
-        "interrupt_mode": "message",
-        "metadata": {"debugger": False},
-    }
+class SandboxUnavailable(MarketlabError, RuntimeError):
+    """This machine cannot start the grading sandbox."""
+
+    headline = "❌ Grading cannot start safely on this machine."
 
 
-def settings_from_env() -> dict[str, Any]:
-    """The sandbox settings autograde passed down, removed from the environment the learner sees."""
-    raw = os.environ.pop(SETTINGS_ENV, "")
-    return json.loads(raw) if raw else {}
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use while it is graded."""
+
+    cell_timeout: int = 60          # seconds one cell may run
+    wall_seconds: int = 900         # seconds the whole submission may take, every cell and check included
+    memory_mb: int = 2048           # address space per process
+    cpu_seconds: int = 300          # processor time per process
+    file_mb: int = 64               # largest file it may write
+    open_files: int = 256
+    processes: int = 128            # processes of the grading user (as root, where each slot has its own user)
+    output_kb: int = 1024           # output kept per notebook; the rest is cut
+
+    def validated(self) -> Limits:
+        """The same limits, or a MarketlabError naming the one that is not a positive whole number."""
+        for name, value in vars(self).items():
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise MarketlabError(f"The grading limit {name}={value!r} is not a positive whole number.",
+                                     f"Pass a number above 0, e.g. --{name.replace('_', '-')} 60.")
+        return self
 
 
-def clean_environment(home: str) -> None:
-    """Remove anything that looks like a credential; point HOME at the submission folder."""
-    for name in list(os.environ):
-        if SECRET_NAME.search(name.upper()) and name != "MARKETLAB_BACKEND":
-            del os.environ[name]
-    os.makedirs(os.path.join(home, ".tmp"), exist_ok=True)
-    os.environ.update(HOME=home, TMPDIR=os.path.join(home, ".tmp"), MARKETLAB_HOME=os.path.join(home, ".marketlab"),
-                      MARKETLAB_ARTIFACTS=os.path.join(home, ".artifacts"), USER="grader", LOGNAME="grader", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-                      MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
+@dataclass(frozen=True)
+class Mount:
+    """One host path shown inside the sandbox."""
+
+    source: Path
+    target: str
+    writable: bool = False
 
 
-def _libc() -> Any:
-    return ctypes.CDLL(None, use_errno=True)
+@dataclass(frozen=True)
+class View:
+    """Everything one sandboxed process sees and may do."""
+
+    workdir: Path                      # host folder: the submission's copy
+    inside: str                        # where it appears inside, and the working directory
+    writable: bool = True              # False: the copy is read-only too
+    mounts: tuple[Mount, ...] = ()     # extra paths (sockets folder, ...)
+    env: Mapping[str, str] = field(default_factory=dict)
+    limits: Limits = Limits()
+    uid: int | None = None             # as root: the host user the sandbox runs as
+
+    def with_env(self, **more: str) -> View:
+        """The same view with more environment variables."""
+        return replace(self, env={**self.env, **more})
 
 
-def _unshare(flags: int) -> str | None:
-    """unshare(2); None on success, else why it failed."""
-    if _libc().unshare(flags) != 0:
-        return os.strerror(ctypes.get_errno())
+def bwrap_path() -> str | None:
+    """The bwrap executable, or None."""
+    return shutil.which("bwrap", path=os.environ.get("PATH", "") + os.pathsep + "/usr/bin:/bin")
+
+
+def unavailable_reason() -> str | None:
+    """Why the sandbox cannot run here (None when it can): tries a real, tiny sandbox."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed."
+    if os.geteuid() == 0 and not os.path.exists(SETPRIV):
+        return f"{SETPRIV} (util-linux) is missing, so the sandbox cannot drop root."
+    probe = Path(sys.prefix)
+    view = View(workdir=probe, inside="/probe", writable=False, uid=_probe_uid())
+    try:
+        done = subprocess.run(command(view, ["/usr/bin/true"]), env=dict(view.env), capture_output=True,
+                              timeout=30, **spawn_options(view))
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"bwrap could not start ({exc})."
+    if done.returncode != 0:
+        text = (done.stderr or b"").decode(errors="replace").strip().splitlines()
+        return f"bwrap could not create its namespaces ({text[-1] if text else f'exit {done.returncode}'})."
     return None
 
 
-def _mount_tmpfs(target: str, size: str = "256m", mode: str = "1777") -> None:
-    libc = _libc()
-    if os.path.isdir(target):
-        if libc.mount(b"tmpfs", target.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
-                      f"size={size},mode={mode}".encode()) != 0:
-            raise OSError(ctypes.get_errno(), f"mount tmpfs on {target}: {os.strerror(ctypes.get_errno())}")
+def require() -> None:
+    """Raise SandboxUnavailable, with the fix, when the sandbox cannot run here."""
+    reason = unavailable_reason()
+    if reason:
+        raise SandboxUnavailable(
+            f"The grading sandbox cannot run: {reason} Learner code would run with your rights.",
+            "Install bubblewrap (sudo apt-get install bubblewrap) and allow user namespaces "
+            "(sysctl kernel.unprivileged_userns_clone=1 where that setting exists), or, only on a machine "
+            "where you trust every submission, pass --no-sandbox.")
 
 
-def _reveal(paths: list[str]) -> None:
-    """The grading user must reach Python, marketlab and the course even under private folders (/root, ~).
-
-    Inside our mount namespace each closed ancestor is covered by an empty tmpfs and only the
-    needed folders are bound back at their old paths: the rest of that folder stays out of sight.
-    """
-    libc = _libc()
-    wanted = sorted({os.path.realpath(p) for p in paths if os.path.exists(p)})
-    tops = [p for p in wanted if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in wanted)]
-    covers: dict[str, list[str]] = {}
-    for path in tops:
-        closed = next((str(a) for a in reversed(Path(path).parents) if str(a) != "/"
-                       and not os.stat(a).st_mode & stat.S_IXOTH), None)
-        if closed is not None:
-            covers.setdefault(closed, []).append(path)
-    for closed, inside in covers.items():
-        kept = {path: os.open(path, os.O_PATH) for path in inside}  # still reachable after the cover
-        try:
-            _mount_tmpfs(closed, "1m", mode="0755")
-            for path, handle in kept.items():
-                if os.path.isdir(f"/proc/self/fd/{handle}"):
-                    os.makedirs(path, exist_ok=True)
-                else:
-                    os.makedirs(os.path.dirname(path), exist_ok=True)
-                    open(path, "a").close()
-                if libc.mount(f"/proc/self/fd/{handle}".encode(), path.encode(), None, MS_BIND | MS_REC, None) != 0:
-                    raise OSError(ctypes.get_errno(), f"bind {path}: {os.strerror(ctypes.get_errno())}")
-        finally:
-            for handle in kept.values():
-                os.close(handle)
+def _probe_uid() -> int | None:
+    return 65534 if os.geteuid() == 0 else None
 
 
-def isolate_as_root(uid: int, workdir: Path, connection_file: Path, needed: list[str]) -> list[str]:
-    """New network and mount namespaces, private temp folders, then become `uid`. Returns what could not be done."""
-    notes: list[str] = []
-    problem = _unshare(CLONE_NEWNS | CLONE_NEWNET)
-    if problem:
-        notes.append(f"network not isolated and kernel left as root ({problem})")
-        return notes
-    # Make our mounts private so the changes below are seen by nobody else.
-    if _libc().mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        notes.append(f"no private mounts ({os.strerror(ctypes.get_errno())}); kernel left as root")
-        return notes
-    try:
-        _reveal([sys.base_prefix, sys.prefix, *needed])
-        for target in ("/tmp", "/var/tmp", "/dev/shm"):
-            # A course kept under /tmp (tests do) must stay visible; then only file permissions guard it.
-            if not any(Path(p).resolve().is_relative_to(target) for p in needed):
-                _mount_tmpfs(target)
-    except OSError as exc:
-        notes.append(f"{exc}; kernel left as root")
-        return notes
-    for path in (workdir, *workdir.rglob("*")):
-        os.lchown(path, uid, uid)
-    os.chown(connection_file, uid, uid)
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
-    return notes
+def allowed_env(home: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a sandboxed process: an allowlist, nothing inherited."""
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": home, "USER": "learner", "LOGNAME": "learner", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+        "TMPDIR": "/tmp", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/matplotlib",
+        "MARKETLAB_HOME": "/tmp/marketlab", "MARKETLAB_BACKEND": "scripted", "MARKETLAB_ARTIFACTS": "/tmp/artifacts",
+        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8", "TQDM_DISABLE": "1",
+        "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_CONFIG_DIR": "/tmp/jupyter", "IPYTHONDIR": "/tmp/ipython",
+    }
+    # Read-only data the labs load; never the graders' holdout.
+    for name in ("MARKETLAB_DATA",):
+        if name in os.environ and not (extra and name in extra):
+            env[name] = os.environ[name]
+    env.update(extra or {})
+    return env
 
 
-def isolate_unprivileged() -> list[str]:
-    """Without root: a user namespace gives a private network where the kernel allows it."""
-    uid, gid = os.getuid(), os.getgid()
-    problem = _unshare(CLONE_NEWUSER | CLONE_NEWNET)
-    if problem:
-        return [f"network not isolated: not root and no user namespaces ({problem})",
-                "writes outside the submission folder are limited only by file permissions"]
-    Path("/proc/self/setgroups").write_text("deny")
-    Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
-    Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
-    return ["writes outside the submission folder are limited only by file permissions (not root)"]
+def _readonly_sources() -> list[Path]:
+    """Host paths every sandbox needs, read-only: Python, the venv, marketlab and its public data."""
+    import marketlab
+
+    package = Path(marketlab.__file__).resolve().parent
+    paths = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package, package.parent / "datasets"]
+    data = os.environ.get("MARKETLAB_DATA")
+    if data:
+        paths.append(Path(data).resolve())
+    # Resolve the interpreter's links (a venv's python points into the base installation).
+    paths.append(Path(sys.executable).resolve().parent)
+    found: list[Path] = []
+    for path in paths:
+        if path.exists() and not any(path == p or path.is_relative_to(p) for p in found):
+            found = [p for p in found if not p.is_relative_to(path)] + [path]
+    return found
 
 
-def set_limits(limits: dict[str, int]) -> None:
-    """Memory, CPU time, file size, open files and processes, as autograde configured them."""
+def _dirs_for(target: str, made: set[str]) -> list[str]:
+    """--dir arguments (mode 0755) for each missing ancestor of target, so the sandbox user can pass through."""
+    args: list[str] = []
+    parts = Path(target).parts[1:-1]
+    current = ""
+    for part in parts:
+        current += "/" + part
+        if current not in made:
+            made.add(current)
+            args += ["--perms", "0755", "--dir", current]
+    return args
+
+
+def view_args(view: View) -> list[str]:
+    """bwrap arguments that build the filesystem the sandbox sees."""
+    args: list[str] = []
+    made: set[str] = set()
+    for directory in SYSTEM_DIRS:
+        if os.path.isdir(directory):
+            args += _dirs_for(directory, made) + ["--ro-bind", directory, directory]
+    for link in MERGED_LINKS:
+        if os.path.islink(link):
+            args += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            args += ["--ro-bind", link, link]
+    for name in SYSTEM_FILES:
+        if os.path.isfile(name):
+            args += _dirs_for(name, made) + ["--ro-bind", name, name]
+    tmp_size = str(TMP_MB * 1024 * 1024)
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", tmp_size, "--tmpfs", "/tmp",
+             "--perms", "1777", "--size", tmp_size, "--tmpfs", "/var/tmp",
+             "--perms", "0755", "--dir", "/home", "--perms", "0755", "--dir", INSIDE_HOME]
+    made |= {"/home", INSIDE_HOME, "/tmp"}
+    for source in _readonly_sources():
+        args += _dirs_for(str(source), made) + ["--ro-bind", str(source), str(source)]
+    for mount in view.mounts:
+        args += _dirs_for(mount.target, made) + ["--bind" if mount.writable else "--ro-bind", str(mount.source),
+                                                  mount.target]
+    args += _dirs_for(view.inside, made) + ["--bind" if view.writable else "--ro-bind", str(view.workdir),
+                                            view.inside]
+    return args + ["--chdir", view.inside]
+
+
+def command(view: View, argv: Sequence[str]) -> list[str]:
+    """The full command line that runs argv inside the sandbox described by view."""
+    bwrap = bwrap_path() or "bwrap"
+    common = ["--die-with-parent", "--new-session"]
+    if os.geteuid() == 0:
+        if view.uid is None:
+            raise SandboxUnavailable("As root the sandbox needs a grading user id to run as.",
+                                     "This is a bug in marketlab: please report it.")
+        outer = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                 *common, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                 "--cap-add", "CAP_SETPCAP", *view_args(view)]
+        drop = [SETPRIV, f"--reuid={view.uid}", f"--regid={view.uid}", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all", "--no-new-privs", "--"]
+        inner = [bwrap, "--unshare-user", "--disable-userns", "--die-with-parent", "--bind", "/", "/",
+                 "--chdir", view.inside, "--"]
+        return [*outer, "--", *drop, *inner, *argv]
+    # --unshare-all only tries a user namespace; --disable-userns needs it asked for by name.
+    return [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", *common, *view_args(view), "--", *argv]
+
+
+def _set_limits(limits: Limits) -> None:
+    """Runs in the child just before bwrap: limits every process of the sandbox inherits."""
     mb = 1024 * 1024
     wanted = {
-        resource.RLIMIT_AS: limits.get("memory_mb", 2048) * mb,
-        resource.RLIMIT_CPU: limits.get("cpu_seconds", 300),
-        resource.RLIMIT_FSIZE: limits.get("file_mb", 64) * mb,
-        resource.RLIMIT_NOFILE: limits.get("open_files", 256),
+        resource.RLIMIT_AS: limits.memory_mb * mb,
+        resource.RLIMIT_CPU: limits.cpu_seconds,
+        resource.RLIMIT_FSIZE: limits.file_mb * mb,
+        resource.RLIMIT_NOFILE: limits.open_files,
         resource.RLIMIT_CORE: 0,
     }
-    if "processes" in limits:
-        wanted[resource.RLIMIT_NPROC] = limits["processes"]
+    if os.geteuid() == 0:
+        # Counted per user: only meaningful where the sandbox has a user of its own (root starts it as one).
+        wanted[resource.RLIMIT_NPROC] = limits.processes
     for which, value in wanted.items():
         hard = resource.getrlimit(which)[1]
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        # The CPU hard limit sits a little above the soft one: SIGXCPU first, SIGKILL if it is ignored.
-        resource.setrlimit(which, (value, value + 5 if which == resource.RLIMIT_CPU else value))
+        extra = 5 if which == resource.RLIMIT_CPU else 0  # SIGXCPU first, SIGKILL if it is ignored
+        resource.setrlimit(which, (value, value + extra if hard == resource.RLIM_INFINITY else hard))
 
 
-def main(argv: list[str]) -> None:
-    """Fence the process in, then become an IPython kernel."""
-    settings = settings_from_env()
-    workdir = Path.cwd().resolve()
-    connection_file = Path(argv[argv.index("-f") + 1]).resolve()
-    allowed_root = Path(settings.get("root", "/nonexistent")).resolve()
-    if settings and not workdir.is_relative_to(allowed_root):
-        sys.exit(f"marketlab sandbox: refusing to grade in {workdir}, which is outside {allowed_root}")
-
-    report = os.open(settings["report"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600) if "report" in settings else None
-    clean_environment(str(workdir))
-    notes: list[str] = []
-    uid = settings.get("uid")
-    if uid is not None and os.geteuid() == 0:
-        needed = [settings.get("course", str(workdir)), str(connection_file), str(Path(__file__).parents[2]),
-                  *settings.get("protected", [])]
-        notes += isolate_as_root(int(uid), workdir, connection_file, needed)
-    elif settings.get("isolate", True) and settings:
-        notes += isolate_unprivileged()
-    _libc().prctl(PR_SET_PDEATHSIG, 9)  # after setuid, which clears it: die with the grader
-    limits = dict(settings.get("limits", {}))
-    if uid is None or os.getuid() != int(uid):
-        # RLIMIT_NPROC counts every process of the user: only safe once we are a user of our own.
-        limits.pop("processes", None)
-    set_limits(limits)
-
-    from ipykernel.kernelapp import IPKernelApp
-
-    from . import guard
-
-    app = IPKernelApp.instance()
-    app.initialize(["-f", str(connection_file), "--HistoryManager.hist_file=:memory:"])
-    if settings:
-        guard.install(app, protected=[Path(p) for p in settings.get("protected", [])],
-                      trusted=set(settings.get("trusted", [])), workdir=workdir, report_fd=report,
-                      output_limit=settings.get("limits", {}).get("output_kb", 1024) * 1024)
-        for note in notes:
-            guard.report("sandbox", note)
-    app.start()
+def spawn_options(view: View) -> dict[str, object]:
+    """Keyword arguments for subprocess.Popen that apply the view's limits (and nothing else)."""
+    limits = view.limits
+    return {"preexec_fn": lambda: _set_limits(limits), "close_fds": True, "start_new_session": True}
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+@dataclass(frozen=True)
+class Finished:
+    """How a one-shot sandboxed process ended, with its (capped) output."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+    output_cut: bool
+
+
+def _drain(stream: object, keep: int, sink: list[bytes], cut: list[bool]) -> None:
+    """Read a pipe to its end, keeping the first `keep` bytes: an endless writer cannot fill memory."""
+    kept = 0
+    read = stream.read  # type: ignore[attr-defined]
+    while True:
+        chunk = read(65536)
+        if not chunk:
+            break
+        if kept < keep:
+            sink.append(chunk[: keep - kept])
+        kept += len(chunk)
+        if kept > keep:
+            cut[0] = True
+
+
+def run(view: View, argv: Sequence[str], *, stdin: bytes = b"", timeout: float = 120,
+        keep_bytes: int | None = None) -> Finished:
+    """Run argv in the sandbox to its end (or the timeout), feeding stdin; output capped at the pipe."""
+    keep = keep_bytes if keep_bytes is not None else view.limits.output_kb * 1024
+    process = subprocess.Popen(command(view, argv), env=dict(view.env), stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, **spawn_options(view))
+    out: list[bytes] = []
+    err: list[bytes] = []
+    cut = [False]
+    readers = [threading.Thread(target=_drain, args=(process.stdout, keep, out, cut), daemon=True),
+               threading.Thread(target=_drain, args=(process.stderr, 64 * 1024, err, [False]), daemon=True)]
+    for reader in readers:
+        reader.start()
+    try:
+        assert process.stdin is not None
+        process.stdin.write(stdin)
+        process.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass
+    timed_out = False
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        stop(process)
+    for reader in readers:
+        reader.join(timeout=5)
+    return Finished(process.returncode if process.returncode is not None else -9, b"".join(out), b"".join(err),
+                    timed_out, cut[0])
+
+
+def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """Kill a sandbox we started: its session (bwrap and, through --die-with-parent, all inside)."""
+    try:
+        os.killpg(process.pid, 9)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass

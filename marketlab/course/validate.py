@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
@@ -137,23 +138,49 @@ def validate_lab(lab_dir: str | Path, *, workdir: str | Path | None = None, time
             result.leaks += _leaks(nbformat.read(path, as_version=4),
                                    nbformat.read(release / path.name, as_version=4), path.name)
 
+        course = _validation_course(root, lab_dir.parent, graders_dir)
         for student, origin in ((SOLUTION_STUDENT, source), (BLANK_STUDENT, release)):
             submitted = root / "submitted" / student / lab
             submitted.mkdir(parents=True)
             for path in notebooks:
                 shutil.copy2(origin / path.name, submitted / path.name)
-            with _kernel_env(root / "shared" / student, graders_dir, backend):
-                graded = api.autograde(lab, student, force=True, create=True)
-            result.logs[f"autograde {student}"] = graded.get("log", "")
-            if not graded["success"]:
-                result.problems.append(f"autograde of the {student} version failed: {_last_line(graded)}")
+            graded = _autograde_one(course, lab, student, timeout)
+            result.logs[f"autograde {student}"] = graded.get("instructor_detail", "")
+            if graded.get("status") != "graded":
+                result.problems.append(f"autograde of the {student} version failed: "
+                                       f"{(graded.get('instructor_detail') or graded.get('reason') or 'no detail')[-300:]}")
                 return result
-            scores = _scores(api.coursedir.db_url, lab, student, _test_cells(notebooks))
+            scores = _scores(course.db_url, lab, student, _test_cells(notebooks))
             if student == SOLUTION_STUDENT:
                 result.solution_scores = scores
             else:
                 result.student_scores = scores
     return result
+
+
+def _validation_course(root: Path, labs_dir: Path, graders_dir: str | Path | None) -> Any:
+    """The temporary folder as a course of its own, so the lab is graded exactly as a cohort is."""
+    import json
+
+    from .layout import CONFIG_FILE, SETTINGS_FILE, Course
+
+    graders = Path(graders_dir).resolve() if graders_dir else Path(__file__).resolve().parents[2] / "graders"
+    (root / "graders").symlink_to(graders, target_is_directory=True)
+    (root / SETTINGS_FILE).write_text(json.dumps({"course_id": "validate", "labs_dir": str(labs_dir),
+                                                  "db_url": f"sqlite:///{root / 'gradebook.db'}"}))
+    (root / CONFIG_FILE).write_text("c = get_config()  # noqa: F821\nc.CourseDirectory.course_id = 'validate'\n")
+    return Course(root)
+
+
+def _autograde_one(course: Any, lab: str, student: str, timeout: int) -> dict[str, Any]:
+    """Grade one submission with the course pipeline (sandboxed where this machine can sandbox)."""
+    from . import sandbox
+    from .autograde import autograde
+
+    limits = sandbox.Limits(cell_timeout=timeout, wall_seconds=max(timeout * 4, 600))
+    graded = autograde(course, labs=[lab], students=[student], workers=1, limits=limits, force=True,
+                       sandboxed=sandbox.unavailable_reason() is None, progress=False)
+    return graded[0] if graded else {"status": "failed", "instructor_detail": "nothing was graded"}
 
 
 @contextlib.contextmanager

@@ -8,24 +8,42 @@ generated notebook is copied to `workspace/<lab>/<name>.ipynb` only if that file
 yet. A learner's work is never overwritten; a lab added later, or a notebook the learner deleted,
 appears on the next run. Only notebooks are copied: nothing else of a lab folder (graders, files a
 lab run leaves behind) reaches the workspace.
+
+`learner_jupyter(...)` is how `marketlab lab` starts JupyterLab on the workspace: with the learner's
+view of nbgrader (assignment list and validate button; no instructor tools) and no news pop-up.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import MarketlabError
+
+# What a learner does not see: the instructor's nbgrader tools (as lab plugins and server extensions;
+# create-assignment has no server part) and JupyterLab's news and update notices.
+INSTRUCTOR_LAB_PLUGINS = ("@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:formgrader",
+                          "@jupyter/nbgrader:course-list")
+NEWS_LAB_PLUGINS = ("@jupyterlab/apputils-extension:announcements",)
+INSTRUCTOR_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
 
 
-class WorkspaceError(RuntimeError):
+class WorkspaceError(MarketlabError, RuntimeError):
     """Some labs could not be generated; `created` lists the notebooks that were written anyway."""
 
-    def __init__(self, problems: list[str], created: list[Path]) -> None:
-        super().__init__("; ".join(problems))
+    def __init__(self, problems: list[str], created: list[Path] | None = None) -> None:
+        super().__init__("; ".join(problems), "Run `make lab` again; if a lab still fails, tell your instructor "
+                                              "which one (the message above names it).")
         self.problems = problems
-        self.created = created
+        self.created = created or []
+
+    def __reduce__(self) -> tuple[type, tuple[list[str], list[Path]]]:
+        return (type(self), (self.problems, self.created))
 
 
 def _missing(labs_dir: Path, workspace: Path) -> dict[str, list[Path]]:
@@ -91,3 +109,55 @@ def prepare_workspace(labs_dir: Path, workspace: Path) -> list[Path]:
 def _last_line(outcome: dict[str, object]) -> str:
     text = str(outcome.get("error") or outcome.get("log") or "no log").strip()
     return text.splitlines()[-1] if text else "no log"
+
+
+# -- the learner's JupyterLab -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabLaunch:
+    """How to start the learner's JupyterLab: the command and the environment it runs with."""
+
+    argv: list[str]
+    env: dict[str, str]
+    as_root: bool
+
+
+def learner_config_dir(folder: Path) -> Path:
+    """Write the learner's Jupyter configuration into `folder` (made if missing) and return it.
+
+    JupyterLab reads it first (JUPYTER_CONFIG_PATH), before the user's and the venv's own settings.
+    """
+    folder = Path(folder)
+    (folder / "labconfig").mkdir(parents=True, exist_ok=True)
+    server = {
+        "ServerApp": {"jpserver_extensions": {name: False for name in INSTRUCTOR_SERVER_EXTENSIONS}},
+        "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
+    }
+    page = {"disabledExtensions": {name: True for name in INSTRUCTOR_LAB_PLUGINS + NEWS_LAB_PLUGINS}}
+    _write_json(folder / "jupyter_server_config.json", server)
+    _write_json(folder / "labconfig" / "page_config.json", page)
+    return folder
+
+
+def _write_json(path: Path, data: object) -> None:
+    text = json.dumps(data, indent=2) + "\n"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+def learner_jupyter(notebook_dir: Path, config_dir: Path, jupyter: str, port: int | None = None,
+                    environ: dict[str, str] | None = None) -> LabLaunch:
+    """The `jupyter lab` command and environment for a learner: no browser, loopback only.
+
+    As root (containers, cloud notebooks, CI) JupyterLab refuses to start without --allow-root.
+    """
+    env = dict(os.environ if environ is None else environ)
+    extra = env.get("JUPYTER_CONFIG_PATH")
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([str(learner_config_dir(config_dir)), *([extra] if extra else [])])
+    argv = [jupyter, "lab", f"--notebook-dir={notebook_dir}", "--ip=127.0.0.1", "--no-browser"]
+    if port:
+        argv.append(f"--port={port}")
+    as_root = os.geteuid() == 0
+    if as_root:
+        argv.append("--allow-root")
+    return LabLaunch(argv, env, as_root)

@@ -11,12 +11,12 @@ import httpx2
 import openai
 
 from .config import Backend, resolve_backend
-from .errors import LLMSetupError, ModelFileMissingError, PortTakenError
+from .errors import LLMSetupError, ModelFileMissingError, PortTakenError, UsageError
 from .ledger import RecordingTransport, event_hooks, usage_table
 from .prices import estimate_cost
 
 __all__ = ["client", "model_name", "backend", "usage_table", "estimate_cost", "LLMSetupError",
-           "ModelFileMissingError", "PortTakenError", "Backend"]
+           "ModelFileMissingError", "PortTakenError", "UsageError", "Backend"]
 
 
 def backend() -> Backend:

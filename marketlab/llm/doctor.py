@@ -10,6 +10,17 @@ import openai
 from . import config
 from .errors import LLMSetupError
 
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+def endpoint_of(backend: config.Backend) -> str:
+    """The address requests of this backend go to (the local server's even before it runs)."""
+    if backend.name == "local":
+        from .local import expected_url
+
+        return expected_url()
+    return backend.base_url or OPENAI_URL
+
 
 def _fix_for(exc: Exception, backend: config.Backend) -> tuple[str, str]:
     """(problem, fix) in plain words for an exception raised by a test request."""
@@ -28,10 +39,14 @@ def _fix_for(exc: Exception, backend: config.Backend) -> tuple[str, str]:
     if isinstance(exc, openai.APITimeoutError):
         return ("The endpoint did not answer in time.", "Check the endpoint is running and not overloaded.")
     if isinstance(exc, openai.APIConnectionError):
-        where = backend.base_url or "the OpenAI API"
+        if backend.name == "local":
+            from .local import expected_url
+
+            return (f"The built-in model server does not answer at {expected_url()}.",
+                    "Run `marketlab serve --stop`, then `marketlab serve` (or run the cell again).")
+        where = backend.base_url or OPENAI_URL
         return (f"Nothing answers at {where}.",
-                "Check OPENAI_BASE_URL (and that the server behind it is running), or unset it; "
-                "on the local backend run `marketlab serve --stop` and try again.")
+                "Check OPENAI_BASE_URL (and that the server behind it is running), or unset it.")
     if isinstance(exc, openai.RateLimitError):
         return ("The endpoint says you are over your rate limit or out of credit (429).",
                 "Wait a minute and retry; if it persists, check billing and limits with your provider.")
@@ -50,7 +65,7 @@ def diagnose() -> dict[str, Any]:
                               "test_request": None, "problem": None, "fix": None}
     try:
         backend = config.resolve_backend()
-        report.update(backend=backend.name, model=backend.model, base_url=backend.base_url)
+        report.update(backend=backend.name, model=backend.model, base_url=endpoint_of(backend))
     except LLMSetupError as exc:
         report.update(problem=exc.problem, fix=exc.fix)
         return report
@@ -78,7 +93,7 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"[{mark}] marketlab doctor",
              f"  backend      {report['backend'] or '?'}",
              f"  model        {report['model'] or '?'}",
-             f"  endpoint     {report['base_url'] or 'https://api.openai.com/v1'}"]
+             f"  endpoint     {report['base_url'] or '?'}"]
     if report.get("server"):
         lines.append(f"  local server pid {report['server'].get('pid')} on port {report['server'].get('port')}")
     test = report.get("test_request")

@@ -15,7 +15,7 @@ from typing import Any
 
 from .config import LOCAL_MODEL
 from .errors import ModelFileMissingError
-from .protocol import ChatRequest, OpenAIError
+from .protocol import ChatRequest, OpenAIError, server_stopping
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MAX_TOKENS = 512
@@ -124,12 +124,24 @@ class LocalEngine:
         return tokens, args
 
     # -- answering -----------------------------------------------------------------------
-    def complete(self, request: ChatRequest) -> dict[str, Any]:
-        """Answer a non-streaming request with an OpenAI chat.completion object."""
+    def complete(self, request: ChatRequest, cancel: threading.Event | None = None) -> dict[str, Any]:
+        """Answer a non-streaming request with an OpenAI chat.completion object.
+
+        When `cancel` is set (the server is stopping) generation ends at the next token and the request
+        fails with a 503 instead of returning a cut-off reply.
+        """
+        from llama_cpp import StoppingCriteriaList
+
         with self._lock:
             tokens, args = self._completion_args(request)
+            if cancel is not None:
+                if cancel.is_set():  # stopped while the prompt and grammar were being prepared
+                    raise server_stopping()
+                args["stopping_criteria"] = StoppingCriteriaList([lambda ids, logits: cancel.is_set()])
             self.llm.reset()  # no reuse of the previous request's cache: same request, same bytes
             out = self.llm.create_completion(**args)
+            if cancel is not None and cancel.is_set():
+                raise server_stopping()
         choice = out["choices"][0]
         usage = out["usage"]
         return {

@@ -1,7 +1,8 @@
 """The usage ledger: one SQLite row per model call made through marketlab.llm.client().
 
-Only what a call cost is recorded: time, backend, model, tokens, latency, status and an error
-code. Request headers, keys and message texts are never read into it.
+Only what a call cost is recorded: time, backend, model, tokens, latency, status and the kind of
+error (one of ERROR_KINDS). Request headers, keys, message texts and the provider's error text are
+never read into it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import config
+from .errors import UsageError
 from .prices import estimate_cost
 
 RECORDED_PATHS = ("/chat/completions", "/completions", "/responses", "/embeddings")
+# The only values the ledger's `error` column ever holds.
+ERROR_KINDS = ("rate_limit", "server_error", "timeout", "connection", "auth", "bad_request", "not_found", "other")
 COLUMNS = ("ts", "backend", "model", "endpoint", "status", "prompt_tokens", "completion_tokens",
            "latency_ms", "cost_usd", "stream", "error")
 SCHEMA = """
@@ -52,7 +56,9 @@ def _connect(path: Path | None = None) -> sqlite3.Connection:
 def record(*, backend: str, model: str | None, endpoint: str, status: int | None,
            prompt_tokens: int | None, completion_tokens: int | None, latency_ms: float,
            stream: bool = False, error: str | None = None, path: Path | None = None) -> None:
-    """Append one call to the ledger."""
+    """Append one call to the ledger; `error` must be one of ERROR_KINDS (or None)."""
+    if error is not None and error not in ERROR_KINDS:
+        raise ValueError(f"ledger error kind {error!r} is not one of {', '.join(ERROR_KINDS)}")
     row = {
         "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "backend": backend, "model": model, "endpoint": endpoint, "status": status,
@@ -82,7 +88,10 @@ def usage_table(limit: int | None = None, path: Path | None = None) -> pd.DataFr
 
 
 def summary(path: Path | None = None, days: int | None = None) -> pd.DataFrame:
-    """Calls, tokens, cost and mean latency by day and model."""
+    """Calls, tokens (whole numbers), cost and mean latency by day and model; `days=1` is today only."""
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+        raise UsageError(f"days must be a whole number of 1 or more (1 means today only); it is {days!r}.",
+                         "Pass days=1 for today, days=7 for the last week, or leave it out for everything.")
     frame = usage_table(path=path)
     if days is not None and not frame.empty:
         frame = frame[frame["ts"] >= pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=days - 1)]
@@ -94,6 +103,9 @@ def summary(path: Path | None = None, days: int | None = None) -> pd.DataFrame:
         calls=("status", "size"), failed=("failed", "sum"), prompt_tokens=("prompt_tokens", "sum"),
         completion_tokens=("completion_tokens", "sum"), cost_usd=("cost_usd", lambda s: s.sum(min_count=1)),
         mean_latency_ms=("latency_ms", "mean"))
+    # A failed call has no token counts (NULL), which would turn the sums into floats.
+    tokens = ["prompt_tokens", "completion_tokens"]
+    grouped[tokens] = grouped[tokens].round().astype("Int64")
     return grouped.reset_index()
 
 
@@ -106,12 +118,25 @@ def _usage_of(payload: dict[str, Any]) -> tuple[int | None, int | None]:
     return prompt, completion
 
 
-def _error_code(payload: Any) -> str | None:
-    # Only the short machine code: an error message may quote part of a rejected key.
-    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-        err = payload["error"]
-        return str(err.get("code") or err.get("type") or "error")[:64]
-    return None
+def error_kind(status: int | None = None, exc: BaseException | None = None) -> str:
+    """The ledger's word for a failed call, from ERROR_KINDS: never text the provider sent.
+
+    A provider may echo anything, even part of a key, in its error's message, type or code, so only
+    the HTTP status or the kind of transport failure decides.
+    """
+    if exc is not None:
+        return "timeout" if isinstance(exc, httpx2.TimeoutException) else "connection"
+    if status in (401, 403):
+        return "auth"
+    if status == 404:
+        return "not_found"
+    if status == 429:
+        return "rate_limit"
+    if status is not None and 400 <= status < 500:
+        return "bad_request"
+    if status is not None and status >= 500:
+        return "server_error"
+    return "other"
 
 
 def _model_of(request: httpx2.Request) -> tuple[str | None, bool]:
@@ -184,7 +209,7 @@ class RecordingTransport(httpx2.BaseTransport):
                 record(backend=self._backend, model=model, endpoint=request.url.path.rsplit("/v1", 1)[-1],
                        status=None, prompt_tokens=None, completion_tokens=None,
                        latency_ms=(time.perf_counter() - start) * 1000, stream=stream,
-                       error=type(exc).__name__, path=self._path)
+                       error=error_kind(exc=exc), path=self._path)
             raise
 
     def close(self) -> None:
@@ -231,7 +256,8 @@ def event_hooks(backend: str, path: Path | None = None) -> dict[str, list[Callab
             model = payload["model"]
         record(backend=backend, model=model, endpoint=endpoint, status=response.status_code,
                prompt_tokens=prompt, completion_tokens=completion, latency_ms=latency(),
-               stream=stream, error=_error_code(payload) if response.status_code >= 400 else None, path=path)
+               stream=stream, error=error_kind(response.status_code) if response.status_code >= 400 else None,
+               path=path)
 
     return {"request": [on_request], "response": [on_response]}
 
@@ -328,21 +354,21 @@ def _first_problem(exc: ValidationError) -> str:
 
 
 def read_usage(path: Path) -> list[dict[str, Any]]:
-    """The per-model lines of a learner usage file; ValueError saying what is wrong with a bad file."""
+    """The per-model lines of a learner usage file; UsageError (a ValueError) saying what is wrong."""
     path = Path(path)
     try:
         if path.stat().st_size > MAX_USAGE_FILE_BYTES:
-            raise ValueError(f"{path.name} is not a usage file: it is larger than {MAX_USAGE_FILE_BYTES} bytes.")
+            raise UsageError(f"{path.name} is not a usage file: it is larger than {MAX_USAGE_FILE_BYTES} bytes.")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path.name} cannot be read ({type(exc).__name__}).") from exc
+        raise UsageError(f"{path.name} cannot be read ({type(exc).__name__}).") from exc
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ValueError(f"{path.name} is not valid JSON (line {getattr(exc, 'lineno', '?')}): "
+        raise UsageError(f"{path.name} is not valid JSON (line {getattr(exc, 'lineno', '?')}): "
                          "it may have been edited by hand or cut off while saving.") from exc
     try:
         parsed = _UsageFile.model_validate(data)
     except ValidationError as exc:
-        raise ValueError(f"{path.name} is not a valid usage file: {_first_problem(exc)}.") from exc
+        raise UsageError(f"{path.name} is not a valid usage file: {_first_problem(exc)}.") from exc
     return [entry.model_dump() for entry in parsed.models]

@@ -1,4 +1,12 @@
-"""Start, find and stop the per-user local model server."""
+"""Start, find and stop the per-user local model server.
+
+A server belongs to the marketlab home (MARKETLAB_HOME) and the venv (sys.prefix) that started it: it
+reports both, with its pid and a token, on /health, and the starting process writes the same into
+that home's server.json. A process only uses a server that runs from its own venv and either serves
+its own home or is named, token and pid, by its home's server.json (a state file copied on purpose,
+as the test suite does to share one server between private ledgers). It only ever stops a server
+its own home started, by the pid that server reports.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +14,15 @@ import errno
 import fcntl
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +31,12 @@ import httpx2
 from . import config
 from .engine import model_file
 from .errors import LLMSetupError, PortTakenError
-from .server import HEALTH_PATH
+from .server import HEALTH_PATH, SERVICE, TOKEN_VARIABLE
 
 START_TIMEOUT_S = 120.0
+# How long `stop_server` waits for the process to exit. A request in progress is cut at its next
+# token, so the server is normally gone within a second.
+STOP_WAIT_S = 15.0
 # Variables the server process never needs; keeping them out keeps keys out of its memory and logs.
 SECRET_VARIABLES = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "MARKETLAB_API_KEY")
 
@@ -34,7 +47,37 @@ def _health(port: int, timeout: float = 2.0) -> dict[str, Any] | None:
         data = reply.json()
     except (httpx2.HTTPError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("service") == "marketlab-local" else None
+    return data if isinstance(data, dict) and data.get("service") == SERVICE else None
+
+
+def _my_home() -> str:
+    return str(config.home().resolve())
+
+
+def _same_venv(health: dict[str, Any]) -> bool:
+    return health.get("prefix") == sys.prefix
+
+
+def _named_by(health: dict[str, Any], state: dict[str, Any] | None) -> bool:
+    """The state file names this very server: same token and pid."""
+    return bool(state and state.get("token") and state.get("token") == health.get("token")
+                and int(state.get("pid", 0)) == int(health.get("pid", -1)))
+
+
+def _usable(health: dict[str, Any], state: dict[str, Any] | None) -> bool:
+    """May this process send its requests to the server that gave this health reply?"""
+    return _same_venv(health) and (health.get("home") == _my_home() or _named_by(health, state))
+
+
+def _started_here(health: dict[str, Any], state: dict[str, Any] | None) -> bool:
+    """Did this home start the server (so that this home may stop it)?"""
+    return _same_venv(health) and health.get("home") == _my_home() and _named_by(health, state)
+
+
+def _whose(health: dict[str, Any]) -> str:
+    if not _same_venv(health):
+        return f"another marketlab installation ({health.get('prefix') or 'an older version'})"
+    return f"another marketlab home ({health.get('home') or 'unknown'})"
 
 
 def _port_free(port: int) -> bool:
@@ -61,19 +104,39 @@ def base_url(port: int) -> str:
 
 
 def read_state() -> dict[str, Any] | None:
-    """The state file of the running server, if any."""
+    """The state file of this home's server, if any."""
     try:
-        return json.loads(config.server_state_path().read_text())
+        state = json.loads(config.server_state_path().read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+    return state if isinstance(state, dict) and "port" in state else None
+
+
+def _write_state(port: int, health: dict[str, Any], token: str) -> dict[str, Any]:
+    state = {"port": port, "url": base_url(port), "pid": int(health["pid"]), "token": token,
+             "home": health["home"], "prefix": health["prefix"], "started": time.time()}
+    config.server_state_path().write_text(json.dumps(state))
+    return state
+
+
+def expected_url() -> str:
+    """Where this home's server runs, or would be started: for messages, without starting anything."""
+    state = read_state()
+    if state:
+        return str(state["url"])
+    try:
+        return base_url(config.server_port())
+    except LLMSetupError:
+        return base_url(config.DEFAULT_PORT)
 
 
 def status() -> dict[str, Any] | None:
-    """State of the running server if it answers, else None."""
+    """State of this home's server if it answers and is one this process may use, else None."""
     state = read_state()
-    if state and _health(int(state["port"])):
-        return state
-    return None
+    if not state:
+        return None
+    health = _health(int(state["port"]))
+    return state if health and _usable(health, state) else None
 
 
 @contextmanager
@@ -87,21 +150,31 @@ def _start_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _choose_port() -> tuple[int, bool]:
-    """The port to start on and whether a marketlab server already answers there."""
+def _choose_port() -> tuple[int, dict[str, Any] | None]:
+    """The port to use, with the health reply of this home's server if it already runs there."""
     explicit = bool(os.environ.get("MARKETLAB_PORT"))
     port = config.server_port()
-    if _health(port):
-        return port, True
+    health = _health(port)
+    if health and _usable(health, read_state()):
+        return port, health
+    if health:
+        if explicit:
+            raise PortTakenError(
+                f"Port {port} (from MARKETLAB_PORT) is used by the model server of {_whose(health)}, "
+                "so this one cannot start there.",
+                f"Set MARKETLAB_PORT to a free port, or unset it to let marketlab choose one; to share that "
+                f"server instead, use its home: MARKETLAB_HOME={health.get('home')}.",
+            )
+        return _free_port(), None
     if _port_free(port):
-        return port, False
+        return port, None
     if explicit:
         raise PortTakenError(
             f"Port {port} (from MARKETLAB_PORT) is used by another program, so the local model cannot start.",
             f"Stop the program using port {port}, or set MARKETLAB_PORT to a free port (or unset it to let "
             "marketlab choose).",
         )
-    return _free_port(), False
+    return _free_port(), None
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -112,29 +185,28 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def ensure_server() -> str:
-    """Base URL of the user's local server, starting it first if it is not running."""
+    """Base URL of this home's local server, starting it first if it is not running."""
     running = status()
     if running:
-        return running["url"]
+        return str(running["url"])
     model_file()  # fail with the install hint before spawning anything
     with _start_lock():
         running = status()
         if running:
-            return running["url"]
-        port, already = _choose_port()
-        state: dict[str, Any] = {"port": port, "url": base_url(port)}
-        if already:
-            state["pid"] = _health(port)["pid"]  # type: ignore[index]
-        else:
-            state["pid"] = _spawn(port)
-        state["started"] = time.time()
-        config.server_state_path().write_text(json.dumps(state))
-        return state["url"]
+            return str(running["url"])
+        port, health = _choose_port()
+        if health:  # ours, but the state file was lost: adopt it again
+            return _write_state(port, health, str(health.get("token", "")))["url"]
+        token = secrets.token_hex(16)
+        return _write_state(port, _spawn(port, token), token)["url"]
 
 
-def _spawn(port: int) -> int:
+def _spawn(port: int, token: str) -> dict[str, Any]:
+    """Start a server on `port` and return its health reply once it answers as the one started."""
     log_path = config.home() / "server.log"
     env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+    env[TOKEN_VARIABLE] = token
+    env["MARKETLAB_HOME"] = _my_home()
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "marketlab.llm.server", "--port", str(port)],
@@ -149,8 +221,9 @@ def _spawn(port: int) -> int:
                 f"Last lines of {log_path}:\n{_tail(log_path)}",
                 "Run `marketlab doctor` for a diagnosis; reinstall with `make lab` if the model files are damaged.",
             )
-        if _health(port, timeout=0.5):
-            return process.pid
+        health = _health(port, timeout=0.5)
+        if health and health.get("token") == token and int(health.get("pid", 0)) == process.pid:
+            return health
         time.sleep(0.2)
     process.kill()
     raise LLMSetupError(
@@ -159,21 +232,67 @@ def _spawn(port: int) -> int:
     )
 
 
-def stop_server() -> bool:
-    """Stop the user's local server; True if one was running."""
+# -- stopping -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StopResult:
+    """What `stop_server` did; true only when this home's server was running and has exited."""
+
+    outcome: str  # "stopped", "finishing", "not_running" or "not_ours"
+    message: str
+    pid: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.outcome == "stopped"
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process still runs (a zombie, exited but not yet reaped, does not count)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: ask the kernel below
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def stop_server() -> StopResult:
+    """Stop this home's local server, if this home started it; say what happened."""
     state = read_state()
-    config.server_state_path().unlink(missing_ok=True)
     if not state:
-        return False
-    health = _health(int(state["port"]))
-    pid = int(health["pid"]) if health else int(state.get("pid", 0))
-    if not health or pid <= 0:
-        return False
+        return StopResult("not_running", "No local model server was running for this marketlab home.")
+    port = int(state["port"])
+    health = _health(port)
+    if not health:
+        config.server_state_path().unlink(missing_ok=True)
+        return StopResult("not_running", "No local model server was running for this marketlab home.")
+    if not _started_here(health, state):
+        if not _usable(health, state):
+            config.server_state_path().unlink(missing_ok=True)  # it names a server that is gone
+        return StopResult("not_ours", f"The model server on port {port} was started by {_whose(health)}; "
+                                      "it was left running. Stop it from there.")
+    pid = int(health["pid"])
+    busy = int(health.get("busy", 0))
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _health(int(state["port"]), timeout=0.3):
-        time.sleep(0.1)
-    return True
+        config.server_state_path().unlink(missing_ok=True)
+        return StopResult("not_running", "No local model server was running for this marketlab home.")
+    deadline = time.monotonic() + STOP_WAIT_S
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    config.server_state_path().unlink(missing_ok=True)
+    if _alive(pid):
+        return StopResult("finishing", f"The local model server (pid {pid}) is finishing a request; it stops "
+                                       "as soon as that is done.", pid)
+    cut = (f"; {busy} request(s) in progress were cut off and got an error saying so" if busy else "")
+    return StopResult("stopped", f"Stopped the local model server (pid {pid}){cut}.", pid)

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..errors import MarketlabError
+
 # Fields the OpenAI API defines that the local model has no use for: accepted and ignored,
 # so that code written for OpenAI runs unchanged. Anything else is rejected with a 400.
 IGNORED_FIELDS = frozenset(
@@ -20,17 +22,31 @@ UNSUPPORTED_FIELDS = {
 }
 
 
-class OpenAIError(Exception):
-    """An error the server answers with OpenAI's JSON error shape."""
+class OpenAIError(MarketlabError):
+    """An error the server answers with OpenAI's JSON error shape (the message says what to change)."""
 
     def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
                  param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+        self.status, self.type, self.param, self.code = status, type, param, code
 
     def body(self) -> dict[str, Any]:
         """The JSON body OpenAI sends for this error."""
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return {"error": {"message": self.problem, "type": self.type, "param": self.param, "code": self.code}}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_openai_error, (self.status, self.problem, self.type, self.param, self.code))
+
+
+def server_stopping() -> OpenAIError:
+    """The 503 a request gets when the server is stopped while it generates."""
+    return OpenAIError(503, "The built-in model server was stopped (`marketlab serve --stop`) while it wrote "
+                       "this reply, so the reply was cut off and not sent. Run the cell again: the server "
+                       "starts again by itself.", type="server_error", code="server_stopping")
+
+
+def _rebuild_openai_error(status: int, message: str, type: str, param: str | None, code: str | None) -> OpenAIError:
+    return OpenAIError(status, message, type=type, param=param, code=code)
 
 
 class TextPart(BaseModel):

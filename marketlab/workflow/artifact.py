@@ -1,13 +1,13 @@
-"""Save a workflow as one importable file, workflow.py, with run(df, client) -> DataFrame.
+"""Save a workflow as one importable file, workflow.py, with run(df, client, **overrides) -> DataFrame.
 
 The file holds everything the workflow needs: the brief (as YAML), the output schema (written
-out as a class), the rules, the settings and build_messages. It imports only marketlab, pandas and
-pydantic, so it runs anywhere: another notebook, a scheduled job, the grader.
+out as a class), the rules, the settings (one RunSettings value) and build_messages. It imports
+only marketlab, pandas and pydantic, so it runs anywhere: another notebook, a scheduled job, the
+grader. Writing and importing it back is marketlab.artifacts.save_module, shared with Lab 1.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import types
 import typing
 from collections.abc import Callable
@@ -17,19 +17,19 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
+from marketlab import artifacts
+
+from .settings import RunSettings
 from .validate import Rules
 
 WORKFLOW_FILE = "workflow.py"
-SETTING_NAMES = ("model", "workers", "rpm", "max_tokens", "temperature", "seed", "token_budget", "cost_budget_usd",
-                 "prices", "request_timeout", "repair", "describe_schema", "cache", "checkpoint", "retry_failed",
-                 "include", "required_columns", "progress", "show_summary")
 _CONSTRAINTS = {"MaxLen": "max_length", "MinLen": "min_length", "Ge": "ge", "Le": "le", "Gt": "gt", "Lt": "lt"}
 
 TEMPLATE = '''"""{title}: a workflow saved from marketlab Lab 2.
 
     import workflow
     results = workflow.run(df, client)                          # one result row per row of df
-    results = workflow.run(df, client, token_budget=50_000)     # settings can be overridden
+    results = workflow.run(df, client, include=["sku"], token_budget=50_000)   # settings can be overridden
 
 Everything it needs is in this file: the brief, the output schema, the rules, the settings and
 build_messages. Edit the notebook and save again rather than editing this file by hand.
@@ -43,7 +43,8 @@ import pandas as pd
 from pydantic import BaseModel, Field  # noqa: F401
 
 from marketlab.brief import Brief  # noqa: F401
-from marketlab.workflow import Rules, run_batch  # noqa: F401
+from marketlab.workflow import (Budget, Limits, Retries, Rules, RunSettings, Storage,  # noqa: F401
+                                Timeouts, run_batch)
 
 BRIEF = Brief.from_yaml({brief_literal})
 
@@ -53,21 +54,21 @@ BRIEF = Brief.from_yaml({brief_literal})
 
 RULES = {rules!r}
 
-SETTINGS = {settings!r}
+MODEL = {model!r}  # None: the model of the active backend
+
+SETTINGS = {settings}
 
 
 {builder_source}
 
 
-def run(df: pd.DataFrame, client, **options) -> pd.DataFrame:
-    """Run the workflow on every row of df with this file's brief, schema, rules and settings."""
-    settings = {{**SETTINGS, **options}}
-    model = settings.pop("model", None)
-    if model is None:
-        from marketlab import llm
+def run(df: pd.DataFrame, client, model: str | None = MODEL, **overrides) -> pd.DataFrame:
+    """Run the workflow on every row of df with this file's brief, schema, rules and SETTINGS.
 
-        model = llm.model_name()
-    return run_batch(df, {builder_name}, {schema_name}, client, model, brief=BRIEF, rules=RULES, **settings)
+    overrides change single settings for this run, e.g. include=["sku"], token_budget=50_000, workers=1.
+    """
+    return run_batch(df, {builder_name}, {schema_name}, client, model, brief=BRIEF, rules=RULES,
+                     settings=SETTINGS, **overrides)
 '''
 
 
@@ -84,7 +85,7 @@ def _annotation(tp: Any) -> str:
         return f"{origin.__name__}[{inner}]"
     if origin in (typing.Union, types.UnionType):
         return " | ".join(_annotation(a) for a in args)
-    raise ValueError(f"the type {tp!r} cannot be saved; use str, int, float, bool, list[str] or Literal[...]")
+    raise ValueError(f"the type {tp!r} cannot be saved")
 
 
 def schema_source(schema: type[BaseModel]) -> str:
@@ -97,7 +98,8 @@ def schema_source(schema: type[BaseModel]) -> str:
         try:
             annotation = _annotation(info.annotation)
         except ValueError as err:
-            raise ValueError(f"Field '{name}' of {schema.__name__}: {err}.") from None
+            raise artifacts.ArtifactError(f"Field '{name}' of {schema.__name__}: {err}.",
+                                          "Use str, int, float, bool, list[str] or Literal['a', 'b'].") from None
         kwargs: list[str] = []
         if not info.is_required():
             kwargs.append(f"default={info.default!r}")
@@ -114,8 +116,9 @@ def schema_source(schema: type[BaseModel]) -> str:
     source = "\n".join(lines)
     rebuilt = _exec_schema(source, schema.__name__)
     if rebuilt.model_json_schema() != schema.model_json_schema():
-        raise ValueError(f"{schema.__name__} uses something that cannot be saved to a file (a validator, a "
-                         "nested model or a custom type). Keep the schema to plain fields with Field(...) limits.")
+        raise artifacts.ArtifactError(f"{schema.__name__} uses something that cannot be saved to a file (a "
+                                      "validator, a nested model or a custom type).",
+                                      "Keep the schema to plain fields with Field(...) limits.")
     return source
 
 
@@ -141,50 +144,52 @@ def _text_literal(text: str) -> str:
 
 
 def workflow_source(brief: Any, build_messages: Callable[..., Any], schema: type[BaseModel],
-                    rules: Rules | None = None, settings: dict[str, Any] | None = None) -> str:
-    """The text of workflow.py for these parts."""
-    from marketlab import artifacts
+                    rules: Rules | None = None, settings: RunSettings | dict[str, Any] | None = None) -> str:
+    """The text of workflow.py for these parts (settings: a RunSettings, or run_batch keywords as a dict)."""
     from marketlab.brief import Brief
 
     if not isinstance(brief, Brief):
-        raise ValueError("brief must be a marketlab Brief (e.g. from artifacts.load_brief()).")
+        raise artifacts.ArtifactError("brief is not a marketlab Brief.",
+                                      "Pass the brief you loaded, e.g. artifacts.load_brief().")
     if rules is not None and rules.custom:
-        raise ValueError("Rules with custom=(...) functions cannot be saved to a file; use the built-in rules.")
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(SETTING_NAMES))
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; allowed: {', '.join(SETTING_NAMES)}")
-    for key, value in settings.items():
-        if not isinstance(value, (int, float, str, bool, tuple, list, type(None))):
-            raise ValueError(f"setting {key}={value!r} is not a plain value (number, text, True/False).")
+        raise artifacts.ArtifactError("Rules with custom=(...) functions cannot be saved to a file.",
+                                      "Use the built-in rules (max_words, banned_words, ...) in the saved workflow.")
+    model, chosen = _settings(settings)
     name = getattr(build_messages, "__name__", "")
     if not name.isidentifier() or name == "<lambda>":
-        raise ValueError("build_messages must be a function defined with def, not a lambda.")
+        raise artifacts.ArtifactError("build_messages is a lambda, which cannot be saved to a file.",
+                                      "Define it with `def build_messages(brief, record):`.")
     return TEMPLATE.format(
         title=brief.title or "Workflow", brief_literal=_text_literal(brief.to_yaml()),
         schema_source=schema_source(schema),
-        rules=rules if rules is not None else Rules(), settings=settings,
+        rules=rules if rules is not None else Rules(), model=model, settings=chosen.source(),
         builder_source=artifacts.function_source(build_messages).rstrip(), builder_name=name,
         schema_name=schema.__name__)
 
 
+def _settings(settings: RunSettings | dict[str, Any] | None) -> tuple[str | None, RunSettings]:
+    """The model name (or None) and the RunSettings to save."""
+    if isinstance(settings, RunSettings) or settings is None:
+        return None, settings or RunSettings()
+    if not isinstance(settings, dict):
+        raise artifacts.ArtifactError(f"settings is a {type(settings).__name__}.",
+                                      "Pass settings=RunSettings(...) or a dict such as {'workers': 4}.")
+    options = dict(settings)
+    model = options.pop("model", None)
+    return model, RunSettings.build(**options)
+
+
 def save_workflow(brief: Any, build_messages: Callable[..., Any], schema: type[BaseModel],
-                  rules: Rules | None = None, settings: dict[str, Any] | None = None,
+                  rules: Rules | None = None, settings: RunSettings | dict[str, Any] | None = None,
                   here: str | Path | None = None) -> list[Path]:
     """Write workflow.py next to the notebook (and to the shared folder) and import it back to check it."""
-    from marketlab import artifacts
-
     text = workflow_source(brief, build_messages, schema, rules, settings)
-    paths = artifacts.save_text(WORKFLOW_FILE, text, here)
-    try:
-        module = load_workflow(paths[0])
+
+    def has_run(module: ModuleType) -> None:
         if not callable(getattr(module, "run", None)):
             raise AttributeError("no run function")
-    except Exception as err:  # the learner's function may depend on notebook variables
-        raise ValueError(
-            f"{paths[0].name} was written but cannot be imported on its own: {type(err).__name__}: {err}. "
-            "Make sure build_messages only uses its arguments and marketlab, not other notebook variables."
-        ) from None
+
+    paths = artifacts.save_module(WORKFLOW_FILE, text, here, check=has_run)
     print(f"Saved your workflow to {paths[0]} (and a copy in {paths[1].parent}).")
     return paths
 
@@ -193,13 +198,8 @@ def load_workflow(path: str | Path | None = None) -> ModuleType:
     """Import a saved workflow.py (default: the one next to the notebook) as a module."""
     path = Path(path) if path is not None else Path.cwd() / WORKFLOW_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"No workflow file at {path}. Run the notebook's save cell first.")
-    spec = importlib.util.spec_from_file_location(f"marketlab_workflow_{abs(hash(str(path.resolve())))}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+        raise artifacts.ArtifactNotFoundError(f"No workflow file at {path}.", "Run the notebook's save cell first.")
+    return artifacts.import_file(path, f"workflow_{abs(hash(str(path.resolve())))}")
 
 
-__all__ = ["save_workflow", "load_workflow", "schema_source", "workflow_source"]
+__all__ = ["load_workflow", "save_workflow", "schema_source", "workflow_source"]

@@ -2,7 +2,8 @@
 
 One JSON line per finished row, keyed by a hash of the run's settings and the row's messages.
 A half-written last line (the process was killed mid-write) is ignored on resume. The file is
-deleted when a run finishes every row; after that the response cache serves re-runs.
+deleted when a run finishes every row; a run cut short by its budget keeps it, so a later run
+with a larger budget continues. After that the response cache serves re-runs.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from marketlab.llm.config import home
 
@@ -36,6 +37,7 @@ class Checkpoint:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._handle: TextIO | None = None
 
     def load(self) -> dict[str, dict[str, Any]]:
         """Finished rows by key; unreadable lines (a write cut short by a kill) are skipped."""
@@ -55,19 +57,29 @@ class Checkpoint:
     def append(self, key: str, row: dict[str, Any]) -> None:
         """Write one finished row; flushed before returning, so a killed process keeps it."""
         line = json.dumps({"key": key, "row": row}, ensure_ascii=False, default=str)
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            # Start on a fresh line even if a killed run left a partial one behind.
-            if handle.tell() > 0 and not self._ends_with_newline():
-                handle.write("\n")
-            handle.write(line + "\n")
-            handle.flush()
+        with self._lock:
+            if self._handle is None:
+                self._handle = self.path.open("a", encoding="utf-8")
+                # Start on a fresh line even if a killed run left a partial one behind.
+                if self._handle.tell() > 0 and not self._ends_with_newline():
+                    self._handle.write("\n")
+            self._handle.write(line + "\n")
+            self._handle.flush()  # in the operating system's hands: a killed process loses nothing
 
     def _ends_with_newline(self) -> bool:
         with self.path.open("rb") as handle:
             handle.seek(-1, 2)
             return handle.read(1) == b"\n"
 
+    def close(self) -> None:
+        """Close the file (it stays on disk)."""
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+
     def remove(self) -> None:
         """Delete the file (the run finished)."""
+        self.close()
         with self._lock:
             self.path.unlink(missing_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from marketlab.errors import MarketlabError
+
 STATUSES = ("ok", "repaired", "failed", "skipped_budget")
 
 # error_kind -> how it is named in the run summary.
@@ -22,14 +24,13 @@ ERROR_KINDS: dict[str, str] = {
 }
 
 
-class WorkflowInputError(ValueError):
+class WorkflowInputError(MarketlabError, ValueError):
     """The table, builder, schema or settings cannot be run; the message says what and how to fix it."""
 
-    def __init__(self, problem: str, fix: str) -> None:
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{problem}\nHow to fix: {fix}")
+    headline = "❌ The workflow cannot start."
 
-    def _render_traceback_(self) -> list[str]:
-        # IPython shows this instead of a stack trace: a marketer needs the problem and the fix only.
-        return ["❌ The workflow cannot start.", *str(self).splitlines()]
+
+class WorkflowSettingsError(WorkflowInputError):
+    """A run setting (workers, budget, timeouts...) has a value that cannot be used."""
+
+    headline = "❌ A workflow setting is not valid."

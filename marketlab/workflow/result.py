@@ -7,7 +7,7 @@ from typing import Any
 
 # Columns after the schema's fields, in this order.
 META_COLUMNS = ("status", "error", "error_kind", "calls", "retries", "source", "prompt_tokens",
-                "completion_tokens", "cost_usd", "latency_s")
+                "completion_tokens", "cost_usd", "latency_s", "wait_s")
 SOURCES = ("model", "cache", "checkpoint", "none")
 
 
@@ -26,6 +26,7 @@ class RowResult:
     completion_tokens: int = 0
     cost_usd: float | None = 0.0
     latency_s: float = 0.0
+    wait_s: float = 0.0  # of latency_s: time spent waiting (back-off, a 429 pause, the rpm cap, failed attempts)
     fatal: bool = field(default=False, repr=False)  # the failure will repeat on every row: stop the run
 
     def meta(self) -> dict[str, Any]:

@@ -1,37 +1,18 @@
 """Who retries, when and how long to wait: the runner, on 429, 5xx, timeouts and lost connections.
 
 The SDK's own retries are switched off for the runner's calls (the runner uses
-``client.with_options(max_retries=0)``), so a request is sent at most ``RetryPolicy.max_attempts``
-times, never attempts x SDK retries.
+``client.with_options(max_retries=0)``), so a request is sent at most ``Retries.max_attempts``
+times, never attempts x SDK retries. How often and how long: ``settings.Retries``.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import openai
 
 RETRYABLE_STATUS = (408, 409, 429)
 FATAL_STATUS = (401, 403)  # a rejected key fails every row the same way: stop the run
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retry a failed request up to max_attempts in all, waiting base_delay * 2**n (capped), or retry-after."""
-
-    max_attempts: int = 4
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    max_retry_after: float = 120.0  # a 429 asking for a longer wait fails the row instead of stalling the run
-    jitter: float = 0.2
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        if retry_after is not None:
-            return retry_after * (1 + random.uniform(0, self.jitter / 4))  # never shorter than asked
-        wait = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return wait * (1 + random.uniform(0, self.jitter))
 
 
 @dataclass(frozen=True)

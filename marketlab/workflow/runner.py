@@ -3,11 +3,11 @@ a cache and a checkpoint. One output row per input row, always, in input order.
 
 Who does what:
 - the main thread builds each row's messages (so a builder error or Ctrl-C stops cleanly), checks
-  the checkpoint and the budget, and hands rows to worker threads in input order;
-- a worker sends the request (cache first), retries 429/5xx/timeouts itself (the SDK's own retries
-  are off: ``client.with_options(max_retries=0)``), validates the reply, and repairs it once;
-- the main thread records each finished row in the checkpoint, settles the budget and moves the
-  progress bar.
+  the checkpoint, the cache and the budget, and hands rows to worker threads in input order;
+- a worker sends the request, retries 429/5xx/timeouts itself (the SDK's own retries are off:
+  ``client.with_options(max_retries=0)``), settles each call with the budget, validates the
+  reply, and repairs it once;
+- the main thread records each finished row in the checkpoint and moves the progress bar.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -26,19 +25,21 @@ import pandas as pd
 from pydantic import BaseModel
 
 from . import inputs
-from .budget import Budget, Usage
+from .budget import BudgetMeter, Usage
 from .cache import ResponseCache, request_key
 from .checkpoint import Checkpoint, default_path, row_key
 from .errors import WorkflowInputError
 from .ratelimit import RateLimiter
 from .redact import Redactor
 from .result import RowResult
-from .retry import CallFailure, RetryPolicy, classify
+from .retry import CallFailure, classify
+from .settings import RunSettings
 from .summary import summarize
 from .validate import Rules, Verdict, read_reply, repair_messages
 
 # Failures that are a property of the row's reply (a re-run would repeat them): kept in the checkpoint.
-# Service trouble (429, 5xx, timeouts, a rejected key) is not: a resumed run tries those rows again.
+# Service trouble (429, 5xx, timeouts, a rejected key) and the budget are not: a resumed run tries
+# those rows again.
 FINISHED_KINDS = ("invalid_json", "schema", "truncated", "rules", "refused", "rejected")
 INTERRUPT_GRACE_S = 5.0
 
@@ -46,13 +47,17 @@ INTERRUPT_GRACE_S = 5.0
 class _CallError(Exception):
     """A request failed for good (after retries, or not retryable)."""
 
-    def __init__(self, failure: CallFailure, calls: int, retries: int, note: str = "") -> None:
+    def __init__(self, failure: CallFailure, calls: int, waited: float, note: str = "") -> None:
         super().__init__(failure.detail)
-        self.failure, self.calls, self.retries, self.note = failure, calls, retries, note
+        self.failure, self.calls, self.waited, self.note = failure, calls, waited, note
 
 
 class _NoBudget(Exception):
-    """A repair request did not fit in the budget."""
+    """A repair request did not fit in the budget, with nothing else in flight."""
+
+    def __init__(self, need: Usage) -> None:
+        super().__init__("no budget")
+        self.need = need
 
 
 @dataclass
@@ -67,28 +72,31 @@ class _Reply:
         return dict(self.__dict__)
 
 
+@dataclass
+class _Sent:
+    """One request's outcome: the reply, whether the cache gave it, the calls made and the time spent waiting."""
+
+    reply: _Reply
+    cached: bool
+    calls: int
+    waited: float
+
+
 def run_batch(df: pd.DataFrame, build_messages: Callable[..., Any], schema: type[BaseModel],
               client: openai.OpenAI, model: str | None = None, *, brief: Any = None, rules: Rules | None = None,
-              workers: int = 4, rpm: float | None = None, max_tokens: int = 400, temperature: float = 0.0,
-              seed: int | None = None, token_budget: int | None = None, cost_budget_usd: float | None = None,
-              prices: tuple[float, float] | None = None, retry: RetryPolicy | None = None,
-              request_timeout: float = 120.0, repair: bool = True, describe_schema: bool = True,
-              cache: bool | str | Path = True, checkpoint: bool | str | Path = True, retry_failed: bool = False,
-              include: Sequence[str] = (), required_columns: Sequence[str] = (), progress: bool = True,
-              show_summary: bool = True) -> pd.DataFrame:
-    """Run build_messages + the model on every row of df; one validated output row per input row, in order."""
+              settings: RunSettings | None = None, **options: Any) -> pd.DataFrame:
+    """Run build_messages + the model on every row of df; one validated output row per input row, in order.
+
+    How the run behaves is one RunSettings value; keywords such as ``workers=4``, ``max_tokens=150``,
+    ``include=["sku"]`` or ``token_budget=50_000`` change single settings (see settings.KEYWORDS).
+    """
+    chosen = RunSettings.build(settings, **options)
     if model is None:
         from marketlab import llm
 
         model = llm.model_name()
-    run = _Run(df, build_messages, schema, client, model, brief=brief, rules=rules, workers=workers, rpm=rpm,
-               max_tokens=max_tokens, temperature=temperature, seed=seed, token_budget=token_budget,
-               cost_budget_usd=cost_budget_usd, prices=prices, retry=retry or RetryPolicy(),
-               request_timeout=request_timeout, repair=repair, describe_schema=describe_schema, cache=cache,
-               checkpoint=checkpoint, retry_failed=retry_failed, include=include,
-               required_columns=required_columns, progress=progress)
-    out = run.execute()
-    if show_summary:
+    out = _Run(df, build_messages, schema, client, model, brief, rules, chosen).execute()
+    if chosen.show_summary:
         print(summarize(out))
     return out
 
@@ -111,6 +119,17 @@ def schema_instruction(json_schema: dict[str, Any]) -> str:
         described = f": {prop['description']}" if prop.get("description") else ""
         lines.append(f"- {name}: {kind}{about}{described}")
     return "\n".join(lines)
+
+
+def endpoint_identity(client: openai.OpenAI) -> str:
+    """The backend and base URL a client talks to: part of every cache and checkpoint key."""
+    try:
+        from marketlab import llm
+
+        backend = llm.backend().name
+    except Exception:  # a misconfigured environment still lets a learner pass their own client
+        backend = "custom"
+    return f"{backend} {str(client.base_url).rstrip('/')}"
 
 
 def _with_instruction(messages: list[dict[str, Any]], instruction: str) -> list[dict[str, Any]]:
@@ -144,13 +163,8 @@ class _Run:
     """The state of one run_batch call."""
 
     def __init__(self, df: pd.DataFrame, builder: Callable[..., Any], schema: type[BaseModel],
-                 client: openai.OpenAI, model: str, *, brief: Any, rules: Rules | None, workers: int,
-                 rpm: float | None, max_tokens: int, temperature: float, seed: int | None,
-                 token_budget: int | None, cost_budget_usd: float | None, prices: tuple[float, float] | None,
-                 retry: RetryPolicy, request_timeout: float, repair: bool, describe_schema: bool,
-                 cache: bool | str | Path, checkpoint: bool | str | Path, retry_failed: bool,
-                 include: Sequence[str], required_columns: Sequence[str], progress: bool) -> None:
-        inputs.check_frame(df, [*required_columns, *include])
+                 client: openai.OpenAI, model: str, brief: Any, rules: Rules | None, settings: RunSettings) -> None:
+        inputs.check_frame(df, [*settings.required_columns, *settings.include])
         self.json_schema = inputs.check_schema(schema)
         inputs.check_client(client, model)
         self.takes_brief = inputs.builder_takes_brief(builder)
@@ -158,89 +172,99 @@ class _Run:
             raise WorkflowInputError(
                 "build_messages takes (brief, record), but no brief was given.",
                 "Pass brief=... (e.g. marketlab.artifacts.load_brief()), or write build_messages(record).")
-        if not isinstance(workers, int) or workers < 1:
-            raise WorkflowInputError(f"workers is {workers!r}.", "Use a whole number of 1 or more, e.g. workers=4.")
-        if not isinstance(max_tokens, int) or max_tokens < 1:
-            raise WorkflowInputError(f"max_tokens is {max_tokens!r}.",
-                                     "Use a whole number of tokens per reply, e.g. max_tokens=300.")
-        for name, value in (("token_budget", token_budget), ("cost_budget_usd", cost_budget_usd)):
-            if value is not None and (not isinstance(value, (int, float)) or value < 0):
-                raise WorkflowInputError(f"{name} is {value!r}.", f"Use a positive number, or leave {name} out.")
-        clash = [c for c in include if c in schema.model_fields]
+        clash = [c for c in settings.include if c in schema.model_fields]
         if clash:
             raise WorkflowInputError(f"include= names column(s) {clash} that are also fields of the schema.",
                                      "Leave them out of include=, or rename the schema fields.")
         self.df, self.builder, self.schema, self.model, self.brief = df, builder, schema, model, brief
-        self.rules, self.workers, self.retry, self.repair = rules, workers, retry, repair
-        self.include = list(include)
-        self.progress = progress
-        self.retry_failed = retry_failed
-        self.instruction = schema_instruction(self.json_schema) if describe_schema else None
-        self.params = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+        self.rules, self.settings, self.retry = rules, settings, settings.retries
+        self.include = list(settings.include)
+        self.instruction = schema_instruction(self.json_schema) if settings.describe_schema else None
+        self.params = {"max_tokens": settings.max_tokens, "temperature": settings.temperature, "seed": settings.seed}
+        self.response_format = {"type": "json_schema",
+                                "json_schema": {"name": schema.__name__, "schema": self.json_schema, "strict": True}}
         # The runner retries; the SDK must not retry as well, or attempts multiply.
-        self.api = client.with_options(max_retries=0, timeout=request_timeout)
+        timeout = openai.Timeout(settings.timeouts.read, connect=settings.timeouts.connect)
+        self.api = client.with_options(max_retries=0, timeout=timeout)
         self.redact = Redactor([getattr(client, "api_key", None)])
-        self.limiter = RateLimiter(rpm)
-        self.budget = Budget(model, max_tokens, token_budget, cost_budget_usd, prices)
-        if cost_budget_usd is not None and self.budget.cost(1000, 1000) is None:
+        self.limiter = RateLimiter(settings.limits.rpm)
+        self.budget = BudgetMeter(model, settings.max_tokens, settings.budget)
+        if settings.budget.cost_usd is not None and self.budget.cost(1000, 1000) is None:
             raise WorkflowInputError(
                 f"A cost budget is set, but marketlab has no price for the model '{model}'.",
                 "Pass prices=(input_usd, output_usd) per million tokens, or use token_budget= instead.")
-        self.fingerprint = _fingerprint(model, self.json_schema, self.params, _rules_identity(rules), repair,
-                                        describe_schema)
+        self.endpoint = endpoint_identity(client)
+        self.fingerprint = _fingerprint(self.endpoint, model, self.json_schema, self.params, _rules_identity(rules),
+                                        settings.repair, settings.describe_schema)
+        storage = settings.storage
         self.cache = None
-        if cache:
-            self.cache = ResponseCache(None if cache is True else cache)
+        if storage.cache:
+            self.cache = ResponseCache(None if storage.cache is True else storage.cache, storage.cache_size_mb)
         self.checkpoint = None
-        if checkpoint:
-            path = default_path(_fingerprint(self.fingerprint, _frame_hash(df))) if checkpoint is True else checkpoint
+        if storage.checkpoint:
+            path = default_path(_fingerprint(self.fingerprint, _frame_hash(df))) if storage.checkpoint is True \
+                else storage.checkpoint
             self.checkpoint = Checkpoint(path)
         self.aborted: str | None = None
         self.stopped = False
         self.notes: list[str] = []
 
-    # -- one request, with cache and retries (worker thread) --------------------------------
-    def _request(self, messages: list[dict[str, Any]],
-                 reserve: Callable[[], bool] | None = None) -> tuple[_Reply, bool, int, int]:
-        """(reply, from_cache, calls, retries); raises _CallError or _NoBudget."""
-        key = request_key(self.model, messages, self.json_schema, self.params) if self.cache is not None else ""
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                return _Reply(**hit), True, 0, 0
-        if reserve is not None and not reserve():
-            raise _NoBudget()
-        calls = 0
-        while True:
-            calls += 1
-            self.limiter.acquire()
-            try:
-                raw = self.api.chat.completions.with_raw_response.parse(
-                    model=self.model, messages=messages, response_format=self.schema,
-                    max_tokens=self.params["max_tokens"], temperature=self.params["temperature"],
-                    **({"seed": self.params["seed"]} if self.params["seed"] is not None else {}))
-                reply = self._read_payload(raw.http_response.json())
-            except (openai.OpenAIError, ValueError) as err:
-                failure = classify(err) or CallFailure(
-                    "server_error", "the model service sent something that is not an API reply", True)
-                note = ""
-                if failure.retry_after is not None and failure.retry_after > self.retry.max_retry_after:
-                    note = (f"; it asked to wait {failure.retry_after:g} s, longer than the "
-                            f"{self.retry.max_retry_after:g} s allowed")
-                    raise _CallError(failure, calls, calls - 1, note) from None
-                if not failure.retryable or calls >= self.retry.max_attempts:
-                    raise _CallError(failure, calls, calls - 1) from None
-                wait_s = self.retry.delay(calls, failure.retry_after)
-                if failure.kind == "rate_limit":
-                    self.limiter.hold(wait_s)  # every worker waits: the limit is shared
-                else:
-                    time.sleep(wait_s)
-                continue
-            if self.cache is not None:
-                stored = reply.to_json()
-                stored["content"] = self.redact.value(stored["content"])
-                self.cache.put(key, stored)
-            return reply, False, calls, calls - 1
+    # -- one request, with retries (worker thread) ------------------------------------------
+    def _key(self, messages: list[dict[str, Any]]) -> str:
+        return request_key(self.endpoint, self.model, messages, self.json_schema, self.params)
+
+    def _request(self, messages: list[dict[str, Any]], reserved: Usage) -> _Sent:
+        """Send one request (its budget already reserved) and settle it; raises _CallError."""
+        calls, waited, used = 0, 0.0, Usage()
+        try:
+            while True:
+                calls += 1
+                waited += self.limiter.acquire()
+                sent_at = time.perf_counter()
+                try:
+                    raw = self.api.chat.completions.with_raw_response.create(
+                        model=self.model, messages=messages, response_format=self.response_format,
+                        max_tokens=self.params["max_tokens"], temperature=self.params["temperature"],
+                        **({"seed": self.params["seed"]} if self.params["seed"] is not None else {}))
+                    reply = self._read_payload(raw.http_response.json())
+                except (openai.OpenAIError, ValueError) as err:
+                    waited += time.perf_counter() - sent_at  # a failed attempt is time lost, like a wait
+                    failure = classify(err) or CallFailure(
+                        "server_error", "the model service sent something that is not an API reply", True)
+                    waited += self._after_failure(failure, calls)
+                    continue
+                prompt, completion = reply.prompt_tokens, reply.completion_tokens
+                used = Usage(prompt + completion, self.budget.cost(prompt, completion) or 0.0)
+                if self.cache is not None:
+                    stored = reply.to_json()
+                    stored["content"] = self.redact.value(stored["content"])
+                    self.cache.put(self._key(messages), stored)
+                return _Sent(reply, False, calls, waited)
+        except _CallError as err:
+            err.calls, err.waited = calls, waited + err.waited
+            raise
+        finally:
+            if self.budget.limited:
+                self.budget.settle(reserved, used)
+
+    def _after_failure(self, failure: CallFailure, calls: int) -> float:
+        """Wait before the next attempt (returns the seconds), or raise _CallError when the row gives up."""
+        retry_after = failure.retry_after
+        too_long = retry_after is not None and retry_after > self.retry.max_retry_after
+        if failure.kind == "rate_limit":
+            # The limit is shared: every worker pauses before its next request, even when this row gives up.
+            # This worker's own wait happens in limiter.acquire() before its next attempt.
+            self.limiter.hold(min(self.retry.delay(calls, retry_after), self.retry.max_retry_after))
+        if too_long:
+            raise _CallError(failure, calls, 0.0, f"; it asked to wait {retry_after:g} s, longer than the "
+                                                  f"{self.retry.max_retry_after:g} s allowed")
+        if not failure.retryable or calls >= self.retry.max_attempts:
+            raise _CallError(failure, calls, 0.0)
+        if failure.kind == "rate_limit":
+            return 0.0
+        pause = self.retry.delay(calls, retry_after)
+        time.sleep(pause)
+        return pause
 
     @staticmethod
     def _read_payload(payload: Any) -> _Reply:
@@ -253,46 +277,44 @@ class _Run:
                       int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
     # -- one row (worker thread) ------------------------------------------------------------
-    def _process(self, messages: list[dict[str, Any]], record: dict[str, Any]) -> tuple[RowResult, Usage]:
-        """Request, validate, repair once; returns the result and what was reserved beyond the first call."""
+    def _process(self, messages: list[dict[str, Any]], record: dict[str, Any], hit: dict[str, Any] | None,
+                 reserved: Usage) -> RowResult:
+        """Request, validate, repair once."""
+        if self.aborted:  # queued before an earlier row showed that every request fails
+            if self.budget.limited:
+                self.budget.settle(reserved, Usage())
+            return self._not_run_after_abort()
         started = time.perf_counter()
         result = RowResult(None, "failed")
-        extra = Usage()
         sources: list[bool] = []
         attempt = messages
         first: Verdict | None = None
         try:
             for stage in ("first", "repair"):
-                reserve = None
-                if stage == "repair" and self.budget.limited:
-                    need = self.budget.estimate(attempt)
-
-                    def reserve(need: Usage = need) -> bool:
-                        nonlocal extra
-                        if self.budget.try_reserve(need):
-                            extra = extra + need
-                            return True
-                        return False
                 try:
-                    reply, cached, calls, retries = self._request(attempt, reserve)
+                    sent = self._send(attempt, hit if stage == "first" else None, reserved, stage == "repair")
                 except _CallError as err:
                     result.calls += err.calls
-                    result.retries += err.retries
+                    result.retries += err.calls - 1
+                    result.wait_s += err.waited
                     result.error_kind, result.fatal = err.failure.kind, err.failure.fatal
                     tries = f" on all {err.calls} tries" if err.calls > 1 else ""
                     result.error = f"{err.failure.detail}{tries}{err.note}.{_fix(err.failure.kind)}"
                     if first is not None:
                         result.error = f"The reply needed a repair ({first.text()}), then {result.error}"
                     break
-                except _NoBudget:
+                except _NoBudget as err:
                     result.error_kind = "budget"
-                    result.error = (f"The reply could not be used ({first.text() if first else ''}) and the budget "
-                                    f"({self.budget.describe()}) had no room for a repair attempt.")
+                    result.error = (f"The reply could not be used ({first.text() if first else ''}); a repair "
+                                    f"attempt needs up to {err.need.tokens:,} tokens and only {self.budget.left()} "
+                                    f"of the budget ({self.budget.describe()}) is left.")
                     break
-                sources.append(cached)
-                result.calls += calls
-                result.retries += retries
-                if not cached:  # tokens and cost are what this run spent: cache hits are free
+                sources.append(sent.cached)
+                reply = sent.reply
+                result.calls += sent.calls
+                result.retries += max(0, sent.calls - 1)
+                result.wait_s += sent.waited
+                if not sent.cached:  # tokens and cost are what this run spent: cache hits are free
                     result.prompt_tokens += reply.prompt_tokens
                     result.completion_tokens += reply.completion_tokens
                     self.budget.learn(attempt, reply.prompt_tokens)
@@ -302,7 +324,7 @@ class _Run:
                     result.status = "ok" if stage == "first" else "repaired"
                     result.fields = verdict.parsed.model_dump(mode="json")
                     break
-                if stage == "first" and self.repair:
+                if stage == "first" and self.settings.repair:
                     first = verdict
                     attempt = repair_messages(messages, reply.content, verdict)
                     continue
@@ -317,19 +339,44 @@ class _Run:
         result.prompt_tokens, result.completion_tokens = int(result.prompt_tokens), int(result.completion_tokens)
         result.cost_usd = self.budget.cost(result.prompt_tokens, result.completion_tokens)
         result.latency_s = round(time.perf_counter() - started, 4)
-        return result, extra
+        result.wait_s = round(result.wait_s, 4)
+        if result.fatal and not self.aborted:
+            self.aborted = result.error  # seen at once by rows queued behind this one
+        return result
+
+    def _send(self, messages: list[dict[str, Any]], hit: dict[str, Any] | None, reserved: Usage,
+              repair: bool) -> _Sent:
+        """The reply from the cache, or from the model once the budget allows the call."""
+        if repair and self.cache is not None:
+            hit = self.cache.get(self._key(messages))
+        if hit is not None:
+            if not repair and self.budget.limited:
+                self.budget.settle(reserved, Usage())
+            return _Sent(_Reply(**hit), True, 0, 0.0)
+        if not repair:
+            return self._request(messages, reserved)
+        need = Usage()
+        if self.budget.limited:
+            need = self.budget.estimate(messages)
+            if not self.budget.reserve_repair(need):
+                raise _NoBudget(need)
+        return self._request(messages, need)
 
     # -- the main loop (main thread) --------------------------------------------------------
     def execute(self) -> pd.DataFrame:
         """Run every row and assemble the output table."""
         started = time.perf_counter()
         columns = list(self.df.columns)
-        records = [inputs.to_record(r) for r in self.df.to_dict("records")]
+        records = self.df.to_dict("records")
         results: list[RowResult | None] = [None] * len(records)
         restored = self.checkpoint.load() if self.checkpoint else {}
-        bar = _progress_bar(len(records), self.progress)
-        pending: dict[Future, tuple[int, str, Usage, bool]] = {}
-        executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="marketlab-workflow")
+        bar = _progress_bar(len(records), self.settings.progress)
+        workers = self.settings.limits.workers
+        # Without a budget, keep a row queued behind each busy worker so none waits for the main thread.
+        # With one, admit no more than can run: a reservation must belong to a row that is running.
+        ahead = workers if self.budget.limited else 2 * workers
+        pending: dict[Future, tuple[int, str]] = {}
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="marketlab-workflow")
 
         def record_result(position: int, result: RowResult, key: str | None = None) -> None:
             self._clean(result)
@@ -341,12 +388,14 @@ class _Run:
         def drain() -> None:
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for future in done:
-                position, key, reserved, cached = pending.pop(future)
-                result, extra = future.result()  # a KeyboardInterrupt inside a worker surfaces here
-                used = Usage(result.prompt_tokens + result.completion_tokens, result.cost_usd or 0.0)
-                self.budget.settle(reserved + extra, used)
+                position, key = pending.pop(future)
+                result = future.result()  # a KeyboardInterrupt inside a worker surfaces here
                 if result.fatal and not self.aborted:
                     self.aborted = result.error
+                if result.error_kind == "budget" and not self.stopped:
+                    self.stopped = True
+                    self.notes.append(f"Stopped at the budget ({self.budget.describe()}) at row {position + 1}: "
+                                      "rows not yet sent were skipped.")
                 record_result(position, result, key)
 
         try:
@@ -365,27 +414,28 @@ class _Run:
                     messages = _with_instruction(messages, self.instruction)
                 key = row_key(self.fingerprint, messages)
                 old = restored.get(key)
-                if old is not None and not (self.retry_failed and old.get("status") == "failed"):
+                if old is not None and not (self.settings.storage.retry_failed and old.get("status") == "failed"):
                     result = RowResult.from_json(old)
                     result.source = "checkpoint"
                     spent = result.prompt_tokens + result.completion_tokens
-                    self.budget.add_spent(Usage(spent, result.cost_usd or 0.0))
+                    self.budget.add_restored(Usage(spent, result.cost_usd or 0.0))
                     record_result(position, result)
                     continue
-                cached = bool(self.cache is not None and self.cache.get(
-                    request_key(self.model, messages, self.json_schema, self.params)) is not None)
-                need = Usage() if cached or not self.budget.limited else self.budget.estimate(messages)
+                hit = self.cache.get(self._key(messages)) if self.cache is not None else None
+                need = Usage() if hit is not None or not self.budget.limited else self.budget.estimate(messages)
                 while True:
-                    while len(pending) >= self.workers:
+                    while len(pending) >= ahead:
                         drain()
-                    if self.aborted:
+                    if self.aborted or self.stopped:
                         break
-                    if cached or not self.budget.limited or self.budget.try_reserve(need):
+                    if hit is not None or not self.budget.limited or self.budget.try_reserve(need):
                         break
                     if not pending:  # nothing in flight and still no room: stop cleanly
                         self.stopped = True
                         self.notes.append(f"Stopped at the budget ({self.budget.describe()}) before row "
-                                          f"{position + 1}; {len(records) - position} row(s) were not run.")
+                                          f"{position + 1}: its first request could need {need.tokens:,} tokens "
+                                          f"and {self.budget.left()} are left; {len(records) - position} row(s) "
+                                          "were not sent.")
                         break
                     drain()
                 if self.aborted:  # checked before any reservation was made for this row
@@ -394,13 +444,13 @@ class _Run:
                 if self.stopped:
                     record_result(position, self._skipped())
                     continue
-                future = executor.submit(self._process, messages, record)
-                pending[future] = (position, key, Usage() if cached else need, cached)
+                future = executor.submit(self._process, messages, record, hit, need)
+                pending[future] = (position, key)
             while pending:
                 drain()
         except KeyboardInterrupt:
-            # Rows already handed out (at most `workers`) get a short grace period to finish and reach
-            # the checkpoint; whatever is still running after it is redone on resume.
+            # Rows already handed out get a short grace period to finish and reach the checkpoint;
+            # whatever is still running after it is redone on resume.
             deadline = time.monotonic() + INTERRUPT_GRACE_S
             try:
                 while pending and time.monotonic() < deadline:
@@ -419,18 +469,26 @@ class _Run:
             raise
         executor.shutdown(wait=True)
         bar.close()
+        self._finish_notes(results)
+        self._close()
+        return self._table(results, started)
+
+    def _finish_notes(self, results: list[RowResult | None]) -> None:
+        """Say why the run stopped, what was restored, and whether the checkpoint stays."""
         if self.aborted:
             self.notes.append(f"The run stopped sending requests: {self.aborted}")
         if any(r and r.source == "checkpoint" for r in results):
-            self.notes.append(f"Resumed from the checkpoint {self.checkpoint.path if self.checkpoint else ''}.")
-        if self.checkpoint:
-            if self.stopped:
-                self.notes.append(f"Checkpoint kept at {self.checkpoint.path}: run again with a larger budget "
-                                  "to finish the skipped rows.")
-            else:
-                self.checkpoint.remove()
-        self._close()
-        return self._table(results, started)
+            spent = f"; the budget counts the {self.budget.restored.tokens:,} tokens they used" \
+                if self.budget.limited else ""
+            self.notes.append(f"Resumed from the checkpoint {self.checkpoint.path if self.checkpoint else ''}{spent}.")
+        if not self.checkpoint:
+            return
+        left = sum(1 for r in results if r is not None and not self._finished(r) and r.error_kind != "input")
+        if self.stopped or any(r is not None and r.error_kind == "budget" for r in results):
+            self.notes.append(f"Checkpoint kept at {self.checkpoint.path}: run again with a larger budget to "
+                              f"finish the {left} row(s) left; finished rows are not sent again.")
+        else:
+            self.checkpoint.remove()
 
     def _build(self, position: int, record: dict[str, Any], columns: list[str]) -> list[dict[str, Any]] | RowResult:
         try:
@@ -454,8 +512,8 @@ class _Run:
         return messages
 
     def _skipped(self) -> RowResult:
-        return RowResult(None, "skipped_budget", f"Not run: the budget ({self.budget.describe()}) was reached.",
-                         "budget")
+        return RowResult(None, "skipped_budget", f"Not sent: the budget ({self.budget.describe()}) cannot cover it; "
+                                                 f"{self.budget.left()} left.", "budget")
 
     def _not_run_after_abort(self) -> RowResult:
         return RowResult(None, "failed", f"Not sent, because an earlier row showed that every request would fail: "
@@ -474,20 +532,24 @@ class _Run:
     def _close(self) -> None:
         if self.cache is not None:
             self.cache.close()
+        if self.checkpoint is not None:
+            self.checkpoint.close()
 
     def _table(self, results: list[RowResult | None], started: float) -> pd.DataFrame:
         fields = list(self.schema.model_fields)
+        included = self.df[self.include].to_dict("records") if self.include else None
         rows = []
         for position, result in enumerate(results):
             assert result is not None, "every row has a result"
-            row: dict[str, Any] = {c: self.df.iloc[position][c] for c in self.include}
-            row.update({name: (result.fields or {}).get(name) for name in fields})
+            row: dict[str, Any] = dict(included[position]) if included else {}
+            values = result.fields or {}
+            row.update({name: values.get(name) for name in fields})
             row.update(result.meta())
             rows.append(row)
         out = pd.DataFrame(rows, index=self.df.index)
         out.attrs["workflow"] = {"wall_s": round(time.perf_counter() - started, 3), "model": self.model,
                                  "budget": None if not self.budget.limited else self.budget.describe(),
-                                 "notes": list(self.notes)}
+                                 "read_timeout_s": self.settings.timeouts.read, "notes": list(self.notes)}
         return out
 
 
@@ -495,7 +557,7 @@ def _fix(kind: str) -> str:
     return {
         "rate_limit": " Fix: lower workers= or set rpm=, or run again later; finished rows are kept.",
         "server_error": " Fix: run again later; finished rows are kept.",
-        "timeout": " Fix: raise request_timeout= or lower max_tokens=.",
+        "timeout": " Fix: raise the time limit (request_timeout=60) or lower max_tokens=.",
         "connection": " Fix: check the network, or run `marketlab doctor`.",
         "auth": " Fix: check OPENAI_API_KEY (or run `marketlab doctor`).",
         "rejected": " Fix: check the model name and the messages.",

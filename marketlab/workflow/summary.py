@@ -7,27 +7,33 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ERROR_KINDS, STATUSES
+from .errors import ERROR_KINDS, STATUSES, WorkflowInputError
 from .result import META_COLUMNS
 
 
 @dataclass
 class RunSummary:
-    """Rows by status, failures by kind, calls, tokens, cost and time of one run."""
+    """Rows by status, failures by kind, this run's calls, tokens, cost and waiting, and what was restored."""
 
     rows: int
     statuses: dict[str, int]
     failures: dict[str, int]
-    calls: int
+    calls: int  # requests this run sent (rows restored from a checkpoint are not counted)
     retries: int
+    sent: int  # rows this run sent to the model
     from_cache: int
     from_checkpoint: int
-    prompt_tokens: int
+    prompt_tokens: int  # this run's
     completion_tokens: int
     cost_usd: float | None
+    restored_calls: int = 0  # what the rows restored from a checkpoint took in the earlier run
+    restored_tokens: int = 0
+    wait_s: float = 0.0  # summed over rows: back-off, 429 pauses, the rpm cap and failed attempts
+    timeouts: int = 0  # rows that failed because the model did not answer in time
     wall_s: float | None = None
     model: str | None = None
     budget: str | None = None
+    read_timeout_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -37,16 +43,17 @@ class RunSummary:
 
     @property
     def tokens(self) -> int:
-        """Prompt plus completion tokens."""
+        """Prompt plus completion tokens of this run."""
         return self.prompt_tokens + self.completion_tokens
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as plain values (for logs and monitoring)."""
         return {"rows": self.rows, **{f"rows_{k}": v for k, v in self.statuses.items()},
-                "failures": dict(self.failures), "calls": self.calls, "retries": self.retries,
+                "failures": dict(self.failures), "calls": self.calls, "retries": self.retries, "sent": self.sent,
                 "from_cache": self.from_cache, "from_checkpoint": self.from_checkpoint,
+                "restored_calls": self.restored_calls, "restored_tokens": self.restored_tokens,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "cost_usd": self.cost_usd, "wall_s": self.wall_s, "model": self.model}
+                "cost_usd": self.cost_usd, "wait_s": self.wait_s, "wall_s": self.wall_s, "model": self.model}
 
     def __str__(self) -> str:
         took = f" in {self.wall_s:.1f} s" if self.wall_s is not None else ""
@@ -59,18 +66,31 @@ class RunSummary:
         if self.rows:
             usable = self.statuses.get("ok", 0) + self.statuses.get("repaired", 0)
             lines.append(f"  Usable rate: {usable / self.rows:.0%} of rows; failure rate: "
-                         f"{self.statuses.get('failed', 0) / self.rows:.0%}.")
+                         f"{self.statuses.get('failed', 0) / self.rows:.0%}. Usable (ok, repaired) means the reply "
+                         "has the right shape and passes the rules, not that it is true: check the facts before "
+                         "it is published.")
         if self.failures:
             parts = [f"{n} × {ERROR_KINDS.get(kind, kind)}" for kind, n in
                      sorted(self.failures.items(), key=lambda kv: (-kv[1], kv[0]))]
             lines.append("  Failures by kind: " + "; ".join(parts) + ".")
-        lines.append(f"  Model calls: {self.calls} ({self.retries} retries); rows answered from the cache: "
-                     f"{self.from_cache}; rows restored from a checkpoint: {self.from_checkpoint}.")
+        lines.append(f"  This run: {self.calls} model call(s) ({self.retries} retries) for {self.sent} row(s) sent; "
+                     f"{self.from_cache} row(s) answered from the cache.")
+        if self.from_checkpoint:
+            lines.append(f"  Restored from the checkpoint: {self.from_checkpoint} row(s), not sent again (an "
+                         f"earlier run made their {self.restored_calls} call(s) and {self.restored_tokens:,} "
+                         "tokens).")
         cost = "unknown (no price for this model)" if self.cost_usd is None else f"${self.cost_usd:,.4f}"
-        lines.append(f"  Tokens: {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion = "
+        lines.append(f"  Tokens this run: {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion = "
                      f"{self.tokens:,}; estimated cost {cost}.")
         if self.rows and self.wall_s:
             lines.append(f"  Time: {self.wall_s / self.rows:.2f} s per row on average.")
+        if self.wait_s >= 0.5:
+            lines.append(f"  Waiting: {self.wait_s:.1f} s of the rows' time went to waiting (retries after errors, "
+                         "back-off, pauses the service asked for, the requests-per-minute cap).")
+        if self.timeouts:
+            limit = f" {self.read_timeout_s:g} s" if self.read_timeout_s else ""
+            lines.append(f"  {self.timeouts} row(s) got no answer within the{limit} time limit: a slow model may "
+                         "need request_timeout=60, or fewer workers on a model that answers one request at a time.")
         if self.budget:
             lines.append(f"  Budget: {self.budget}.")
         lines += [f"  Note: {note}" for note in self.notes]
@@ -88,23 +108,28 @@ def summarize(results: pd.DataFrame) -> RunSummary:
     """The summary of a runner output table (run details such as wall time come from its attrs)."""
     missing = [c for c in META_COLUMNS if c not in results.columns]
     if missing:
-        raise ValueError(f"This table is not a workflow output: columns {missing} are missing. "
-                         "Pass the table that run_batch (or your run function) returned.")
+        raise WorkflowInputError(f"This table is not a workflow output: columns {missing} are missing.",
+                                 "Pass the table that run_batch (or your run function) returned.")
     status = results["status"].astype("string")
     statuses = {s: int((status == s).sum()) for s in STATUSES}
     failed = results[status == "failed"]
     failures = {str(k): int(v) for k, v in failed["error_kind"].value_counts().items()}
-    costs = pd.to_numeric(results["cost_usd"], errors="coerce")
+    restored = results["source"] == "checkpoint"
+    now = results[~restored]
+    costs = pd.to_numeric(now["cost_usd"], errors="coerce")
     attrs = results.attrs.get("workflow", {})
     return RunSummary(
         rows=len(results), statuses=statuses, failures=failures,
-        calls=int(results["calls"].sum()), retries=int(results["retries"].sum()),
-        from_cache=int((results["source"] == "cache").sum()),
-        from_checkpoint=int((results["source"] == "checkpoint").sum()),
-        prompt_tokens=int(results["prompt_tokens"].sum()), completion_tokens=int(results["completion_tokens"].sum()),
+        calls=int(now["calls"].sum()), retries=int(now["retries"].sum()), sent=int((now["calls"] > 0).sum()),
+        from_cache=int((results["source"] == "cache").sum()), from_checkpoint=int(restored.sum()),
+        prompt_tokens=int(now["prompt_tokens"].sum()), completion_tokens=int(now["completion_tokens"].sum()),
         cost_usd=None if costs.isna().any() else float(costs.sum()),
+        restored_calls=int(results.loc[restored, "calls"].sum()),
+        restored_tokens=int(results.loc[restored, ["prompt_tokens", "completion_tokens"]].to_numpy().sum()),
+        wait_s=round(float(pd.to_numeric(now["wait_s"], errors="coerce").fillna(0).sum()), 3),
+        timeouts=int(((status == "failed") & (results["error_kind"] == "timeout") & ~restored).sum()),
         wall_s=attrs.get("wall_s"), model=attrs.get("model"), budget=attrs.get("budget"),
-        notes=list(attrs.get("notes", [])),
+        read_timeout_s=attrs.get("read_timeout_s"), notes=list(attrs.get("notes", [])),
     )
 
 

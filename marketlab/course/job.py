@@ -1,0 +1,52 @@
+"""One submission's grading job: where its copy lives, what its sandbox sees, and its limits.
+
+The worker writes it to a grader-only folder; the kernel launcher reads it back. Nothing in it
+comes from the submission.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .sandbox import INSIDE_HOME, Limits, Mount, View, allowed_env
+
+
+@dataclass(frozen=True)
+class SandboxJob:
+    """Everything needed to start a sandbox for one submission."""
+
+    workdir: Path          # the submission's private copy (host path), the only writable place
+    lab: str
+    runtime_dir: Path      # this job's own folder for the kernel's and the endpoint's unix sockets
+    log_path: Path         # where the kernel's raw output goes (capped)
+    limits: Limits
+    uid: int | None        # as root: the grading user of this worker's slot
+    sandboxed: bool = True
+
+    @property
+    def inside(self) -> str:
+        """The folder as the learner's code sees it."""
+        return f"{INSIDE_HOME}/{self.lab}" if self.sandboxed else str(self.workdir)
+
+    def view(self, *, writable: bool = True) -> View:
+        """The sandbox view of this job (the copy read-only when writable is False)."""
+        return View(workdir=self.workdir, inside=self.inside, writable=writable,
+                    mounts=(Mount(self.runtime_dir, str(self.runtime_dir), writable=True),),
+                    env=allowed_env(self.inside), limits=self.limits, uid=self.uid)
+
+    def save(self, path: Path) -> None:
+        """Write the job file (grader-only folder)."""
+        data = asdict(self)
+        data.update(workdir=str(self.workdir), runtime_dir=str(self.runtime_dir), log_path=str(self.log_path),
+                    limits=asdict(self.limits))
+        path.write_text(json.dumps(data))
+
+    @classmethod
+    def load(cls, path: Path) -> SandboxJob:
+        """Read a job file."""
+        data = json.loads(path.read_text())
+        return cls(workdir=Path(data["workdir"]), lab=data["lab"], runtime_dir=Path(data["runtime_dir"]),
+                   log_path=Path(data["log_path"]), limits=Limits(**data["limits"]), uid=data["uid"],
+                   sandboxed=data["sandboxed"])

@@ -1,0 +1,86 @@
+"""Start one grading kernel in the sandbox: the command of the `marketlab-sandbox` kernelspec.
+
+    python -I -m marketlab.course.kernel_launcher -f {connection_file}
+
+It runs outside the sandbox, as the grader. It reads the job file named by $MARKETLAB_SANDBOX_JOB
+(written by the grading worker), hands the connection file to the sandbox's user, and starts the
+kernel under bwrap with an allowlisted environment. The kernel's own stdout and stderr come
+through a pipe that keeps at most `output_kb` and throws the rest away, so a learner writing to
+file descriptors 1 and 2 cannot flood the instructor's log. When this process is killed, bwrap
+(started with --die-with-parent) takes every process of the sandbox with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+JOB_ENV = "MARKETLAB_SANDBOX_JOB"
+
+
+def kernelspec(python: str = sys.executable) -> dict[str, object]:
+    """The kernel.json of the sandboxed grading kernel."""
+    return {
+        # -I: jupyter starts this, as the grader, in the submission's folder; without it a learner's
+        # json.py or marketlab/ there would be imported here, outside the sandbox.
+        "argv": [python, "-I", "-m", "marketlab.course.kernel_launcher", "-f", "{connection_file}"],
+        "display_name": "marketlab grading sandbox",
+        "language": "python",
+        "interrupt_mode": "message",  # signals would reach bwrap, not the kernel
+        "metadata": {"debugger": False},
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Launch the sandboxed kernel and pass its capped output on to a log file."""
+    from .job import SandboxJob
+    from . import sandbox
+
+    job = SandboxJob.load(Path(os.environ[JOB_ENV]))
+    # The kernel reads its connection file inside the sandbox: a copy in this job's own runtime folder.
+    original = Path(argv[argv.index("-f") + 1])
+    connection = job.runtime_dir / "connection.json"
+    connection.write_bytes(original.read_bytes())
+    os.chmod(connection, 0o600)
+    view = job.view()
+    if view.uid is not None:
+        os.chown(connection, view.uid, view.uid)
+    if job.sandboxed:
+        command = sandbox.command(view, [sys.executable, "-I", "-m", "marketlab.course.kernel", "-f", str(connection)])
+        options = sandbox.spawn_options(view)
+        cwd = None
+    else:
+        command = [sys.executable, "-I", "-m", "marketlab.course.kernel", "-f", str(connection)]
+        options = sandbox.spawn_options(view)
+        cwd = str(job.workdir)
+    process = subprocess.Popen(command, env=dict(view.env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, cwd=cwd, **options)
+
+    def forward(signum: int, _frame: object) -> None:
+        sandbox.stop(process)
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts travel as messages
+    keep, kept = job.limits.output_kb * 1024, 0
+    assert process.stdout is not None
+    with open(job.log_path, "ab") as log:
+        while True:
+            chunk = process.stdout.read1(65536)
+            if not chunk:
+                break
+            if kept < keep:
+                log.write(chunk[: keep - kept])
+                log.flush()
+            kept += len(chunk)
+    if kept > keep:
+        job.log_path.with_suffix(".cut").write_text(str(kept))
+    return process.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
