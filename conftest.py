@@ -26,7 +26,8 @@ def _free_port() -> int:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Point every test and kernel at a private home and the local backend."""
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "MARKETLAB_BACKEND", "MARKETLAB_MODEL"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "MARKETLAB_BACKEND", "MARKETLAB_MODEL", "MARKETLAB_GRADEBOOK_URL",
+                 "MARKETLAB_COURSE"):
         os.environ.pop(name, None)
     os.environ["MARKETLAB_HOME"] = str(_SESSION_HOME)
     os.environ["MARKETLAB_PORT"] = str(_free_port())
@@ -59,3 +60,14 @@ def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         shutil.copy(state, home / "server.json")
     monkeypatch.setenv("MARKETLAB_HOME", str(home))
     yield home
+
+
+@pytest.fixture(autouse=True)
+def _no_gradebook_url_leaks() -> Iterator[None]:
+    """A gradebook URL one test puts in the environment (init_course does, for a password) ends with it."""
+    before = os.environ.get("MARKETLAB_GRADEBOOK_URL")
+    yield
+    if before is None:
+        os.environ.pop("MARKETLAB_GRADEBOOK_URL", None)
+    else:
+        os.environ["MARKETLAB_GRADEBOOK_URL"] = before

@@ -287,3 +287,11 @@ def test_vague_brief_still_compiles(product: dict[str, Any]) -> None:
 def test_a_record_must_be_a_mapping_or_row() -> None:
     with pytest.raises(TypeError, match="record must be"):
         reference.load_brief().to_messages("Moraine 45 Alpine Pack")
+
+
+def test_yaml_fix_names_a_leading_character_that_yaml_reads_as_syntax() -> None:
+    for text, expected in (("objective:\n  statement: %20 more clicks\n", "starts its text with '%'"),
+                           ("- just text\nobjective: x\n", "starts with '-'")):
+        with pytest.raises(BriefError) as err:
+            Brief.from_yaml(text)
+        assert expected in err.value.fix and "quotes" in err.value.fix

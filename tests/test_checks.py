@@ -188,10 +188,13 @@ def test_sections_fail_on_the_exercise_starting_text() -> None:
     for section, texts in starting.items():
         result = lab01.check_section(Brief.from_sections(**texts), section, strict=False, quiet=True)
         assert not result.passed, section
-        failing = {p.split(":")[0] for p in result.problems}
+        lint_problems = [p for p in result.problems if not p.startswith("output: ")]
+        failing = {p.split(":")[0] for p in lint_problems}
         # the one-line statement already says what is produced; everything else must fail
         assert failing == set(lab01.SECTION_RULES[section]) - {"objective-stated"}, section
-        assert all("Fix:" in p for p in result.problems)
+        assert all("Fix:" in p for p in lint_problems)
+        if section == "output":  # and the word limits the workflow's rules need are asked for
+            assert any("min_words and max_words is empty" in p for p in result.problems)
 
 
 def test_sections_and_brief_pass_on_the_reference() -> None:
@@ -415,3 +418,12 @@ def test_build_messages_using_a_notebook_variable_fails_at_its_own_exercise(samp
 
     result = lab01.check_build_messages(notebook["uses_voice"], sample, reference.load_brief(), strict=False, quiet=True)
     assert not result.passed and "'voice'" in result.problems[0] and "'voice'" in result.hint
+
+
+def test_output_section_needs_both_word_limits() -> None:
+    brief = reference.load_brief()
+    assert lab01.check_section(brief, "output", quiet=True).passed
+    data = brief.model_dump()
+    data["output"]["min_words"] = None
+    result = lab01.check_section(Brief.model_validate(data), "output", strict=False, quiet=True)
+    assert not result.passed and "min_words" in result.problems[-1] and "min_words" in result.hint

@@ -31,8 +31,8 @@ FULL = {"00-first-steps": 4.0, "01-brief": 11.0, "02-workflow": 7.0}
 # Score of the hostile lab (00-first-steps) and the problem each kind must be reported as. Kinds
 # marked None find nothing to reach (the graders, the network, other folders are not in the
 # sandbox's view): their attempt fails inside the learner's own cell, and the honest part scores.
-# fork_bomb's score is not fixed: its cell runs out of time while the process limit stops the forks,
-# and whether the check right after it gets an answer depends on when the last fork failed.
+# fork_bomb's score and flag are not fixed: the process limit stops the forks, and whether its cell
+# then runs out of time, and the check right after it gets an answer, depends on when the last fork failed.
 HOSTILE: dict[str, tuple[float | None, str | None]] = {
     "infinite_loop": (4.0, "timeout"),
     "memory_bomb": (4.0, "memory"),
@@ -45,7 +45,7 @@ HOSTILE: dict[str, tuple[float | None, str | None]] = {
     "read_holdout": (4.0, None),
     "read_graders": (4.0, None),
     "huge_output": (4.0, "huge_output"),
-    "fork_bomb": (None, "timeout"),
+    "fork_bomb": (None, None),
     "network": (4.0, None),
     "write_outside": (4.0, None),
 }
@@ -118,22 +118,29 @@ def test_rerun_is_idempotent(cohort: Course) -> None:
 def test_nothing_escaped_the_sandbox(cohort: Course) -> None:
     assert not list(Path("/tmp").glob("marketlab-escape-*"))
     assert list(cohort.root.parent.rglob("escape.txt")) == []  # its own copy was the only writable place
-    if os.geteuid() == 0:
-        left = []  # processes of a grading user working in this course (other runs may be grading elsewhere)
-        for proc in Path("/proc").glob("[0-9]*"):
-            try:
-                if 61000 <= proc.stat().st_uid < 62000 and os.readlink(proc / "cwd").startswith(str(cohort.root)):
-                    left.append(proc.name)
-            except OSError:
+    assert not _grading_processes(cohort), "grading users still have processes"
+
+
+def _grading_processes(course: Course) -> list[str]:
+    """Live processes of a grading user working for this course (other runs may be grading elsewhere)."""
+    left = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if not 61000 <= proc.stat().st_uid < 62000 or "State:\tZ" in (proc / "status").read_text():
                 continue
-        assert not left, f"grading users still have processes: {left}"
+            if str(course.root) in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                left.append(proc.name)
+        except OSError:
+            continue
+    return left
 
 
 def test_feedback_explains_without_revealing_hidden_tests(cohort: Course) -> None:
     pages = {p.parent.name: p.read_text() for p in cohort.folder("feedback").glob("*/index.html")}
     assert len(pages) == 18
     for page in pages.values():
-        for secret in ("BEGIN HIDDEN TESTS", "use_graders", "grade_batch_cost", "grade_workflow", "BEGIN SOLUTION"):
+        for secret in ("BEGIN HIDDEN TESTS", "graders/lab00.py", "grade_batch_cost", "grade_workflow",
+                       "BEGIN SOLUTION"):
             assert secret not in page
     assert "time limit" in pages["x_infinite_loop"]
     assert "damaged" in pages["x_corrupt_json"]
@@ -156,10 +163,12 @@ def test_each_hostile_kind_on_its_own(cohort: Course, kind: str) -> None:
     [record] = grading.autograde(cohort, students=[f"x_{kind}"], labs=[LAB0], force=True, workers=1,
                                  limits=Limits(cell_timeout=CELL_TIMEOUT), progress=False)
     score, problem = HOSTILE[kind]
+    assert record["status"] in ("graded", "failed") and record["auto_max"] == FULL[LAB0]
     assert score is None or record["score"] == score
     if problem:
         assert problem in [p["kind"] for p in record["problems"]]
         assert record["reason"]
+    assert not _grading_processes(cohort), f"{kind} left processes running"
 
 
 def test_secrets_never_reach_a_grading_kernel(cohort: Course, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,8 +209,12 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     server.stop()
 
 
-def test_postgres_gradebook_through_autograde(cohort: Course, postgres: Any, tmp_path: Path) -> None:
+def test_postgres_gradebook_through_autograde(cohort: Course, postgres: Any, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     url = postgres.url.replace("@", ":not-a-real-password@", 1)  # trust auth ignores it; it must not be stored
+    # A URL with a password lives in the process environment only (init_course puts it there): set it here,
+    # so that it is this gradebook and monkeypatch takes it away again after the test.
+    monkeypatch.setenv("MARKETLAB_GRADEBOOK_URL", url)
     course = init_course(tmp_path / "pg-course", db_url=url)
     for name in ("nbgrader_config.py", "marketlab-course.json"):
         assert "not-a-real-password" not in (course.root / name).read_text()

@@ -40,7 +40,7 @@ def test_lab02_is_stored_clean_with_correct_metadata() -> None:
             kinds["test"].append(meta["grade_id"])
             assert meta["locked"] and meta["points"] > 0
             visible, _, hidden = cell.source.partition("### BEGIN HIDDEN TESTS")
-            assert "lab02.check_" in visible and "use_graders()" in hidden and "from graders.lab02" in hidden
+            assert "lab02.check_" in visible and "graders/lab02.py" in hidden
         elif meta["grade"]:
             kinds["manual"].append(meta["grade_id"])
             assert cell.cell_type == "markdown" and meta["points"] > 0 and not meta["locked"]

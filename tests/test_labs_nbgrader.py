@@ -50,9 +50,11 @@ def test_lab_is_stored_clean_with_correct_metadata(lab: Path) -> None:
             assert meta["locked"] and meta["points"] > 0
             visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
             assert "check_" in visible, f"{meta['grade_id']} gives the learner a visible check"
+            # graded outside the learner's sandbox, by the lab's grader registry
+            assert meta["grade_id"] in _graders(lab).GRADERS, f"{meta['grade_id']} has no grader"
             if "### BEGIN HIDDEN TESTS" in cell.source:
                 hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1]
-                assert "use_graders()" in hidden and "from graders." in hidden
+                assert f"graders/lab{lab.name[:2]}.py" in hidden
         elif meta["solution"] and meta["grade"]:
             manual += 1
             assert cell.cell_type == "markdown" and "### BEGIN SOLUTION" in cell.source
@@ -99,6 +101,17 @@ def test_lab_validates_through_nbgrader(lab: Path, local_base_url: str, tmp_path
     assert "graders" not in released and "BEGIN SOLUTION" not in released
     # grading runs in the temporary course: nothing is written next to the instructor's notebook
     assert sorted(p.name for p in lab.iterdir()) == files_before
+
+
+def _graders(lab: Path) -> Any:
+    """The grader module of a lab (graders/labNN.py), imported as grading imports it."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "graders" / f"lab{lab.name[:2]}.py"
+    spec = importlib.util.spec_from_file_location(f"test_graders_{lab.name[:2]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _tiny_lab(folder: Path) -> Path:

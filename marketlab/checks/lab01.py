@@ -271,8 +271,20 @@ def check_rules(brief: Any, rule_ids: Sequence[str] = RULE_IDS, what: str = "the
 
 
 def check_section(brief: Any, section: str, *, strict: bool = True, quiet: bool = False) -> CheckResult:
-    """Check the lint rules that belong to one part of the Lab 1 brief (see SECTION_RULES)."""
-    return check_rules(brief, SECTION_RULES[section], f"the {section} part of the brief", strict=strict, quiet=quiet)
+    """Check the lint rules that belong to one part of the Lab 1 brief (see SECTION_RULES).
+
+    The output part must also give both word limits: Lab 2's rules take min_words and max_words
+    from it, and a brief without a lower limit lets a one-line description pass as fine.
+    """
+    result = check_rules(brief, SECTION_RULES[section], f"the {section} part of the brief", strict=False, quiet=True)
+    output = getattr(brief, "output", None)
+    if section == "output" and isinstance(brief, Brief) and output is not None:
+        if not output.min_words or not output.max_words:
+            missing = " and ".join(n for n in ("min_words", "max_words") if not getattr(output, n))
+            result.fail(f"output: {missing} is empty; the workflow's rules take both word limits from here")
+            result.hint = ("Fill in min_words and max_words under output with the brand voice's limits for the "
+                           "channel (e.g. the web description's 40 and 120).")
+    return finish(result, strict=strict, quiet=quiet)
 
 
 def check_brief(brief: Any, *, strict: bool = True, quiet: bool = False) -> CheckResult:

@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from marketlab.errors import MarketlabError
+
 MAX_TEXT = 2_000_000  # largest answer the grader reads, in characters
 MIME = "application/vnd.marketlab.answer+json"
 
@@ -30,15 +32,19 @@ class ClientSpec:
     timeout: float = 2.0
 
 
-class RemoteError(Exception):
+class RemoteError(MarketlabError):
     """The learner's code raised: `kind` is the exception's type name, `text` its message (theirs)."""
 
     def __init__(self, kind: str, text: str) -> None:
         self.kind, self.text = str(kind)[:60], str(text)[:300]
-        super().__init__(f"{self.kind}: {self.text}" if self.text else self.kind)
+        super().__init__(f"{self.kind}: {self.text}" if self.text else self.kind,
+                         "Run the notebook from the top and fix the cell that defines it.")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.kind, self.text))
 
 
-class WireError(Exception):
+class WireError(MarketlabError):
     """An answer from the learner's side could not be read."""
 
 

@@ -64,6 +64,7 @@ class JobContext:
     test_ids: set[str] = field(default_factory=set)
     output_cut: bool = False
     learner_output: list[str] = field(default_factory=list)  # the learner's own errors: theirs, untrusted
+    detail: str = ""  # for the instructor only: what went wrong on the grading side
 
     def note(self, kind: str, cell: str | None = None, **values: Any) -> None:
         """Record a problem kind (from the catalogue in records.py) for this submission."""
@@ -169,7 +170,8 @@ class SandboxedExecute(Execute):
             ctx.note("kernel_died")
             self._fail_rest(nb, ctx, "kernel_died")
         except Exception as exc:  # noqa: BLE001 - a kernel that never started or went away
-            ctx.note("kernel_failed", detail=type(exc).__name__)
+            ctx.note("kernel_failed")
+            ctx.detail = f"the grading kernel failed: {type(exc).__name__}: {str(exc)[:500]}"
             self._fail_rest(nb, ctx, "kernel_died")
         self._fail_rest(nb, ctx, "not_run")
         return self.nb, self.resources
@@ -228,24 +230,24 @@ class SandboxedExecute(Execute):
     def _grade(self, cell: NotebookNode, grade_id: str, ctx: JobContext) -> None:
         grader = ctx.graders.get(grade_id)
         if grader is None:
-            verdict = Verdict(grade_id, grade_id, "this check", False, reason="no_grader")
+            verdict = Verdict(grade_id, grade_id, "", False, reason="no_grader")
         else:
             try:
                 result = grader(self._submission)
                 verdict = Verdict(grade_id, result.name, result.what, bool(result.passed), list(result.problems),
                                   result.hint)
             except (CellTimeoutError, TimeoutError):
-                verdict = Verdict(grade_id, grade_id, "this check", False, reason="time_limit")
+                verdict = Verdict(grade_id, grade_id, "", False, reason="time_limit")
             except wire.RemoteError as err:  # the notebook lacks what the check needs, or its code raised
                 from marketlab.checks._report import describe_error
 
-                verdict = Verdict(grade_id, grade_id, "this check", False,
+                verdict = Verdict(grade_id, grade_id, "", False,
                                   problems=[f"the check could not use your notebook's answer: {describe_error(err)}"],
                                   hint="Run every cell of the notebook from the top, then save and submit again.")
             except DeadKernelError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a grader bug must cost one check, not the batch
-                verdict = Verdict(grade_id, grade_id, "this check", False, reason="grader_error",
+                verdict = Verdict(grade_id, grade_id, "", False, reason="grader_error",
                                   problems=[f"{type(exc).__name__} in the grader"])
             if ctx.remaining() <= 0 and not verdict.passed:
                 verdict.reason = verdict.reason or "time_limit"
@@ -258,7 +260,7 @@ class SandboxedExecute(Execute):
         for cell in nb.cells:
             grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if cell.cell_type == "code" and grade_id in ctx.test_ids and grade_id not in ctx.verdicts:
-                verdict = Verdict(grade_id, grade_id, "this check", False, reason=reason)
+                verdict = Verdict(grade_id, grade_id, "", False, reason=reason)
                 ctx.verdicts[grade_id] = verdict
                 cell.outputs = [_verdict_output(verdict)]
 
@@ -317,12 +319,13 @@ class SandboxedExecute(Execute):
 
 def _verdict_output(verdict: Verdict) -> NotebookNode:
     """The cell output nbgrader scores: an error output when the check did not pass."""
+    what = verdict.what or verdict.grade_id
     if verdict.passed:
-        return NotebookNode(output_type="stream", name="stdout", text=f"✅ {verdict.what}\n")
-    lines = [f"❌ Not yet: {verdict.what}", *(f"   - {p}" for p in verdict.problems[:5])]
+        return NotebookNode(output_type="stream", name="stdout", text=f"✅ {what}\n")
+    lines = [f"❌ Not yet: {what}", *(f"   - {p}" for p in verdict.problems[:5])]
     if verdict.hint:
         lines.append(f"   Hint: {verdict.hint}")
-    return NotebookNode(output_type="error", ename="CheckFailed", evalue=verdict.what, traceback=lines)
+    return NotebookNode(output_type="error", ename="CheckFailed", evalue=what, traceback=lines)
 
 
 class NormalizeCells(NbGraderPreprocessor):

@@ -131,11 +131,13 @@ def _cell_ids(course: Course, lab: str) -> tuple[set[str], set[str]]:
 def _make_job(course: Course, job: Job, limits: Limits, uid: int | None, sandboxed: bool) -> tuple[SandboxJob, Path]:
     folder = Path(tempfile.mkdtemp(prefix="job-", dir=grading_dir(course) / "jobs"))
     os.chmod(folder, 0o711)
-    work, run = folder / "work", folder / "run"
+    work = folder / "work"
     refused = intake.copy_tree(course.folder("submitted") / job.student / job.lab, work)
     for item in refused:
         job.problems.append({"kind": "refused_file", "cell": item.name})
-    run.mkdir(mode=0o700)
+    # Unix socket paths must stay under 108 bytes, whatever the course's path: sockets get a short folder of
+    # their own (private: 0700, a random name made with O_EXCL), removed with the job.
+    run = Path(tempfile.mkdtemp(prefix="marketlab-run-", dir=_short_tmp()))
     if uid is not None:
         for path in (work, *work.rglob("*"), run):
             os.lchown(path, uid, uid)
@@ -143,6 +145,11 @@ def _make_job(course: Course, job: Job, limits: Limits, uid: int | None, sandbox
                              limits=limits, uid=uid, sandboxed=sandboxed)
     sandbox_job.save(folder / "job.json")
     return sandbox_job, folder
+
+
+def _short_tmp() -> str:
+    """A temporary folder with a short path (/tmp where it exists)."""
+    return "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK) else tempfile.gettempdir()
 
 
 def grade(job: Job) -> dict[str, Any]:
@@ -167,6 +174,7 @@ def grade(job: Job) -> dict[str, Any]:
     finally:
         CURRENT.pop("job", None)
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(sandbox_job.runtime_dir, ignore_errors=True)
     record = build_record(course, job, ctx, detail, round(time.monotonic() - started, 2))
     records.write(course, record)
     return record.as_dict()
@@ -219,6 +227,7 @@ def build_record(course: Course, job: Job, ctx: JobContext | None, detail: str, 
                                                     max_score=max_score))
     if ctx:
         record.learner_output = list(ctx.learner_output)
+        detail = "\n".join(part for part in (detail, ctx.detail) if part)
     kinds = [dict(p) for p in job.problems] + (list(ctx.notes) if ctx else [])
     for verdict in verdicts.values():
         if verdict.reason in ("no_grader", "grader_error"):

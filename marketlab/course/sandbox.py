@@ -253,10 +253,22 @@ def _set_limits(limits: Limits) -> None:
         resource.setrlimit(which, (value, value + extra if hard == resource.RLIM_INFINITY else hard))
 
 
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: the child is killed when the process that started it dies."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
 def spawn_options(view: View) -> dict[str, object]:
-    """Keyword arguments for subprocess.Popen that apply the view's limits (and nothing else)."""
+    """Keyword arguments for subprocess.Popen that apply the view's limits and tie the child to its parent."""
     limits = view.limits
-    return {"preexec_fn": lambda: _set_limits(limits), "close_fds": True, "start_new_session": True}
+
+    def prepare() -> None:
+        _die_with_parent()  # bwrap does this for what it starts; this covers bwrap itself and --no-sandbox
+        _set_limits(limits)
+
+    return {"preexec_fn": prepare, "close_fds": True, "start_new_session": True}
 
 
 @dataclass(frozen=True)

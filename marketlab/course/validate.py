@@ -177,9 +177,17 @@ def _autograde_one(course: Any, lab: str, student: str, timeout: int) -> dict[st
     from . import sandbox
     from .autograde import autograde
 
+    from .layout import GRADEBOOK_ENV
+
     limits = sandbox.Limits(cell_timeout=timeout, wall_seconds=max(timeout * 4, 600))
-    graded = autograde(course, labs=[lab], students=[student], workers=1, limits=limits, force=True,
-                       sandboxed=sandbox.unavailable_reason() is None, progress=False)
+    # The validation course keeps its own SQLite gradebook, whatever gradebook the instructor's course uses.
+    saved = os.environ.pop(GRADEBOOK_ENV, None)
+    try:
+        graded = autograde(course, labs=[lab], students=[student], workers=1, limits=limits, force=True,
+                           sandboxed=sandbox.unavailable_reason() is None, progress=False)
+    finally:
+        if saved is not None:
+            os.environ[GRADEBOOK_ENV] = saved
     return graded[0] if graded else {"status": "failed", "instructor_detail": "nothing was graded"}
 
 
