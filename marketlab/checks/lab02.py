@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 from marketlab.llm import estimate_cost
+from marketlab.llm.testing import Fault, ScriptedEndpoint, default_reply, example_for_schema
 from marketlab.workflow import META_COLUMNS, STATUSES, Rules
 
 from . import extract, wire
@@ -183,8 +184,6 @@ FAULTS = ("rate_limit", "server_error", "timeout", "truncated_json", "malformed_
 
 def _valid_reply(body: dict[str, Any], rules: Rules | None) -> str | None:
     """A reply that meets the requested schema and the workflow's own word limits, like a good model's."""
-    from marketlab.llm.testing import example_for_schema
-
     schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
     if not isinstance(schema, dict):
         return None
@@ -219,9 +218,7 @@ class _Observed:
         return int(sum(self.endpoint.tokens_served))
 
 
-def _endpoint(fail_name: str, rules: Rules | None) -> Any:
-    from marketlab.llm.testing import Fault, ScriptedEndpoint, default_reply
-
+def _endpoint(fail_name: str, rules: Rules | None) -> _CountingEndpoint:
     def responder(body: dict[str, Any]) -> Any:
         if fail_name and fail_name in json.dumps(body.get("messages", [])):
             return Fault.malformed_json()
@@ -232,26 +229,17 @@ def _endpoint(fail_name: str, rules: Rules | None) -> Any:
     return _CountingEndpoint(faults, responder)
 
 
-def _counting_class() -> type:
-    from marketlab.llm.testing import ScriptedEndpoint
+class _CountingEndpoint(ScriptedEndpoint):
+    """The scripted endpoint, also counting the tokens of every answer it gives."""
 
-    class CountingEndpoint(ScriptedEndpoint):
-        """The scripted endpoint, also counting the tokens of every answer it gives."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tokens_served: list[int] = []
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.tokens_served: list[int] = []
-
-        def _completion(self, body: dict[str, Any], content: str, finish: str) -> dict[str, Any]:  # type: ignore[override]
-            done = ScriptedEndpoint._completion(body, content, finish)
-            self.tokens_served.append(int(done["usage"]["total_tokens"]))
-            return done
-
-    return CountingEndpoint
-
-
-def _CountingEndpoint(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - a class made on first use
-    return _counting_class()(*args, **kwargs)
+    def _completion(self, body: dict[str, Any], content: str, finish: str) -> dict[str, Any]:  # type: ignore[override]
+        done = ScriptedEndpoint._completion(body, content, finish)
+        self.tokens_served.append(int(done["usage"]["total_tokens"]))
+        return done
 
 
 def _run_once(served: ModuleProcess, harness: Harness, products: pd.DataFrame, fail_name: str,

@@ -9,6 +9,7 @@ refused rather than followed, also when running as root.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,18 +132,12 @@ def scrub(folder: Path) -> list[Refused]:
         return []
     staging = folder.with_name(f".{folder.name}.scrub")
     if staging.exists():
-        import shutil
-
         shutil.rmtree(staging)
     refused = copy_tree(folder, staging)
     if refused:
-        import shutil
-
         shutil.rmtree(folder)
         staging.rename(folder)
     else:
-        import shutil
-
         shutil.rmtree(staging)
     return refused
 

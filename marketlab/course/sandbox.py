@@ -144,10 +144,8 @@ def allowed_env(home: str, extra: Mapping[str, str] | None = None) -> dict[str, 
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8", "TQDM_DISABLE": "1",
         "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_CONFIG_DIR": "/tmp/jupyter", "IPYTHONDIR": "/tmp/ipython",
     }
-    # Read-only data the labs load; never the graders' holdout.
-    for name in ("MARKETLAB_DATA",):
-        if name in os.environ and not (extra and name in extra):
-            env[name] = os.environ[name]
+    if "MARKETLAB_DATA" in os.environ:  # read-only data the labs load (never the graders' holdout)
+        env["MARKETLAB_DATA"] = os.environ["MARKETLAB_DATA"]
     env.update(extra or {})
     return env
 
