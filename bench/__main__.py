@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["llm_http_overhead", "workflow_runner", "course_autograde"]
+BENCHMARKS = ["llm_http_overhead", "workflow_runner", "course_autograde", "evaluate_checks", "judge_runner",
+              "batch_api"]
 
 
 def main(argv: list[str]) -> None:

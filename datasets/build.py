@@ -51,6 +51,9 @@ def build_learner(out_dir: Path) -> list[Path]:
         write_csv(leads.generate(co, 2000), out / "leads.csv"),
         write_csv(campaign.generate(co.seed + 11, CAMPAIGN_START, shift_week=CAMPAIGN_SHIFT_WEEK),
                   out / "campaign_weekly.csv"),
+        # The same engine where the audience never changed: what "no alert" must look like in Lab 4.
+        write_csv(campaign.generate(co.seed + 13, CAMPAIGN_START, shift_week=None),
+                  out / "campaign_weekly_stable.csv"),
         write_csv(rated_outputs.generate(co, prods, voice, 200), out / "rated_outputs.csv"),
     ]
     return written + _proposal_files(co, out)

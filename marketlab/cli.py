@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--port", type=int, default=None, help="JupyterLab port")
     lab.set_defaults(func=_lab)
 
+    from .run.cli import add_command as add_run
+
+    add_run(commands)
+
     from .course.cli import add_commands
 
     add_commands(commands)

@@ -8,6 +8,7 @@ written with the model's name and the date as one labelled row.
 
     .venv/bin/python scripts/record_replies.py                  # the built-in model, no key
     OPENAI_API_KEY=... .venv/bin/python scripts/record_replies.py   # the active OpenAI model
+    .venv/bin/python scripts/record_replies.py --rescore        # new checks, same stored replies
 
 The built-in model writes datasets/recorded/lab01_brief_comparison.csv; any other model writes
 datasets/recorded/lab01_brief_comparison_<model>.csv, which Lab 1 shows next to it. No key, base
@@ -129,6 +130,20 @@ def record_run(client: openai.OpenAI, model: str, backend: str, settings: Settin
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def rescore(path: Path) -> pd.DataFrame:
+    """The stored replies of a recording scored again with the current checks: no model is called and no
+    reply changes; only the score columns are recomputed."""
+    table = pd.read_csv(path, keep_default_na=False)
+    brief = reference.load_brief()
+    banned_words = data.load_brand_voice()["banned_words"]
+    products = data.load("products").set_index("sku", drop=False)
+    scores = [score(row["reply"], products.loc[row["sku"]].to_dict(), brief, banned_words)
+              for _, row in table.iterrows()]
+    for column in scores[0] if scores else []:
+        table[column] = [s[column] for s in scores]
+    return table
+
+
 def default_out(backend: str, model: str) -> Path:
     """Where a recording goes: the built-in model's table, or one named after the model."""
     if backend == "local":
@@ -145,9 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--products", type=int, help="at most this many products, every category kept")
     parser.add_argument("--max-tokens", type=int, default=Settings.max_tokens)
     parser.add_argument("--out", type=Path, help="output CSV (default: datasets/recorded/, named by model)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the stored replies again with the current checks; no model is called")
     args = parser.parse_args(argv)
     chosen = llm.backend()
     out = args.out or default_out(chosen.name, chosen.model)
+    if args.rescore:
+        rescore(out).to_csv(out, index=False)
+        print(f"Scored the replies in {out} again with the current checks (no model calls).")
+        return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     settings = Settings(per_category=args.per_category, limit=args.products, max_tokens=args.max_tokens,

@@ -21,11 +21,11 @@ import pytest
 from marketlab.course.cohort import (BROKEN_KINDS, HOSTILE_KINDS, Learner, completed_source,
                                      expected_full_marks, hostile_payload, make_cohort)
 from marketlab.course.init import init_course
-from marketlab.course.layout import Course, CourseError
+from marketlab.course.layout import Course, CourseError, lab_notebooks
 from marketlab.course.lms import collect_zip, lms_name, make_lms_zip, named_regexp
 
 REPO = Path(__file__).resolve().parent.parent
-LABS = sorted(p.name for p in (REPO / "labs").iterdir() if any(p.glob("*.ipynb")))
+LABS = sorted({nb.parent.name for nb in lab_notebooks(REPO / "labs")})
 FIRST_LAB = LABS[0]
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 STUBS = ("# YOUR CODE HERE", "raise NotImplementedError()", "YOUR ANSWER HERE")

@@ -680,3 +680,55 @@ def test_as_an_ordinary_user() -> None:
                 subprocess.run(["setfacl", "-b", str(folder)], check=False)  # back to the plain mode bits
         subprocess.run(["userdel", name], check=False, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_killing_autograde_stops_every_sandbox_it_started(tmp_path: Path) -> None:
+    """An instructor's Ctrl-C, a closed terminal or `kill -9` mid-run leaves no learner code running."""
+    import signal
+    import time
+
+    base = Path(tempfile.mkdtemp(prefix="marketlab-kill-", dir="/var/tmp"))
+    try:
+        graders = make_graders(base / "graders", "KILL-MARKER")
+        make_lab(base / "labs")
+        course = init_course(base / "course", labs_dir=base / "labs", graders_dir=graders, timeout=120)
+        assert all(r.ok for r in build(course, validate=False))
+        release = course.folder("release") / LAB / NOTEBOOK
+        for student in ("slow_a", "slow_b"):
+            hand_in(course.folder("submitted") / student / LAB,
+                    learner_notebook(release, after=["import time\ntime.sleep(300)"]))
+        coordinator = subprocess.Popen(
+            [sys.executable, "-m", "marketlab", "course", "autograde", "--course", str(course.root), "--force",
+             "--workers", "2", "--wall-seconds", "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        jobs = str(course.root)
+
+        def ours() -> list[psutil.Process]:
+            found = []
+            for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+                try:
+                    cmdline = " ".join(proc.info["cmdline"] or [])
+                    if proc.pid != coordinator.pid and proc.info["status"] != psutil.STATUS_ZOMBIE and (
+                            jobs in cmdline or "marketlab.course.kernel" in cmdline and proc.ppid() == 1):
+                        found.append(proc)
+                except (psutil.Error, OSError):
+                    continue
+            return found
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("marketlab.course.kernel " in " ".join(p.cmdline())
+                                                      for p in ours() if p.is_running()):
+            time.sleep(0.5)
+        assert ours(), "grading started sandboxed kernels"
+        time.sleep(2)  # the kernels are inside the learners' sleep now
+        coordinator.send_signal(signal.SIGKILL)  # the coordinator only: its workers and kernels must follow
+        coordinator.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and ours():
+            time.sleep(0.5)
+        left = [f"{p.pid} {' '.join(p.cmdline())[:120]}" for p in ours()]
+        for proc in ours():  # never leave them behind, even when the assertion fails
+            proc.kill()
+        assert left == [], f"left running after autograde was killed: {left}"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

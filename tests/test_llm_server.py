@@ -164,6 +164,39 @@ def test_stop_during_a_long_request_stops_generation_and_says_so(other_home, mon
         thread.join(120)
 
 
+def test_a_request_whose_client_gave_up_stops_generating(other_home, monkeypatch):
+    """A client-side timeout frees the model at once: retries never queue behind an abandoned answer."""
+    monkeypatch.setenv("MARKETLAB_PORT", str(_free_port()))
+    local.ensure_server()
+    state = local.read_state()
+    outcome: dict[str, object] = {}
+
+    def impatient() -> None:
+        try:
+            llm.client(max_retries=0, timeout=3).chat.completions.create(
+                model=llm.model_name(), max_tokens=3000, temperature=0, response_format=LONG_REPLY,
+                messages=[{"role": "user", "content": "Write a very long story about a tent."}])
+            outcome["reply"] = "complete"
+        except openai.APIError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=impatient)
+    try:
+        thread.start()
+        _wait_for(lambda: (local._health(state["port"]) or {}).get("busy"), "the request to reach the server")
+        thread.join(60)
+        assert isinstance(outcome.get("error"), openai.APITimeoutError), outcome
+        gave_up = time.monotonic()
+        _wait_for(lambda: (local._health(state["port"]) or {}).get("busy") == 0, "the model to be free again", 20)
+        assert time.monotonic() - gave_up < 20
+        reply = llm.client(max_retries=0, timeout=120).chat.completions.create(
+            model=llm.model_name(), max_tokens=5, temperature=0, messages=[{"role": "user", "content": "Hi"}])
+        assert reply.choices[0].message.content is not None, "the next request is answered"
+    finally:
+        local.stop_server()
+        thread.join(60)
+
+
 def test_stop_with_nothing_running_says_so(other_home):
     done = subprocess.run([sys.executable, "-m", "marketlab", "serve", "--stop"], capture_output=True, text=True)
     assert done.returncode == 0 and "No local model server was running" in done.stdout

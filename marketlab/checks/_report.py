@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from marketlab.errors import MarketlabError
 
@@ -85,6 +86,15 @@ def finish(result: CheckResult, *, strict: bool = True, quiet: bool = False) -> 
     if strict:
         result.assert_passed()
     return result
+
+
+def saved_file_missing(result: CheckResult, folder: Path, filename: str) -> bool:
+    """Fail `result` when the lab's saved file is not next to the notebook; True when it is missing."""
+    if (folder / filename).is_file():
+        return False
+    result.fail(f"there is no {filename} next to the notebook")
+    result.hint = f"Run the save cell above: it writes {filename} next to this notebook."
+    return True
 
 
 def describe_error(err: BaseException) -> str:

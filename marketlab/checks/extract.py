@@ -71,11 +71,13 @@ def brief_data(brief: Any) -> dict[str, Any] | None:
 
 
 def describe(target: Any, kind: str) -> Any:
-    """The description of one object by kind: schema, rules or brief."""
+    """The description of one object by kind: schema, rules, brief or value (plain data)."""
     if kind == "schema":
         return schema_facts(target)
     if kind == "rules":
         return rules_data(target)
+    if kind == "value":
+        return target  # plain data (numbers, text, lists, dicts, pydantic values); encoded by the wire
     if kind == "brief":
         data = brief_data(target)
         return {"is_brief": data is not None, "type": type(target).__name__, "data": data}

@@ -11,6 +11,8 @@ import pandas as pd
 
 from marketlab.brief import RULE_IDS, Brief, BriefError, is_missing, lint, split_list
 from marketlab.brief.messages import as_record
+from marketlab.evaluate.facts import claims
+from marketlab.evaluate.text import squash
 
 from ._report import CheckResult, describe_error, finish
 from .harness import Harness, LocalHarness
@@ -31,11 +33,6 @@ _NEGATION = re.compile(
     r"\b(?:do not|don't|never|must not|mustn't|avoid|false|not allowed|not true|limits?|opposite)\b", re.I
 )
 _LEAKED_EMPTY = re.compile(r"(?<![\w-])(?:nan|None|NaN|<NA>|NaT)(?![\w-])")
-
-
-def _squash(text: str) -> str:
-    """Lowercase with spaces and thousands separators removed, so '750 ml' matches '750ml'."""
-    return re.sub(r"[\s,]+", "", str(text).lower())
 
 
 def _number_forms(value: Any) -> list[str]:
@@ -70,8 +67,8 @@ def record_facts(record: Any) -> list[tuple[str, list[str]]]:
 
 def missing_facts(text: str, record: Any) -> list[str]:
     """Labels of the record's facts that the text does not contain."""
-    squashed = _squash(text)
-    return [label for label, forms in record_facts(record) if not any(_squash(f) in squashed for f in forms)]
+    squashed = squash(text)
+    return [label for label, forms in record_facts(record) if not any(squash(f) in squashed for f in forms)]
 
 
 def unmarked_limits(text: str, record: Any) -> list[str]:
@@ -172,8 +169,8 @@ def check_build_messages(fn: Callable[..., Any], products: pd.DataFrame, brief: 
         if limits:
             result.fail(f"{label}: {'; '.join(limits)}")
             hints.append("List the not_true items under a line such as 'Do not claim the opposite of these'.")
-        own = _squash(label)
-        leaked = sorted({n for n in names if n and _squash(n) not in own and _squash(n) in _squash(text)})
+        own = squash(label)
+        leaked = sorted({n for n in names if n and squash(n) not in own and squash(n) in squash(text)})
         if leaked:
             result.fail(f"{label}: mentions other products: {', '.join(leaked)}")
             hints.append("Do not write product names or specs into the function or the brief; take them from "
@@ -329,39 +326,28 @@ def check_saved_artifacts(products: pd.DataFrame, here: str | Path | None = None
     return finish(result, strict=strict, quiet=quiet)
 
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-
-
-_NEGATED = re.compile(r"\b(?:not|no|isn't|aren't|never|without|non)\b[\w\s-]{0,20}$", re.I)
-
-
 def invented_numbers(text: str, record: Any) -> list[str]:
-    """Numbers in the text that appear nowhere in the record: specs the model made up."""
-    row = as_record(record)
-    known = {float(n) for value in row.values() if not is_missing(value) for n in _NUMBER.findall(str(value))}
-    known |= {float(int(n)) for n in known}  # "$159" for a price of 159.95 is not invented
-    return [n for n in _NUMBER.findall(str(text).replace(",", "")) if float(n) not in known]
+    """Figures in the text that the record's facts do not give: specs the model made up.
+
+    The numbers of marketlab.evaluate's faithfulness check (units converted, so "1320 g" matches
+    "1.32 kg"; codes such as IPX7 and the product's own name are not figures).
+    """
+    found = [c.text for c in claims(str(text), as_record(record)) if c.kind == "number" and not c.supported]
+    return [number.group() if (number := _LEADING_NUMBER.search(c)) else c for c in found]
+
+
+_LEADING_NUMBER = re.compile(r"[-−+$]?\d[\d,]*(?:\.\d+)?")
 
 
 def limit_conflicts(text: str, record: Any) -> list[str]:
     """Limits (not_true items such as 'not waterproof') that the text claims the opposite of.
 
-    A rough screen for the lab's before/after table: 'not X' or 'no X' is flagged when X appears
-    without a negation just before it. Lab 3 builds proper checks.
+    The not_true rules of marketlab.evaluate's faithfulness check ("waterproof" against "not
+    waterproof", "sustainable" against "no eco certification", "includes a rain cover" against
+    "rain cover not included"); a limit the text only repeats ("not waterproof") is not a conflict.
     """
-    conflicts = []
-    for item in split_list(as_record(record).get("not_true")):
-        match = re.match(r"^(?:not|no)\s+(?:an?\s+)?(.+)$", item.strip(), re.I)
-        if not match:
-            continue
-        phrase = match.group(1)
-        if phrase.lower().endswith("certification"):
-            phrase = phrase.split()[0]  # "no eco certification": any "eco..." claim conflicts
-        for found in re.finditer(r"\b" + re.escape(phrase), str(text), re.I):
-            if not _NEGATED.search(str(text)[max(0, found.start() - 30):found.start()]):
-                conflicts.append(item)
-                break
-    return conflicts
+    found = {c.rule for c in claims(str(text), as_record(record)) if c.kind == "not_true"}
+    return [item for item in split_list(as_record(record).get("not_true")) if item in found]
 
 
 def compare_outputs(products: pd.DataFrame, before: Sequence[str], after: Sequence[str],
@@ -372,9 +358,9 @@ def compare_outputs(products: pd.DataFrame, before: Sequence[str], after: Sequen
         specs = [s.partition(":")[2].strip() for s in split_list(product.get("key_specs"))]
         row: dict[str, Any] = {"product": product["name"]}
         for tag, text in (("before", old), ("after", new)):
-            squashed = _squash(text)
+            squashed = squash(text)
             row[f"words_{tag}"] = len(str(text).split())
-            row[f"specs_used_{tag}"] = f"{sum(_squash(s) in squashed for s in specs)} of {len(specs)}"
+            row[f"specs_used_{tag}"] = f"{sum(squash(s) in squashed for s in specs)} of {len(specs)}"
             row[f"invented_numbers_{tag}"] = ", ".join(invented_numbers(text, product)) or "none"
             row[f"breaks_limits_{tag}"] = "; ".join(limit_conflicts(text, product)) or "none"
             if max_words:

@@ -78,6 +78,23 @@ def init_worker(course_root: str, slots: Any, limits: Limits, sandboxed: bool) -
                       PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     _worker.update(course=course, slot=slot, limits=limits, sandboxed=sandboxed,
                    uid=_claim_uid() if os.geteuid() == 0 else None, graders={}, config=course.config())
+    _exit_with_coordinator(os.getppid())
+
+
+def _exit_with_coordinator(parent: int, every_s: float = 1.0) -> None:
+    """End this worker when the autograde run that started it is gone (killed, or its terminal closed).
+
+    Its kernel launchers then find themselves orphaned and stop their sandboxes (kernel_launcher).
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
 
 
 def _claim_uid() -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
-from .layout import CONFIG_FILE, GRADEBOOK_ENV, SETTINGS_FILE, Course, CourseError
+from .layout import CONFIG_FILE, GRADEBOOK_ENV, SETTINGS_FILE, Course, CourseError, lab_notebooks
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = ("source", "release", "submitted", "autograded", "feedback", "reports", "exchange")
@@ -24,7 +24,7 @@ def init_course(directory: str | Path, *, labs_dir: str | Path | None = None,
     root = Path(directory).resolve()
     labs = Path(labs_dir or REPO_ROOT / "labs").resolve()
     graders = Path(graders_dir or REPO_ROOT / "graders").resolve()
-    if not any(labs.glob("*/*.ipynb")):
+    if not lab_notebooks(labs):
         raise CourseError(f"No lab notebooks found under {labs}. Pass --labs pointing at the folder "
                           "that holds one sub-folder per lab (e.g. labs/01-brief/01-brief.ipynb).")
     if not graders.is_dir():
@@ -42,7 +42,7 @@ def init_course(directory: str | Path, *, labs_dir: str | Path | None = None,
     # The exchange is shared by learners on one machine: they must be able to drop submissions in.
     os.chmod(root / "exchange", 0o777)
     _link(root / "graders", graders)
-    for notebook in sorted(labs.glob("*/*.ipynb")):
+    for notebook in lab_notebooks(labs):
         lab = notebook.parent.name
         (root / "source" / lab).mkdir(exist_ok=True)
         # Notebooks only: whatever a lab run leaves beside them (brief.yaml, workflow.py) is never released.

@@ -40,6 +40,7 @@ def main(argv: list[str]) -> int:
     from .job import SandboxJob
     from . import sandbox
 
+    parent = os.getppid()
     job = SandboxJob.load(Path(os.environ[JOB_ENV]))
     # The kernel reads its connection file inside the sandbox: a copy in this job's own runtime folder.
     original = Path(argv[argv.index("-f") + 1])
@@ -66,6 +67,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts travel as messages
+    _stop_when_orphaned(process, parent)
     keep, kept = job.limits.output_kb * 1024, 0
     assert process.stdout is not None
     with open(job.log_path, "ab") as log:
@@ -80,6 +82,27 @@ def main(argv: list[str]) -> int:
     if kept > keep:
         job.log_path.with_suffix(".cut").write_text(str(kept))
     return process.wait()
+
+
+def _stop_when_orphaned(process: subprocess.Popen, parent: int, every_s: float = 1.0) -> None:  # type: ignore[type-arg]
+    """Stop the sandbox if the grading worker that started this launcher dies (killed autograde).
+
+    Polling the parent's pid rather than PR_SET_PDEATHSIG: jupyter may start this process from a
+    helper thread, and a parent-death signal fires when that thread ends, not the worker.
+    """
+    import threading
+    import time
+
+    from . import sandbox
+
+    def watch() -> None:
+        while process.poll() is None:
+            if os.getppid() != parent:
+                sandbox.stop(process)
+                os._exit(1)
+            time.sleep(every_s)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,13 @@ from typing import Any
 from marketlab.errors import MarketlabError
 
 SETTINGS_FILE = "marketlab-course.json"
+# A graded lab is a folder named NN-name (00-first-steps, 90-attack); others (take-home/) are not graded.
+LAB_FOLDER = re.compile(r"^\d{2}-[A-Za-z0-9_-]+$")
+
+
+def lab_notebooks(labs_dir: str | Path) -> list[Path]:
+    """The notebooks of the graded labs under labs_dir: labs/NN-name/*.ipynb, in order."""
+    return sorted(nb for nb in Path(labs_dir).glob("*/*.ipynb") if LAB_FOLDER.match(nb.parent.name))
 CONFIG_FILE = "nbgrader_config.py"
 GRADING_RECORD = "marketlab-grading.json"
 USAGE_FILE = "marketlab-usage.json"

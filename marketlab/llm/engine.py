@@ -127,8 +127,8 @@ class LocalEngine:
     def complete(self, request: ChatRequest, cancel: threading.Event | None = None) -> dict[str, Any]:
         """Answer a non-streaming request with an OpenAI chat.completion object.
 
-        When `cancel` is set (the server is stopping) generation ends at the next token and the request
-        fails with a 503 instead of returning a cut-off reply.
+        When `cancel` is set (the server is stopping, or the client has gone away) generation ends at the
+        next token and the request fails with a 503 instead of returning a cut-off reply.
         """
         from llama_cpp import StoppingCriteriaList
 

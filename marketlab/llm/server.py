@@ -1,4 +1,8 @@
-"""The embedded OpenAI-compatible HTTP server (run as `python -m marketlab.llm.server`)."""
+"""The embedded OpenAI-compatible HTTP server (run as `python -m marketlab.llm.server`).
+
+Chat completions answer at once; the Batch API (files and batches, see batches.py) answers a
+whole JSONL file in the background, on the same model thread.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,6 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from . import config
+from .batches import BatchService, default_root, parse_multipart
 from .config import LOCAL_MODEL
 from .engine import LocalEngine
 from .protocol import ChatRequest, OpenAIError, parse_chat_request, server_stopping
@@ -49,6 +56,31 @@ def _error(exc: OpenAIError) -> JSONResponse:
 
 async def _on_model_thread(function: Any, *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(_MODEL_THREAD, function, *args)
+
+
+class _Either:
+    """Set when any of its events is: the server is stopping, or this request's client has gone away."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self._events = events
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self._events)
+
+
+async def _complete(engine: Any, chat_request: Any, request: Request, every_s: float = 0.5) -> dict[str, Any]:
+    """A non-streamed answer that stops generating when its client disconnects (a client-side timeout).
+
+    Without this, a request whose client gave up kept the one model thread busy to the end, and
+    the client's retries queued behind it: a busy machine then never caught up.
+    """
+    gone = threading.Event()
+    work = asyncio.ensure_future(_on_model_thread(engine.complete, chat_request, _Either(STOPPING, gone)))
+    while not work.done():
+        await asyncio.wait({work}, timeout=every_s)
+        if not work.done() and await request.is_disconnected():
+            gone.set()
+    return work.result()
 
 
 def _produce(chunks: Iterator[dict[str, Any]], emit: Any, cancelled: threading.Event) -> None:
@@ -114,11 +146,39 @@ def _check_model(request: ChatRequest) -> None:
                           param="model", code="model_not_found")
 
 
-def build_app(engine: LocalEngine) -> Starlette:
-    """The Starlette app serving /v1/models, /v1/chat/completions and /health."""
+def _batch_answerer(engine: LocalEngine) -> Any:
+    """How one request of a batch is answered: as /v1/chat/completions would, on the model thread."""
+
+    async def answer(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        try:
+            chat_request = parse_chat_request(body)
+            _check_model(chat_request)
+            if chat_request.stream:
+                raise OpenAIError(400, "A batch request cannot stream; leave 'stream' out.", param="stream")
+            return 200, await _on_model_thread(engine.complete, chat_request, STOPPING)
+        except OpenAIError as exc:
+            return exc.status, exc.body()
+        except Exception as exc:  # one failed request fails its line, never the batch
+            return 500, OpenAIError(500, f"The local model failed on this request: {type(exc).__name__}: {exc}",
+                                    type="server_error").body()
+
+    return answer
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OpenAIError(400, f"We could not parse the JSON body of your request ({exc}). "
+                          "Send a valid JSON object.", code="invalid_json") from None
+
+
+def build_app(engine: LocalEngine, batch_root: Path | None = None) -> Starlette:
+    """The Starlette app serving /v1/models, /v1/chat/completions, the Batch API (files, batches) and /health."""
     started = int(time.time())
     me = identity()
     in_flight = [0]
+    batches = BatchService(batch_root or default_root(), _batch_answerer(engine), STOPPING)
 
     async def models(request: Request) -> JSONResponse:
         return JSONResponse({"object": "list", "data": [
@@ -129,23 +189,56 @@ def build_app(engine: LocalEngine) -> Starlette:
                              "busy": in_flight[0], **me})
 
     async def chat(request: Request) -> Response:
-        raw = await request.body()
         try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(OpenAIError(400, f"We could not parse the JSON body of your request ({exc}). "
-                                      "Send a valid JSON object.", code="invalid_json"))
+            body = await _json_body(request)
+        except OpenAIError as exc:
+            return _error(exc)
         in_flight[0] += 1
         try:
             chat_request = parse_chat_request(body)
             _check_model(chat_request)
             if chat_request.stream:
                 return await _stream(engine, chat_request)
-            return JSONResponse(await _on_model_thread(engine.complete, chat_request, STOPPING))
+            return JSONResponse(await _complete(engine, chat_request, request))
         except OpenAIError as exc:
             return _error(exc)
         finally:
             in_flight[0] -= 1
+
+    async def upload_file(request: Request) -> JSONResponse:
+        parts = parse_multipart(await request.body(), request.headers.get("content-type", ""))
+        return JSONResponse(batches.upload(parts))
+
+    async def get_file(request: Request) -> JSONResponse:
+        return JSONResponse(batches.file(request.path_params["file_id"]))
+
+    async def file_content(request: Request) -> Response:
+        return Response(batches.file_content(request.path_params["file_id"]), media_type="application/octet-stream")
+
+    async def create_batch(request: Request) -> JSONResponse:
+        return JSONResponse(batches.create_batch(await _json_body(request)))
+
+    async def list_batches(request: Request) -> JSONResponse:
+        try:
+            limit = int(request.query_params.get("limit", "20"))
+        except ValueError:
+            raise OpenAIError(400, "limit must be a whole number.", param="limit") from None
+        return JSONResponse(batches.list_batches(max(1, min(limit, 100)), request.query_params.get("after")))
+
+    async def get_batch(request: Request) -> JSONResponse:
+        return JSONResponse(batches.batch(request.path_params["batch_id"]))
+
+    async def cancel_batch(request: Request) -> JSONResponse:
+        return JSONResponse(batches.cancel(request.path_params["batch_id"]))
+
+    async def openai_error(request: Request, exc: OpenAIError) -> JSONResponse:
+        return _error(exc)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        batches.resume()  # batches left unfinished when the server last stopped carry on
+        yield
+        await batches.close()
 
     async def not_found(request: Request, exc: HTTPException) -> JSONResponse:
         message = f"Invalid URL ({request.method} {request.url.path})" if exc.status_code in (404, 405) else exc.detail
@@ -160,9 +253,17 @@ def build_app(engine: LocalEngine) -> Starlette:
         routes=[
             Route("/v1/models", models, methods=["GET"]),
             Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/files", upload_file, methods=["POST"]),
+            Route("/v1/files/{file_id}", get_file, methods=["GET"]),
+            Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
+            Route("/v1/batches", create_batch, methods=["POST"]),
+            Route("/v1/batches", list_batches, methods=["GET"]),
+            Route("/v1/batches/{batch_id}", get_batch, methods=["GET"]),
+            Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
             Route(HEALTH_PATH, health, methods=["GET"]),
         ],
-        exception_handlers={HTTPException: not_found, Exception: crashed},
+        exception_handlers={HTTPException: not_found, OpenAIError: openai_error, Exception: crashed},
+        lifespan=lifespan,
     )
 
 

@@ -1,9 +1,10 @@
 """Save a workflow as one importable file, workflow.py, with run(df, client, **overrides) -> DataFrame.
 
 The file holds everything the workflow needs: the brief (as YAML), the output schema (written
-out as a class), the rules, the settings (one RunSettings value) and build_messages. It imports
-only marketlab, pandas and pydantic, so it runs anywhere: another notebook, a scheduled job, the
-grader. Writing and importing it back is marketlab.artifacts.save_module, shared with Lab 1.
+out as a class), the rules, the checks run on every reply (CHECKS), the settings (one RunSettings
+value) and build_messages. It imports only marketlab, pandas and pydantic, so it runs anywhere:
+another notebook, a scheduled job, the grader. Writing and importing it back is
+marketlab.artifacts.save_module, shared with Lab 1.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ TEMPLATE = '''"""{title}: a workflow saved from marketlab Lab 2.
     results = workflow.run(df, client)                          # one result row per row of df
     results = workflow.run(df, client, include=["sku"], token_budget=50_000)   # settings can be overridden
 
-Everything it needs is in this file: the brief, the output schema, the rules, the settings and
-build_messages. Edit the notebook and save again rather than editing this file by hand.
+Everything it needs is in this file: the brief, the output schema, the rules, the checks, the
+settings and build_messages. Edit the notebook and save again rather than editing this file by hand.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ import pandas as pd
 from pydantic import BaseModel, Field  # noqa: F401
 
 from marketlab.brief import Brief  # noqa: F401
+from marketlab.evaluate.checks import banned_words
+from marketlab.evaluate.facts import faithfulness
 from marketlab.workflow import (Budget, Limits, Retries, Rules, RunSettings, Storage,  # noqa: F401
                                 Timeouts, run_batch)
 
@@ -53,6 +56,10 @@ BRIEF = Brief.from_yaml({brief_literal})
 
 
 RULES = {rules!r}
+
+# Run on every usable reply: the rules' banned words, and every claim looked up in the product's
+# facts and limits. The results get a `checks` column (passed / failed / not checked) with the reason.
+CHECKS = [banned_words(RULES.banned_words), faithfulness()]
 
 MODEL = {model!r}  # None: the model of the active backend
 
@@ -65,8 +72,10 @@ SETTINGS = {settings}
 def run(df: pd.DataFrame, client, model: str | None = MODEL, **overrides) -> pd.DataFrame:
     """Run the workflow on every row of df with this file's brief, schema, rules and SETTINGS.
 
-    overrides change single settings for this run, e.g. include=["sku"], token_budget=50_000, workers=1.
+    overrides change single settings for this run, e.g. include=["sku"], token_budget=50_000, workers=1
+    (checks=None runs without the checks).
     """
+    overrides.setdefault("checks", CHECKS)
     return run_batch(df, {builder_name}, {schema_name}, client, model, brief=BRIEF, rules=RULES,
                      settings=SETTINGS, **overrides)
 '''

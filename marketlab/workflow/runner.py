@@ -15,10 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import openai
 import pandas as pd
@@ -84,21 +84,88 @@ class _Sent:
 
 def run_batch(df: pd.DataFrame, build_messages: Callable[..., Any], schema: type[BaseModel],
               client: openai.OpenAI, model: str | None = None, *, brief: Any = None, rules: Rules | None = None,
-              settings: RunSettings | None = None, **options: Any) -> pd.DataFrame:
+              settings: RunSettings | None = None, checks: Sequence[Any] | None = None, check_text: str | None = None,
+              **options: Any) -> pd.DataFrame:
     """Run build_messages + the model on every row of df; one validated output row per input row, in order.
 
     How the run behaves is one RunSettings value; keywords such as ``workers=4``, ``max_tokens=150``,
     ``include=["sku"]`` or ``token_budget=50_000`` change single settings (see settings.KEYWORDS).
+
+    checks (marketlab.evaluate checks, e.g. [banned_words(), faithfulness()]) are run on every usable
+    reply's `check_text` field (default: the schema's longest text field), with the input row as the
+    product facts and its `channel` column (or "web"): one True/False column `check_<name>` per check,
+    a verdict column `checks` ("passed", "failed" or "not checked") and `check_reason`. `status` still
+    says only whether the reply had the right shape.
     """
     chosen = RunSettings.build(settings, **options)
+    plan = _CheckPlan.build(checks, check_text, schema) if checks is not None else None
     if model is None:
         from marketlab import llm
 
         model = llm.model_name()
     out = _Run(df, build_messages, schema, client, model, brief, rules, chosen).execute()
+    if plan is not None:
+        out = plan.apply(out, df)
     if chosen.show_summary:
         print(summarize(out))
     return out
+
+
+@dataclass(frozen=True)
+class _CheckPlan:
+    """Which checks run on which reply field, checked before any request is sent."""
+
+    checks: list[Any]
+    field: str
+
+    @classmethod
+    def build(cls, checks: Sequence[Any], check_text: str | None, schema: type[BaseModel]) -> _CheckPlan:
+        from marketlab.evaluate.checks import check_list  # late: marketlab.evaluate builds on this package
+
+        chosen = check_list(checks)
+        texts = [name for name, info in schema.model_fields.items() if info.annotation in (str, Optional[str])]
+        if check_text is None:
+            if not texts:
+                raise WorkflowInputError(f"checks= needs a text field to read, and {schema.__name__} has none.",
+                                         "Add a text field (e.g. description: str) or leave checks out.")
+            check_text = max(texts, key=lambda name: _declared_length(schema, name))
+        elif check_text not in schema.model_fields:
+            raise WorkflowInputError(f"check_text='{check_text}' is not a field of {schema.__name__}.",
+                                     f"Use one of its fields: {', '.join(schema.model_fields)}.")
+        return cls(chosen, check_text)
+
+    def apply(self, out: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+        """The output table with one column per check, the verdict `checks` and `check_reason`."""
+        from marketlab.evaluate.suite import DEFAULT_CHANNEL, check_texts
+
+        usable = out["status"].isin(["ok", "repaired"]).to_numpy()
+        positions = [i for i, ok in enumerate(usable) if ok]
+        records = df.to_dict("records")
+        channels = [str(r["channel"]).strip() if isinstance(r.get("channel"), str) and r["channel"].strip()
+                    else DEFAULT_CHANNEL for r in records]
+        verdicts = check_texts([out[self.field].iloc[i] for i in positions], [records[i] for i in positions],
+                               [channels[i] for i in positions], self.checks)
+        out = out.copy()
+        for check in self.checks:
+            column = pd.Series(pd.NA, index=out.index, dtype="boolean")
+            column.iloc[positions] = verdicts.passed[check.name]
+            out[f"check_{check.name}"] = column
+        verdict = pd.Series("not checked", index=out.index, dtype=object)
+        reason = pd.Series("", index=out.index, dtype=object)
+        for i, text in zip(positions, verdicts.reasons):
+            verdict.iloc[i] = "failed" if text else "passed"
+            reason.iloc[i] = text
+        out["checks"], out["check_reason"] = verdict, reason
+        out.attrs = dict(out.attrs)
+        out.attrs["checks"] = {"field": self.field, "names": [c.name for c in self.checks]}
+        return out
+
+
+def _declared_length(schema: type[BaseModel], name: str) -> float:
+    """How long a text field may be: its max_length, or unlimited (so a description beats a 60-character headline)."""
+    limits = [getattr(m, "max_length", None) for m in schema.model_fields[name].metadata]
+    known = [n for n in limits if isinstance(n, int)]
+    return min(known) if known else float("inf")
 
 
 def schema_instruction(json_schema: dict[str, Any]) -> str:

@@ -35,6 +35,9 @@ class RunSummary:
     budget: str | None = None
     read_timeout_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    checked: int = 0  # rows the checks read (the usable ones), when the run had checks
+    checks_passed: int = 0  # of those, rows that passed every check
+    check_rates: dict[str, float] = field(default_factory=dict)  # pass rate of each check over the checked rows
 
     @property
     def lost(self) -> int:
@@ -53,7 +56,9 @@ class RunSummary:
                 "from_cache": self.from_cache, "from_checkpoint": self.from_checkpoint,
                 "restored_calls": self.restored_calls, "restored_tokens": self.restored_tokens,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "cost_usd": self.cost_usd, "wait_s": self.wait_s, "wall_s": self.wall_s, "model": self.model}
+                "cost_usd": self.cost_usd, "wait_s": self.wait_s, "wall_s": self.wall_s, "model": self.model,
+                "checked": self.checked, "checks_passed": self.checks_passed,
+                **{f"check_pass_rate_{k}": v for k, v in self.check_rates.items()}}
 
     def __str__(self) -> str:
         took = f" in {self.wall_s:.1f} s" if self.wall_s is not None else ""
@@ -69,6 +74,12 @@ class RunSummary:
                          f"{self.statuses.get('failed', 0) / self.rows:.0%}. Usable (ok, repaired) means the reply "
                          "has the right shape and passes the rules, not that it is true: check the facts before "
                          "it is published.")
+        if self.check_rates and not self.checked:
+            lines.append("  Checks: no usable row to check.")
+        elif self.check_rates:
+            rates = ", ".join(f"{name} {rate:.0%}" for name, rate in self.check_rates.items())
+            lines.append(f"  Checks: {self.checks_passed} of {self.checked} usable row(s) passed every check "
+                         f"({self.checks_passed / self.checked:.0%}). Pass rate by check: {rates}.")
         if self.failures:
             parts = [f"{n} × {ERROR_KINDS.get(kind, kind)}" for kind, n in
                      sorted(self.failures.items(), key=lambda kv: (-kv[1], kv[0]))]
@@ -130,7 +141,22 @@ def summarize(results: pd.DataFrame) -> RunSummary:
         timeouts=int(((status == "failed") & (results["error_kind"] == "timeout") & ~restored).sum()),
         wall_s=attrs.get("wall_s"), model=attrs.get("model"), budget=attrs.get("budget"),
         read_timeout_s=attrs.get("read_timeout_s"), notes=list(attrs.get("notes", [])),
+        **_check_counts(results),
     )
+
+
+def _check_counts(results: pd.DataFrame) -> dict[str, Any]:
+    """Rows checked, rows that passed every check, and each check's pass rate (run_batch(..., checks=...))."""
+    if "checks" not in results.columns:
+        return {}
+    checked = results["checks"].isin(["passed", "failed"])
+    rates = {}
+    for column in results.columns:
+        if str(column).startswith("check_") and column != "check_reason":
+            values = results.loc[checked, column].astype("boolean")
+            rates[str(column)[len("check_"):]] = float(values.mean()) if checked.any() else float("nan")
+    return {"checked": int(checked.sum()), "checks_passed": int((results["checks"] == "passed").sum()),
+            "check_rates": rates}
 
 
 def failure_report(results: pd.DataFrame, columns: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -6,6 +6,7 @@ words, so every reply is checked here, in Python, whatever the model promised.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -77,7 +78,8 @@ class Rules:
             found += _range_problems(name, values.get(name), low, high)
         for word in self.banned_words:
             for name, text in _texts(values):
-                if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.IGNORECASE):
+                pattern = _phrase_pattern(word)
+                if pattern is not None and pattern.search(text):
                     found.append(f"'{name}' uses the banned word '{word}'")
         for rule in self.custom:
             problem = rule(parsed, record or {})
@@ -99,7 +101,17 @@ def _text(value: Any) -> str:
 
 
 def _words(value: Any) -> int:
-    return len(_text(value).split())
+    from marketlab.evaluate.text import word_count  # late: marketlab.evaluate builds on this package
+
+    return word_count(_text(value))
+
+
+@functools.lru_cache(maxsize=512)
+def _phrase_pattern(word: str) -> re.Pattern[str] | None:
+    """The banned-word match the evaluate checks use: whole words or phrases, any case."""
+    from marketlab.evaluate.text import phrase_pattern
+
+    return phrase_pattern([word])
 
 
 def _texts(values: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, str]]:

@@ -1,0 +1,48 @@
+"""marketlab.evaluate: is model-written copy any good? Checks, faithfulness to the facts, a rubric judge,
+calibration against people and an A/B verdict.
+
+    from marketlab import data, evaluate
+    results = evaluate.run_checks(outputs, data.load("products"))        # a column per check, a reason
+    evaluate.check_quality(results, labels)                              # recall and precision per defect
+    verdicts = evaluate.judge(outputs, evaluate.TONE_RUBRIC, client)      # through the runner: cached, budgeted
+    evaluate.calibrate(verdicts["judge_pass"], ~labels["wrong_tone"])     # agreement, kappa, baselines
+    evaluate.compare(results_v1, results_v2, evaluate.Acceptance(min_pass_rate=0.9)).verdict
+    evaluate.plot(results, calibration)                                  # pass rates and the confusion table
+
+The same checks run inside a workflow: ``run_batch(..., checks=[evaluate.faithfulness()])``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .artifact import load_evaluator, save_evaluator
+from .calibrate import Baseline, Calibration, calibrate
+from .checks import (Check, Finding, banned_words, disclaimers, hype, length, make_check, repetition, required_facts,
+                     valid_json)
+from .compare import Acceptance, Comparison, compare
+from .errors import EvaluateInputError
+from .facts import Claim, claims, faithfulness
+from .judge import JudgeVerdict, Rubric, judge, pairwise, tone_rubric
+from .plots import plot
+from .quality import check_quality
+from .suite import DEFAULT_CHECKS, DEFECT_CHECKS, default_checks, run_checks
+from .voice import BrandVoice
+
+
+def __getattr__(name: str) -> Any:
+    # TONE_RUBRIC reads brand_voice.yaml, so it is built on first use rather than at import.
+    if name == "TONE_RUBRIC":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.judge").TONE_RUBRIC  # the module, not judge()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "Acceptance", "Baseline", "BrandVoice", "Calibration", "Check", "Claim", "Comparison", "DEFAULT_CHECKS",
+    "DEFECT_CHECKS", "EvaluateInputError", "Finding", "JudgeVerdict", "Rubric", "TONE_RUBRIC", "banned_words",
+    "calibrate", "check_quality", "claims", "compare", "default_checks", "disclaimers", "faithfulness", "hype",
+    "judge", "length", "load_evaluator", "make_check", "pairwise", "plot", "repetition", "required_facts",
+    "run_checks", "save_evaluator", "tone_rubric", "valid_json",
+]

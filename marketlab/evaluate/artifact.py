@@ -1,0 +1,139 @@
+"""Save an evaluator as one importable file, evaluate.py, with evaluate(outputs_df, products_df) -> DataFrame.
+
+The file holds the checks (as the calls that build them), which defect each check catches, the
+acceptance criteria and the learner's own functions (agreement_and_kappa, verdict, and any
+function a make_check check wraps). It imports only marketlab and pandas, so it runs anywhere:
+another notebook, a scheduled job, the grader. Writing and importing it back is
+marketlab.artifacts.save_module, shared with Labs 1 and 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from marketlab import artifacts
+
+EVALUATE_FILE = "evaluate.py"
+
+TEMPLATE = '''"""Checks for product copy: an evaluator saved from marketlab Lab 3.
+
+    import evaluate
+    table = evaluate.evaluate(outputs_df, products_df)   # one row per text, a column per check, a reason
+    table[~table["passed"]]                             # the texts a person should read first
+
+outputs_df needs the columns sku and text (or description, as a Lab 2 workflow writes it), and
+channel when the copy is not for the web. Edit the notebook and save again rather than editing
+this file by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any  # noqa: F401
+
+import pandas as pd
+from sklearn.metrics import cohen_kappa_score  # noqa: F401
+
+from marketlab.evaluate import *  # noqa: F401,F403
+from marketlab.evaluate import Acceptance, compare, make_check, run_checks  # noqa: F401
+
+{functions}
+
+CHECKS = [
+{checks}
+]
+
+DEFECT_CHECKS = {defect_checks!r}
+
+ACCEPTANCE = {acceptance}
+
+
+def evaluate(outputs_df: pd.DataFrame, products_df: pd.DataFrame) -> pd.DataFrame:
+    """Every check on every text: one row per text, one column per check, `passed` and `reason`."""
+    text = "text" if "text" in outputs_df.columns or "description" not in outputs_df.columns else "description"
+    return run_checks(outputs_df, products_df, CHECKS, text=text)
+'''
+
+
+def check_source(check: Any) -> str:
+    """The Python call that rebuilds a check (`length()`, `repetition(min_words=4)`, `make_check(...)`)."""
+    from . import checks as built_in
+    from .facts import Faithfulness
+
+    source = None
+    if isinstance(check, built_in.FunctionCheck):
+        source = (f"make_check({check.name!r}, {getattr(check.fn, '__name__', '?')}, defect={check.defect!r}, "
+                  f"describe={check.describe!r})")
+    elif isinstance(check, built_in.RepetitionCheck):
+        source = f"repetition(min_words={check.min_words!r})"
+    elif isinstance(check, built_in.BannedWordsCheck):
+        source = "banned_words()" if check == built_in.banned_words() else f"banned_words({list(check.words)!r})"
+    elif isinstance(check, Faithfulness):
+        source = "faithfulness()"
+    else:
+        for name in ("length", "required_facts", "hype", "disclaimers", "valid_json"):
+            if check == getattr(built_in, name)():
+                source = f"{name}()"
+                break
+    if source is None:
+        raise artifacts.ArtifactError(f"The check {getattr(check, 'name', check)!r} cannot be saved to a file.",
+                                      "Build checks with marketlab's check functions (length(), faithfulness(), "
+                                      "...) as they are, or write your own with make_check(name, function).")
+    return source
+
+
+def evaluator_source(checks: Sequence[Any], defect_checks: Mapping[str, str], acceptance: Any,
+                     *functions: Callable[..., Any]) -> str:
+    """The text of evaluate.py for these checks, mapping, acceptance criteria and functions."""
+    from .compare import Acceptance
+
+    if not checks:
+        raise artifacts.ArtifactError("CHECKS is empty.", "List at least one check, e.g. CHECKS = [length()].")
+    if not isinstance(acceptance, Acceptance):
+        raise artifacts.ArtifactError(f"ACCEPTANCE is a {type(acceptance).__name__}, not an Acceptance.",
+                                      "Write ACCEPTANCE = Acceptance(min_pass_rate=..., must_pass=[...]).")
+    names = [getattr(c, "name", None) for c in checks]
+    if len(set(names)) != len(names):
+        raise artifacts.ArtifactError("Two checks in CHECKS have the same name.", "Keep one check of each kind.")
+    mapping = {str(k): str(v) for k, v in dict(defect_checks).items()}
+    unknown = sorted(set(mapping.values()) - set(names))
+    if unknown:
+        raise artifacts.ArtifactError(f"DEFECT_CHECKS names check(s) that are not in CHECKS: {', '.join(unknown)}.",
+                                      "Add the check to CHECKS, or correct the name in DEFECT_CHECKS.")
+    wrapped = [c.fn for c in checks if callable(getattr(c, "fn", None))]
+    sources = []
+    for fn in [*wrapped, *functions]:
+        name = getattr(fn, "__name__", "")
+        if not name.isidentifier() or name == "<lambda>":
+            raise artifacts.ArtifactError("A function to save is a lambda, which cannot be saved to a file.",
+                                          "Define it with `def name(...):`.")
+        sources.append(artifacts.function_source(fn).rstrip())
+    return TEMPLATE.format(functions="\n\n\n".join(sources), checks="\n".join(f"    {check_source(c)}," for c in checks),
+                           defect_checks=mapping, acceptance=repr(acceptance))
+
+
+def save_evaluator(checks: Sequence[Any], defect_checks: Mapping[str, str], acceptance: Any,
+                   *functions: Callable[..., Any], here: str | Path | None = None) -> list[Path]:
+    """Write evaluate.py next to the notebook (and to the shared folder) and import it back to check it."""
+    text = evaluator_source(checks, defect_checks, acceptance, *functions)
+
+    def has_evaluate(module: ModuleType) -> None:
+        if not callable(getattr(module, "evaluate", None)):
+            raise AttributeError("no evaluate function")
+
+    paths = artifacts.save_module(EVALUATE_FILE, text, here, check=has_evaluate)
+    print(f"Saved your evaluator to {paths[0]} (and a copy in {paths[1].parent}).")
+    return paths
+
+
+def load_evaluator(path: str | Path | None = None) -> ModuleType:
+    """Import a saved evaluate.py (default: the one next to the notebook) as a module."""
+    path = Path(path) if path is not None else Path.cwd() / EVALUATE_FILE
+    if not path.is_file():
+        raise artifacts.ArtifactNotFoundError(f"No evaluator file at {path}.", "Run Lab 3's save cell first.")
+    return artifacts.import_file(path, f"evaluator_{abs(hash(str(path.resolve())))}")
+
+
+__all__ = ["check_source", "evaluator_source", "load_evaluator", "save_evaluator"]

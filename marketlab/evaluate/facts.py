@@ -1,0 +1,403 @@
+"""Faithfulness to the facts: every claim in a text looked up in the product's row.
+
+A claim is a number with its unit ("1.8 kg", "-15 C", "4 people"), a claim word the brand voice
+says needs proof ("waterproof", "eco-friendly", "ultralight"), a feature ("breathable", "lifetime
+warranty", "crampons"), a material ("merino", "down fill") or a certification. Each is looked up
+in the product's facts (key_specs, weight_g with g/kg conversion, price_usd, materials,
+certifications, the name) and checked against the not_true column, whose phrases are read as
+general rules ("not X", "no X certification", "X not included", "does not sleep more than N",
+"not suitable below N C"). A claim the facts do not support is flagged with the fact it
+contradicts, or "not in the product facts".
+
+    from marketlab.evaluate.facts import claims, faithfulness
+    for claim in claims(text, product):
+        print(claim.evidence(), claim.supported)
+    faithfulness()(text, product, "web")     # Finding(passed=False, evidence='"waterproof" — not_true says ...')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from marketlab.brief import is_missing, split_list
+
+from .checks import PASSED, Finding
+from .claimwords import FEATURES, MATERIALS, RATE, ROLES, SPEC_WORD, Feature, role_of
+from .finders import Finder, clause_at, finder, leading_words, negated, sentence_at, trigger_finder, word_forms
+from .limits import Limit, parse_limit
+from .units import Quantity, quantities, same_quantity, singular
+from .voice import BrandVoice, ProofRule, as_voice, product_specs
+
+__all__ = ["Claim", "FEATURES", "Faithfulness", "Feature", "MATERIALS", "ProductFacts", "claims", "compile_facts",
+           "faithfulness", "parse_limit"]
+
+NOT_IN_FACTS = "not in the product facts"
+DENIES_A_FACT = "the copy denies it, but the product facts say it"
+PRODUCT_FIELDS = ("sku", "name", "category", "price_usd", "weight_g", "materials", "key_specs", "certifications",
+                  "not_true")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim found in a text: what it says, what kind it is, and whether the product's facts support it."""
+
+    text: str
+    kind: str  # number, not_true, proof, feature, material, certification, included
+    supported: bool
+    fact: str  # the fact that supports it, the one it contradicts, or "not in the product facts"
+    start: int = 0
+    end: int = 0
+    rule: str = ""  # the not_true phrase or brand voice claim it was checked against, if any
+
+    def evidence(self) -> str:
+        """'"waterproof" — not_true says "not waterproof"': the claim and why it is flagged."""
+        return f'"{self.text}" — {self.fact}'
+
+
+# A sentence about the order, not the product ("Every order ships in recycled cardboard packaging.").
+_ABOUT_THE_SHOP = re.compile(r"\b(?:packag\w*|orders?|ships?|shipping|shipped|deliver\w*|parcels?|returns?|"
+                             r"customer service|gear team)\b", re.I)
+# Words that say something comes with the product ("includes a rain cover", "built-in rain cover").
+_INCLUDED = re.compile(r"\b(?:includ\w*|comes? with|supplied|provided|in the box|built[- ]in|integrated|own|"
+                       r"with (?:an?|its|the)|has an?|features?|equipped|packed with|ships with)\b", re.I)
+
+
+# -- one product's facts, read once ---------------------------------------------------------------
+@dataclass(frozen=True)
+class _Proof:
+    rule: ProofRule
+    finder: Finder
+    allowed: bool
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    """A product's facts, read once: its quantities, limits, provable claims and the words of its row."""
+
+    masks: tuple[str, ...]  # the product's own words, lower case: the name, spec lines, materials, certifications
+    quantities: tuple[Quantity, ...]
+    name_numbers: frozenset[float]
+    limits: tuple[Limit, ...]
+    proofs: tuple[_Proof, ...]
+    facts_text: str  # name, key_specs, materials and certifications, lower case
+    certifications: tuple[str, ...]
+    other_certifications: Finder | None
+    by_spec_word: Mapping[str, tuple[Quantity, ...]]  # "capacity" -> the quantities of specs named with that word
+
+
+def _certification_forms(name: str) -> list[str]:
+    """The ways copy names a certification: 'OEKO-TEX Standard 100' is also 'OEKO-TEX'."""
+    short = re.sub(r"\s+(?:standard(?:\s+\d+)?|certified.*|certification|approved)$", "", name.strip(), flags=re.I)
+    return list(dict.fromkeys([name.strip(), short.strip()]))
+
+
+def mask_own_words(text: str, lowered: str, own: Iterable[str]) -> str:
+    """text with every stretch that repeats one of the product's own phrases (lower case) blanked out."""
+    spans = []
+    for phrase in own:  # longest first
+        at = lowered.find(phrase)
+        while at >= 0:
+            spans.append((at, at + len(phrase)))
+            at = lowered.find(phrase, at + len(phrase))
+    if not spans:
+        return text
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
+
+
+def compile_facts(product: Mapping[str, Any], voice: BrandVoice) -> ProductFacts:
+    """Read one product row into the lookups faithfulness needs."""
+    name = "" if is_missing(product.get("name")) else str(product.get("name")).strip()
+    certs = split_list(product.get("certifications"))
+    materials = split_list(product.get("materials"))
+    spec_lines, found = [], []
+    by_word: dict[str, list[Quantity]] = {}
+    for spec, value in product_specs(product).items():
+        spec_lines.append(f"{spec}: {value}")
+        noun = "#" + singular(spec.split()[-1])  # "Doors: 2" counts doors
+        got = [q if q.dim else Quantity(q.value, spec, noun, q.base, q.decimals, 0, 0, q.text)
+               for q in quantities(value, unitless=True)]
+        found += got
+        for word in re.findall(r"[a-z]+", spec.lower()):
+            if word in ROLES:
+                by_word.setdefault(word, []).extend(got)
+    weight, price = product.get("weight_g"), product.get("price_usd")
+    if not is_missing(weight):
+        found.append(Quantity(float(weight), "g", "mass", float(weight), 0, 0, 0, f"{weight} g"))
+        by_word.setdefault("weight", []).append(found[-1])
+    if not is_missing(price):
+        found.append(Quantity(float(price), "$", "usd", float(price), 2, 0, 0, f"${price}"))
+    for value in [*materials, *certs, *split_list(product.get("not_true")), name]:
+        found += quantities(value)
+    # Restating the product's own facts word for word is never an invented claim: the name, a spec line
+    # ("Fuel: butane canister"), a material, a certification, a required disclaimer.
+    own = [name, *spec_lines, *materials, *(form for cert in certs for form in _certification_forms(cert)),
+           *(d.text for d in voice.required_disclaimers)]
+    masks = tuple(sorted({" ".join(m.lower().split()) for m in own if m and m.strip()}, key=len, reverse=True))
+    rules = voice.proof_rules()
+    proofs = tuple(_Proof(rule, trigger_finder(rule.trigger_words), rule.allowed(product)) for rule in rules
+                   if rule.trigger_words)
+    limits = tuple(limit for item in split_list(product.get("not_true")) if (limit := parse_limit(item, rules)))
+    known = {form for rule in rules for cond in rule.allowed_if_any for c in (cond.certification_any or [])
+             for form in _certification_forms(c)}
+    mine = {form.lower() for cert in certs for form in _certification_forms(cert)}
+    others = sorted({k for k in known if k.lower() not in mine}, key=len, reverse=True)
+    other_finder = finder("|".join(rf"{re.escape(o.lower())}(?![\w-])" for o in others),
+                           [o.split()[0].lower() for o in others]) if others else None
+    return ProductFacts(masks, tuple(found), frozenset(q.value for q in quantities(name, unitless=True)), limits,
+                        proofs, " ; ".join([name, str(product.get("category", "")), *spec_lines, *materials,
+                                            *certs]).lower(), tuple(certs),
+                        other_finder, {word: tuple(qs) for word, qs in by_word.items()})
+
+
+# -- "comes with X": what the copy says is in the box or on the product -----------------------------
+_QUANTIFIERS = (r"(?:a wide range of|a range of|a variety of|a host of|a number of|a set of|a pair of|plenty of|"
+                r"its own|an?|the|its|several|multiple|various|many|numerous|other|additional|extra|some|two|three|"
+                r"four)")
+# "includes ...", "comes with ...", "equipped with ..."; "features"/"boasts" only as verbs ("features a ...").
+_INCLUDES = re.compile(rf"\b(?:(?:includes?|comes? with|equipped with)\s+(?:{_QUANTIFIERS}\s+)*|"
+                       rf"(?:features|featuring|boasts|boasting)\s+(?:{_QUANTIFIERS}\s+)+)"
+                       r"([a-z][a-z-]*(?:\s+[a-z][a-z-]*){0,2})")
+_OBJECT_ENDS = frozenset("and or with that which to for of in on at as is are be by from so while but like such "
+                         "including".split())
+# Words that say nothing checkable about what comes with the product ("a range of options", "a sturdy design").
+_VAGUE = frozenset("""range variety features feature options option design designs system systems technology
+    technologies quality materials material comfort style styles performance durability protection support
+    everything things thing elements benefits functions functionality capabilities capability details look feel
+    blend perfect unique ideal great high advanced innovative special premium sturdy durable comfortable stylish
+    modern practical versatile excellent exceptional superior impressive high-quality lightweight easy simple
+    classic new latest best good nice amazing wide variety choice choices solution solutions needs product
+    products capacity weight volume size output height length price sleek intricate robust elegant beautiful
+    stunning attractive striking futuristic look looks""".split())
+
+
+def included_claims(masked: str, lowered: str, facts_text: str) -> list[Claim]:
+    """Claims that something comes with the product ("includes a range of kitchen appliances"), each supported
+    when one of its words is in the product's facts."""
+    out = []
+    if not any(key in lowered for key in ("includ", "with", "featur", "boast")):
+        return out
+    for m in _INCLUDES.finditer(lowered):
+        words = []
+        for word in m.group(1).split():
+            if word in _OBJECT_ENDS:
+                break
+            words.append(word)
+        content = [w for w in words if len(w) >= 4 and w not in _VAGUE]
+        if not content or negated(masked, m.start(), m.end()):
+            continue
+        end = m.start(1) + len(" ".join(words))
+        supported = any(word_forms(w)[1] in facts_text for w in content)
+        fact = "in the facts" if supported else NOT_IN_FACTS
+        out.append(Claim(masked[m.start():end], "included", supported, fact, m.start(), end))
+    return out
+
+
+# -- the check ------------------------------------------------------------------------------------
+_PRIORITY = {"not_true": 0, "proof": 1, "certification": 2, "material": 3, "feature": 4, "included": 5, "number": 6}
+
+
+class Faithfulness:
+    """Flags every claim in a text that the product's facts do not support or that not_true denies."""
+
+    name = "faithfulness"
+    defect: str | None = "unsupported_claim"
+    describe = ("Every number, material, certification and feature claim is in the product's facts, and none "
+                "contradicts its not_true list.")
+
+    def __init__(self, voice: BrandVoice | Mapping[str, Any] | None = None, *,
+                 features: Iterable[Feature] = FEATURES, materials: Iterable[Feature] = MATERIALS) -> None:
+        self.voice = as_voice(voice)
+        self._lists = [(kind, feature, self._claim_finder(feature), re.compile(feature.evidence.lower()))
+                       for kind, listed in (("feature", features), ("material", materials)) for feature in listed]
+        # One pass over the key words tells which of the many feature patterns can match at all.
+        self._always = [i for i, entry in enumerate(self._lists) if not entry[2].keys]
+        self._by_key: dict[str, list[int]] = {}
+        for i, entry in enumerate(self._lists):
+            for key in entry[2].keys:
+                self._by_key.setdefault(key, []).append(i)
+        self._cache: dict[tuple[str, ...], ProductFacts] = {}
+
+    @staticmethod
+    def _claim_finder(feature: Feature) -> Finder:
+        claim = feature.claim.lower()
+        return finder(rf"(?:{claim})(?![\w-])", feature.words or leading_words(claim))
+
+    def __repr__(self) -> str:
+        return f"faithfulness(voice={self.voice.brand!r})"
+
+    def facts(self, product: Mapping[str, Any]) -> ProductFacts:
+        """The product's compiled facts (read once per distinct product row)."""
+        key = tuple(str(product.get(field, "")) for field in PRODUCT_FIELDS)
+        facts = self._cache.get(key)
+        if facts is None:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            facts = self._cache[key] = compile_facts(product, self.voice)
+        return facts
+
+    def claims(self, text: str, product: Mapping[str, Any]) -> list[Claim]:
+        """Every claim in the text, supported or not, in the order they appear."""
+        facts = self.facts(product)
+        masked = mask_own_words(text, text.lower(), facts.masks)
+        lowered = masked.lower()
+        numbers = quantities(masked)
+        found: list[Claim] = []
+        for limit in facts.limits:
+            found += self._limit_claims(masked, lowered, numbers, limit, facts)
+        for proof in facts.proofs:
+            for start, end in proof.finder.spans(lowered):
+                if negated(masked, start, end):
+                    if proof.allowed:  # "not waterproof" for a product its facts prove waterproof
+                        found.append(Claim(masked[start:end], "proof", False, DENIES_A_FACT, start, end,
+                                           proof.rule.claim))
+                    continue
+                fact = f"allowed: {proof.rule.claim} is proven by the facts" if proof.allowed \
+                    else proof.rule.explanation or f"{proof.rule.claim} needs proof from the facts"
+                found.append(Claim(masked[start:end], "proof", proof.allowed, fact, start, end, proof.rule.claim))
+        active = set(self._always)
+        for key in [k for k in self._by_key if k in lowered]:
+            active.update(self._by_key[key])
+        for index in sorted(active):
+            kind, feature, finder, evidence = self._lists[index]
+            for start, end in finder.all_spans(lowered):
+                if _in_shop_sentence(masked, start):
+                    continue
+                denied = negated(masked, start, end)
+                if feature.name == "certified":  # the product's own certifications are masked by now
+                    named = _named_certification(sentence_at(masked, start))
+                    supported = bool(facts.certifications) and not named
+                    if denied:  # "not certified by the OEKO-TEX Standard 100" for a product that is
+                        clause = clause_at(text.lower(), start)
+                        if any(form.lower() in clause for cert in facts.certifications
+                               for form in _certification_forms(cert)):
+                            found.append(Claim(masked[start:end], kind, False, DENIES_A_FACT, start, end,
+                                               feature.name))
+                        continue
+                    fact = f"its certifications: {'; '.join(facts.certifications) or 'none'}"
+                    said = f'names "{named}"; ' if named else ""
+                    fact = f"in the facts ({fact})" if supported else f"{NOT_IN_FACTS} ({said}{fact})"
+                else:
+                    # An empty evidence pattern means the claim's own words must be in the facts.
+                    supported = bool(evidence.search(facts.facts_text)) if evidence.pattern \
+                        else lowered[start:end] in facts.facts_text
+                    if denied:  # denying what the facts say ("not breathable" for a breathable jacket) is wrong too
+                        if supported:
+                            found.append(Claim(masked[start:end], kind, False, DENIES_A_FACT, start, end,
+                                               feature.name))
+                        continue
+                    fact = f"in the facts ({feature.name})" if supported else NOT_IN_FACTS
+                found.append(Claim(masked[start:end], kind, supported, fact, start, end, feature.name))
+        if facts.other_certifications is not None:
+            for start, end in facts.other_certifications.spans(lowered):
+                if not negated(masked, start, end):
+                    have = "; ".join(facts.certifications) or "none"
+                    found.append(Claim(masked[start:end], "certification", False,
+                                       f"{NOT_IN_FACTS} (its certifications: {have})", start, end))
+        found += included_claims(masked, lowered, facts.facts_text)
+        found += [self._number_claim(lowered, q, facts) for q in numbers]
+        return _without_overlaps(found)
+
+    @staticmethod
+    def _limit_claims(masked: str, lowered: str, numbers: list[Quantity], limit: Limit,
+                      facts: ProductFacts) -> list[Claim]:
+        out = []
+        if limit.finder is not None:
+            for start, end in limit.finder.spans(lowered):
+                if limit.included and not _INCLUDED.search(sentence_at(masked, start)):
+                    continue
+                if not negated(masked, start, end):
+                    out.append(Claim(masked[start:end], "not_true", False, limit.fact, start, end, limit.item))
+        if limit.dim is None:
+            return out
+        claimed = [q for q in numbers if q.dim == limit.dim]
+        if limit.verb is not None:
+            for m in limit.verb.finditer(masked):  # "sleeps 4"; "sleeps more than 1" claims at least 2
+                count = float(m.group(2)) + (0.5 if m.group(1) else 0.0)
+                claimed.append(Quantity(count, "", limit.dim, count, 0, m.start(), m.end(), m.group()))
+        for q in claimed:
+            if any(same_quantity(q, f) for f in facts.quantities):
+                continue  # the product's own figure
+            if (limit.lower is not None and q.base < limit.lower - 1e-9) or \
+                    (limit.upper is not None and q.base > limit.upper + 1e-9):
+                out.append(Claim(q.text, "not_true", False, limit.fact, q.start, q.end, limit.item))
+        return out
+
+    @staticmethod
+    def _number_claim(lowered: str, q: Quantity, facts: ProductFacts) -> Claim:
+        match = next((f for f in facts.quantities if same_quantity(q, f)), None)
+        role = role_of(lowered, q.start, q.end)
+        if role and q.dim not in ROLES[role]:
+            fact = f"{match.text} is in the facts, but as another spec" if match else NOT_IN_FACTS
+            return Claim(f"{role} {q.text}", "number", False, fact, q.start, q.end)
+        spec_word = SPEC_WORD.get(role or "", role or "")
+        named = facts.by_spec_word.get(spec_word, ())
+        if named and not any(same_quantity(q, f) for f in named):  # "a depth of 8 mm" when the lug depth is 4 mm
+            said = "; ".join(f.text for f in named)
+            return Claim(f"{role} {q.text}", "number", False, f"the facts give {said} for the {spec_word}", q.start,
+                         q.end)
+        if match is None and q.dim.startswith("#") and q.value in facts.name_numbers:
+            return Claim(q.text, "number", True, "in the product name", q.start, q.end)
+        rate = RATE.match(lowered, q.end, q.end + 30)
+        if match is not None and rate and f"per {singular(rate.group(1))}" not in facts.facts_text:
+            # "22 litres of water per day": the figure is a fact, the rate is not
+            return Claim(lowered[q.start:rate.end()], "number", False,
+                         f"{match.text} is in the facts, but not per {rate.group(1)}", q.start, rate.end())
+        if match is not None:
+            return Claim(q.text, "number", True, f"in the facts ({match.text})", q.start, q.end)
+        return Claim(q.text, "number", False, NOT_IN_FACTS, q.start, q.end)
+
+    def __call__(self, text: str, product: Mapping[str, Any] | None, channel: str = "web") -> Finding:
+        if product is None:
+            return Finding(False, "no product facts to compare with")
+        bad = [c for c in self.claims(text, product) if not c.supported]
+        if not bad:
+            return PASSED
+        return Finding(False, "; ".join(dict.fromkeys(c.evidence() for c in bad)))
+
+
+# A certification named by the copy: "the World Wide Web Product Certification (WPPC)", "ISO 14001 certified".
+_CERT_NAME = re.compile(r"(?:[A-Z][\w-]*\s+){1,5}(?:Certification|Certified|Standard|Program(?:me)?|Label|Seal)\b"
+                        r"|\([A-Z]{2,}\)|\b(?:certified|approved) by (?:the )?[A-Z][\w-]*")
+
+
+def _named_certification(sentence: str) -> str | None:
+    """A certification named in a sentence (the product's own are blanked out before this is called)."""
+    found = _CERT_NAME.search(sentence)
+    return found.group().strip() if found else None
+
+
+def _in_shop_sentence(text: str, at: int) -> bool:
+    return bool(_ABOUT_THE_SHOP.search(sentence_at(text, at)))
+
+
+def _without_overlaps(found: list[Claim]) -> list[Claim]:
+    """One claim per stretch of text: a not_true contradiction wins over a proof rule, over a number."""
+    kept: list[Claim] = []
+    for claim in sorted(found, key=lambda c: (_PRIORITY[c.kind], c.supported, c.start)):
+        if all(claim.end <= k.start or claim.start >= k.end for k in kept):
+            kept.append(claim)
+    return sorted(kept, key=lambda c: c.start)
+
+
+def faithfulness(voice: BrandVoice | Mapping[str, Any] | None = None, **lists: Any) -> Faithfulness:
+    """The faithfulness check (default: the course brand voice's claim rules, the built-in feature lists)."""
+    return Faithfulness(voice, **lists)
+
+
+_DEFAULT: Faithfulness | None = None
+
+
+def claims(text: str, product: Mapping[str, Any], voice: BrandVoice | Mapping[str, Any] | None = None) -> list[Claim]:
+    """Every claim in a text with whether the product's facts support it, for reading row by row."""
+    global _DEFAULT
+    if voice is not None:
+        return Faithfulness(voice).claims(text, product)
+    if _DEFAULT is None:
+        _DEFAULT = Faithfulness()
+    return _DEFAULT.claims(text, product)

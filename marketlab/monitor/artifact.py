@@ -1,0 +1,97 @@
+"""Save a monitor as one importable file, monitor.py, with monitor(weekly_df) -> alerts DataFrame.
+
+The file holds the alert rules (each with its owner and action) and the settings that say which
+columns are counts, rates and mixes. It imports only marketlab and pandas, so it runs in a
+scheduled job or in the grader. Writing and importing it back is marketlab.artifacts.save_module,
+shared with the other labs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from marketlab import artifacts
+
+from .alerting import AlertRule
+from .errors import MonitorError
+
+MONITOR_FILE = "monitor.py"
+
+TEMPLATE = '''"""Alerts for a weekly table: a monitor saved from marketlab Lab 4.
+
+    import monitor
+    alerts = monitor.monitor(weekly_df)     # one row per alert: week, rule, owner, action, when it began
+    monitor.RULES                           # who acts, and how, on which pattern
+
+weekly_df has one row per week with the columns of campaign_weekly.csv. Edit the notebook and
+save again rather than editing this file by hand.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from marketlab.monitor import CAMPAIGN, AlertRule, Trigger, run_monitor  # noqa: F401
+
+RULES = [
+{rules}
+]
+
+SETTINGS = CAMPAIGN
+
+
+def monitor(weekly_df: pd.DataFrame) -> pd.DataFrame:
+    """Run every rule on the weekly table; one row per alert, each naming its owner and action."""
+    return run_monitor(weekly_df, RULES, SETTINGS).alerts_table()
+'''
+
+
+def rule_source(rule: AlertRule) -> str:
+    """The Python call that rebuilds an alert rule, checked by rebuilding it."""
+    from .signals import Trigger
+
+    source = repr(rule)
+    if eval(source, {"AlertRule": AlertRule, "Trigger": Trigger}) != rule:  # noqa: S307 - our own dataclass repr
+        raise artifacts.ArtifactError(f"The alert rule {rule.name!r} cannot be saved to a file.",
+                                      "Write it with AlertRule(...) and a Trigger such as Trigger.run(weeks=8).")
+    return source
+
+
+def monitor_source(rules: Sequence[Any]) -> str:
+    """The text of monitor.py for these rules."""
+    rules = list(rules)
+    if not rules:
+        raise artifacts.ArtifactError("RULES is empty: the monitor would never raise an alert.",
+                                      "Write at least one AlertRule in RULES.")
+    wrong = [r for r in rules if not isinstance(r, AlertRule)]
+    if wrong:
+        raise MonitorError(f"RULES holds a {type(wrong[0]).__name__}, not an AlertRule.",
+                           "Write each rule as AlertRule(name=..., metric=..., trigger=..., owner=..., action=...).")
+    return TEMPLATE.format(rules="\n".join(f"    {rule_source(r)}," for r in rules))
+
+
+def save_monitor(rules: Sequence[Any], here: str | Path | None = None) -> list[Path]:
+    """Write monitor.py next to the notebook (and to the shared folder) and import it back to check it."""
+    text = monitor_source(rules)
+
+    def has_monitor(module: ModuleType) -> None:
+        if not callable(getattr(module, "monitor", None)):
+            raise AttributeError("no monitor function")
+
+    paths = artifacts.save_module(MONITOR_FILE, text, here, check=has_monitor)
+    print(f"Saved your monitor to {paths[0]} (and a copy in {paths[1].parent}).")
+    return paths
+
+
+def load_monitor(path: str | Path | None = None) -> ModuleType:
+    """Import a saved monitor.py (default: the one next to the notebook) as a module."""
+    path = Path(path) if path is not None else Path.cwd() / MONITOR_FILE
+    if not path.is_file():
+        raise artifacts.ArtifactNotFoundError(f"No monitor file at {path}.", "Run Lab 4's save cell first.")
+    return artifacts.import_file(path, f"monitor_{abs(hash(str(path.resolve())))}")
+
+
+__all__ = ["load_monitor", "monitor_source", "rule_source", "save_monitor"]
