@@ -27,7 +27,10 @@ from marketlab.course.init import init_course
 from marketlab.course.layout import Course
 
 LAB0 = "00-first-steps"
+# The pipeline is exercised on the first three labs (each later lab is validated through nbgrader
+# in its own test file): 18 learners x 3 labs keep this module to a few minutes.
 FULL = {"00-first-steps": 4.0, "01-brief": 11.0, "02-workflow": 7.0}
+REPO_LABS = Path(__file__).resolve().parent.parent / "labs"
 # Score of the hostile lab (00-first-steps) and the problem each kind must be reported as. Kinds
 # marked None find nothing to reach (the graders, the network, other folders are not in the
 # sandbox's view): their attempt fails inside the learner's own cell, and the honest part scores.
@@ -44,7 +47,10 @@ HOSTILE: dict[str, tuple[float | None, str | None]] = {
     "edited_tests": (4.0, "edited_tests"),
     "read_holdout": (4.0, None),
     "read_graders": (4.0, None),
-    "huge_output": (4.0, "huge_output"),
+    # A 200 MB print may exhaust the memory limit (the kernel copies the string to send it) before the
+    # output cap counts it; either way it is bounded and reported. The cap itself is asserted in
+    # test_grading_attacks.py::test_output_is_capped_at_the_file_descriptor.
+    "huge_output": (4.0, "huge_output|memory"),
     "fork_bomb": (None, None),
     "network": (4.0, None),
     "write_outside": (4.0, None),
@@ -63,8 +69,11 @@ CELL_TIMEOUT = 15
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> Course:
     """init → build → release → submit (exchange + LMS zip) → collect → autograde → feedback → report."""
     warnings.filterwarnings("ignore")
+    labs = tmp_path_factory.mktemp("labs")
+    for lab in FULL:
+        (labs / lab).symlink_to(REPO_LABS / lab, target_is_directory=True)
     return run_demo(tmp_path_factory.mktemp("demo"), learners=4, validate=False, workers=4,
-                    cell_timeout=CELL_TIMEOUT, say=lambda *_: None)
+                    cell_timeout=CELL_TIMEOUT, labs_dir=labs, say=lambda *_: None)
 
 
 def _records(course: Course) -> dict[tuple[str, str], dict[str, Any]]:
@@ -74,16 +83,16 @@ def _records(course: Course) -> dict[tuple[str, str], dict[str, Any]]:
 
 def test_whole_lifecycle_gives_the_expected_scores(cohort: Course) -> None:
     records = _records(cohort)
-    assert len(records) == 18 * 3, "every learner's every lab was collected and graded"
+    assert len(records) == 18 * len(FULL), "every learner's every lab was collected and graded"
     assert all(r is not None for r in records.values())
     for kind, (score, problem) in HOSTILE.items():
         student = f"x_{kind}"
         record = records[(student, LAB0)]
         assert score is None or record["score"] == score, (kind, record)
         if problem:
-            assert problem in [p["kind"] for p in record["problems"]], (kind, record["problems"])
+            assert set(problem.split("|")) & {p["kind"] for p in record["problems"]}, (kind, record["problems"])
             assert record["reason"], f"{kind} must come with a reason"
-        for lab in ("01-brief", "02-workflow"):  # the same learner's honest labs are untouched by the attack
+        for lab in [name for name in FULL if name != LAB0]:  # the same learner's honest labs are untouched
             assert records[(student, lab)]["score"] == FULL[lab], (student, lab, records[(student, lab)])
     for student, (profile, scores) in ORDINARY.items():
         for lab, score in scores.items():
@@ -166,7 +175,7 @@ def test_each_hostile_kind_on_its_own(cohort: Course, kind: str) -> None:
     assert record["status"] in ("graded", "failed") and record["auto_max"] == FULL[LAB0]
     assert score is None or record["score"] == score
     if problem:
-        assert problem in [p["kind"] for p in record["problems"]]
+        assert set(problem.split("|")) & {p["kind"] for p in record["problems"]}
         assert record["reason"]
     assert not _grading_processes(cohort), f"{kind} left processes running"
 

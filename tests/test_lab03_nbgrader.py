@@ -116,3 +116,37 @@ def test_lab03_validates_through_nbgrader(tmp_path: Path) -> None:
     released = (tmp_path / "course" / "release" / LAB.name / f"{LAB.name}.ipynb").read_text()
     assert "graders" not in released and "BEGIN SOLUTION" not in released
     assert sorted(p.name for p in LAB.iterdir()) == files_before
+
+
+def test_what_lab03_says_about_the_recordings_is_true() -> None:
+    """The lab tells learners the built-in judge is no better than a baseline, v2 beats v1 but misses the
+    acceptance criteria, and the engineered brief rarely meets them: the recordings must show it."""
+    from marketlab import evaluate
+
+    text = "\n".join(c.source for c in notebook(LAB).cells)
+    recorded = pd.read_csv(data.datasets_dir() / "recorded" / "lab03_tone_judge.csv")
+    answered = recorded["judge_pass"].notna()
+    judged = evaluate.calibrate(recorded.loc[answered, "judge_pass"].astype(bool),
+                                ~recorded.loc[answered, "wrong_tone"].astype(bool))
+    best = max(b.agreement for b in judged.baselines.values())
+    assert "no better than a baseline" in text
+    assert judged.agreement <= best and judged.kappa < 0.6 and not judged.trust
+
+    rated, products = data.load("rated_outputs"), data.load("products")
+    checks = [evaluate.length(), evaluate.banned_words(), evaluate.required_facts(), evaluate.faithfulness(),
+              evaluate.repetition(), evaluate.hype()]
+    mine = evaluate.run_checks(rated, products, checks)
+    acceptance = evaluate.Acceptance(min_pass_rate=0.9, must_pass=["faithfulness", "banned_words"])
+    v1 = mine[mine["prompt_version"] == "v1"].reset_index(drop=True)
+    v2 = mine[mine["prompt_version"] == "v2"].reset_index(drop=True)
+    versions = evaluate.compare(v1, v2, acceptance)
+    assert "`v2` is better than `v1`, but better is not the same as good enough" in text
+    assert versions.pass_rate_b > versions.pass_rate_a and versions.verdict == "iterate"
+
+    briefs = pd.read_csv(data.datasets_dir() / "recorded" / "lab01_brief_comparison.csv")
+    one_line = briefs[briefs["brief"] == "one-line"].reset_index(drop=True)
+    engineered = briefs[briefs["brief"] == "engineered"].reset_index(drop=True)
+    a = evaluate.run_checks(one_line.assign(text=one_line["reply"], channel="web"), products, checks)
+    b = evaluate.run_checks(engineered.assign(text=engineered["reply"], channel="web"), products, checks)
+    assert "even the engineered brief from Lab 1 rarely meets the acceptance criteria" in text
+    assert evaluate.compare(a, b, acceptance).pass_rate_b < acceptance.min_pass_rate / 2

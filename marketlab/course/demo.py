@@ -32,12 +32,15 @@ ZIP_LAB = "01-brief"  # this lab comes in as an LMS download, the others through
 
 
 def run_demo(directory: Path, *, learners: int = 16, workers: int | None = None, cell_timeout: int = 20,
-             validate: bool = True, say=print) -> Course:
-    """Build a course with a synthetic cohort in `directory`, grade it and write feedback and the report."""
+             validate: bool = True, labs_dir: Path | None = None, say=print) -> Course:
+    """Build a course with a synthetic cohort in `directory`, grade it and write feedback and the report.
+
+    labs_dir: the folder of labs to use (default: the repository's labs/).
+    """
     directory = Path(directory).resolve()
     if directory.exists():
         shutil.rmtree(directory)
-    course = init_course(directory / "course", timeout=cell_timeout)
+    course = init_course(directory / "course", labs_dir=labs_dir, timeout=cell_timeout)
     say(f"1/7 Course created in {course.root}")
     results = build(course, validate=validate)
     for result in results:

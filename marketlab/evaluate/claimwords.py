@@ -28,7 +28,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("warranty", r"(?:lifetime|\d+[- ]years?)\s+(?:warranty|guarantee)|warrant(?:y|ies|ied)", r"warrant",
             ("warrant", "guarantee")),
     Feature("breathable", r"breathab\w*", r"breath"),
-    Feature("windproof", r"wind[- ]?(?:proof|resistant|resistance|tight|stopper)", r"wind"),
+    Feature("windproof", r"wind[- ]?(?:proof|resistant|resistance|tight|stopper)|(?:from|against) (?:the )?wind",
+            r"wind", ("wind", "from", "against")),
     Feature("water-resistant", r"water[- ]?(?:resistant|resistance|repellent|repellency|repelling|tight)|"
             r"splash[- ]?proof|rain[- ]?proof|weather[- ]?(?:proof|resistant)|all[- ]weather",
             r"water[- ]?(?:resist|repell)|dwr|ipx|hydrostatic|waterproof"),
@@ -47,7 +48,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("UV protection", r"uv[- ](?:protect\w*|resist\w*)|upf\s*\d*", r"uv|upf", ("uv", "upf")),
     Feature("odour control", r"anti-?(?:bacterial|microbial)|odou?r[- ]?(?:resist\w*|control|free)",
             r"anti-?(?:bacterial|microbial)|odou?r"),
-    Feature("indoor use", r"indoors?", r"indoor"),
+    Feature("indoor use", r"indoors?|(?:your|the|own) home|at home|household", r"indoor|home",
+            ("indoor", "home", "household")),
     Feature("snow and winter", r"snow(?!line)\w*|winter\w*|blizzards?|sub-?zero|freezing", r"4-season|snow|winter"),
     Feature("award or patent", r"award[- ]winning|best[- ]?sell\w*|patent\w*", r"award|patent"),
     Feature("where it is made", r"hand[- ]?(?:made|woven|crafted|sewn|stitched|finished)|sourced (?:from|in)|"
@@ -68,7 +70,8 @@ FEATURES: tuple[Feature, ...] = (
             r"to)|proven to|clinically|(?:positive|rave|great|five-star|5-star) reviews?|recommended by|endorsed by|"
             r"approved by", r"tested|review|recommended|endorsed|approved",
             ("tested", "proven", "clinically", "review", "recommended", "endorsed", "approved")),
-    Feature("where it is sold", r"(?:available|sold|stocked) (?:at|from|in|on|through|by) (?:most |all |many |major |"
+    Feature("where it is sold", r"(?:available|sold|stocked) (?:for (?:purchase|sale) )?(?:at|from|in|on|through|by) "
+            r"(?:most |all |many |major |"
             r"leading |select(?:ed)? |the )?(?:\w+ ){0,2}(?:retailers?|stores?|shops?|outlets?|stockists?|schools?|"
             r"amazon|ebay|walmart|supermarkets?)", r"retailer|stockist|sold (?:at|by)",
             ("available", "sold", "stocked")),

@@ -188,7 +188,7 @@ def included_claims(masked: str, lowered: str, facts_text: str) -> list[Claim]:
             if word in _OBJECT_ENDS:
                 break
             words.append(word)
-        content = [w for w in words if len(w) >= 4 and w not in _VAGUE]
+        content = [w for w in words if len(w) >= 3 and w not in _VAGUE]
         if not content or negated(masked, m.start(), m.end()):
             continue
         end = m.start(1) + len(" ".join(words))
