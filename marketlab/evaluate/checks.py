@@ -232,6 +232,9 @@ _WORD_RUN = re.compile(r"[A-Za-z][A-Za-z']*")
 def stutter(text: str) -> str | None:
     """The first stuttered word: one word three times in a row ("really, really, really"), or twice with
     only a space between ("the the"); None when there is none."""
+    plain = [t.strip(",;.!-").lower() for t in text.split()]
+    if not any(a == b and a for a, b in zip(plain, plain[1:])):  # the quick test: no word twice in a row
+        return None
     words = list(_WORD_RUN.finditer(text))
     run_start = 0
     for i in range(1, len(words) + 1):

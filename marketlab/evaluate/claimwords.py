@@ -45,7 +45,8 @@ FEATURES: tuple[Feature, ...] = (
             r"taped|sealed"),
     Feature("foldable", r"fold(?:able|ing|s up)|collaps\w*", r"fold|collaps"),
     Feature("reflective", r"reflective", r"reflect"),
-    Feature("UV protection", r"uv[- ](?:protect\w*|resist\w*)|upf\s*\d*", r"uv|upf", ("uv", "upf")),
+    Feature("UV protection", r"uv[- ](?:protect\w*|resist\w*)|upf\s*\d*|(?:from|against) (?:the )?sun(?:'s rays)?|"
+            r"sun protection", r"uv|upf", ("uv", "upf", "sun")),
     Feature("odour control", r"anti-?(?:bacterial|microbial)|odou?r[- ]?(?:resist\w*|control|free)",
             r"anti-?(?:bacterial|microbial)|odou?r"),
     Feature("indoor use", r"indoors?|(?:your|the|own) home|at home|household", r"indoor|home",
@@ -55,26 +56,30 @@ FEATURES: tuple[Feature, ...] = (
     Feature("where it is made", r"hand[- ]?(?:made|woven|crafted|sewn|stitched|finished)|sourced (?:from|in)|"
             r"made in (?!collaboration|partnership|mind)(?:the )?[a-z]+|based in (?:the )?[a-z]+|headquartered|"
             r"(?:the )?world'?s (?:largest|leading|first|biggest)|speciali[sz]\w* in|"
-            r"leading (?:\w+ ){0,3}(?:brand|company|manufacturer|maker|producer)",
+            r"(?:leading|well[- ]known|renowned|famous|established) (?:\w+ ){0,3}(?:brand|company|manufacturer|maker|"
+            r"producer)",
             r"hand[- ]?made|sourced|made in",
-            ("hand", "sourced", "made", "based", "headquartered", "world", "leading", "speciali")),
+            ("hand", "sourced", "made", "based", "headquartered", "world", "leading", "speciali", "known",
+             "renowned", "famous", "established")),
     Feature("use in water", r"(?:in|into|under|through) (?:the )?water|underwater|submers\w*|swim\w*",
             r"ipx8|submersible", ("water", "submers", "swim")),
     Feature("kind to the planet", r"(?:safe|good|kind|better|friendly) (?:for|to) the (?:environment|planet)|"
-            r"environmentally (?:safe|responsible|conscious|sound)|carbon[- ]neutral|biodegradable|compostable|"
-            r"low[- ]impact|climate[- ](?:neutral|positive|friendly)",
-            r"recycl|bluesign|responsible down|fsc|organic|biodegradable|carbon[- ]neutral",
-            ("safe", "good", "kind", "better", "friendly", "environmentally", "carbon", "biodegradable",
-             "compostable", "low", "climate")),
+            r"environmentally (?:safe|responsible|conscious|sound)|low[- ]impact",
+            r"recycl|bluesign|responsible down|fsc|organic", ("safe", "good", "kind", "better", "friendly",
+                                                             "environmentally", "low")),
+    Feature("biodegradable or carbon neutral", r"biodegradable|compostable|carbon[- ]neutral|"
+            r"climate[- ](?:neutral|positive|friendly)", r"biodegrad|compost|carbon[- ]neutral|climate",
+            ("biodegradable", "compostable", "carbon", "climate")),
     Feature("tests and reviews", r"(?:lab|field|independently|rigorously) tested|tested (?:by|and (?:proven|approved)|"
             r"to)|proven to|clinically|(?:positive|rave|great|five-star|5-star) reviews?|recommended by|endorsed by|"
             r"approved by", r"tested|review|recommended|endorsed|approved",
             ("tested", "proven", "clinically", "review", "recommended", "endorsed", "approved")),
-    Feature("where it is sold", r"(?:available|sold|stocked) (?:for (?:purchase|sale) )?(?:at|from|in|on|through|by) "
+    Feature("where it is sold", r"(?:available|sold|stocked|purchased|bought) (?:for (?:purchase|sale) )?"
+            r"(?:at|from|in|on|through|by) "
             r"(?:most |all |many |major |"
             r"leading |select(?:ed)? |the )?(?:\w+ ){0,2}(?:retailers?|stores?|shops?|outlets?|stockists?|schools?|"
             r"amazon|ebay|walmart|supermarkets?)", r"retailer|stockist|sold (?:at|by)",
-            ("available", "sold", "stocked")),
+            ("available", "sold", "stocked", "purchased", "bought")),
     Feature("price and offers", r"discount\w*|on sale|free (?:shipping|delivery|returns)|money[- ]back|\d+% off|"
             r"special offers?|limited[- ]time|(?:lowest|highest|best) price(?: point)?", r"discount|offer|sale",
             ("discount", "sale", "free", "money", "off", "special", "limited", "lowest", "highest", "best")),
@@ -84,6 +89,9 @@ FEATURES: tuple[Feature, ...] = (
             r"accessories|extras|essentials|gear|tools|add-ons|attachments|utensils|appliances)",
             r"items|accessor|pieces|utensil",
             ("range", "variety", "host", "plenty", "lots", "various", "several", "many", "additional", "extra")),
+    Feature("layers", r"(?:double|dual|twin|triple|two|three|multi)[- ](?:sided|layer(?:ed|s)?|walled|wall|"
+            r"skin(?:ned)?|ply)", r"double|dual|twin|triple|layer|wall|ply|skin|\b\d(?:\.\d)?l\b",
+            ("double", "dual", "twin", "triple", "two", "three", "multi")),
     Feature("sizes and colours", r"(?:various|several|many|multiple|different|a (?:wide )?range of|a variety of|"
             r"all) (?:sizes|colou?rs|styles|shapes)", r"sizes?\b|colou?rs?\b",
             ("various", "several", "many", "multiple", "different", "range", "variety", "all")),
@@ -132,19 +140,27 @@ ROLES: dict[str, frozenset[str]] = {
     "width": frozenset({"length"}), "time": frozenset({"time"}),
 }
 RATE = re.compile(r"\s*(?:of\s+[a-z]+\s+)?per\s+([a-z]+)")
-SPEC_WORD = {"weighs": "weight", "weighing": "weight", "sleeps": "capacity", "holds": "capacity"}
+# The spec names a role word can stand for ("holds 45 L" is the volume or the capacity).
+SPEC_WORDS: dict[str, tuple[str, ...]] = {
+    "weighs": ("weight",), "weighing": ("weight",), "sleeps": ("capacity",), "holds": ("capacity", "volume"),
+    "capacity": ("capacity", "volume", "serves"), "volume": ("volume", "capacity"), "costs": ("price",),
+    "runtime": ("life", "time"), "brightness": ("output",), "output": ("output",),
+}
 _FILLERS = frozenset("of is at reads comes in up to about around approximately just only a an the total maximum max "
                      "minimum min over under".split())
 _ROLE_AFTER = re.compile(r"\W{0,2}(" + "|".join(ROLES) + r")\b")
 
 
-def role_of(lowered: str, start: int, end: int) -> str | None:
-    """What the figure at lowered[start:end] is said to be: 'capacity' in "a capacity of 2 kg" or "2 kg capacity"."""
-    for word in reversed(lowered[max(0, start - 45):start].split()[-5:]):
-        word = word.strip(":,;()")
-        if word in ROLES:
-            return word
-        if word not in _FILLERS:
-            break
+def role_of(lowered: str, start: int, end: int) -> tuple[str, ...]:
+    """What the figure at lowered[start:end] is said to be: ('capacity',) in "a capacity of 2 kg" or "2 kg
+    capacity", ('depth', 'drop') in "a drop depth of 6 mm" (every spec word of the name); () when nothing."""
+    words = [w.strip(":,;()") for w in lowered[max(0, start - 45):start].split()[-6:]]
+    while words and words[-1] in _FILLERS:
+        words.pop()
+    named = []
+    while words and words[-1] in ROLES:
+        named.append(words.pop())
+    if named:
+        return tuple(named)
     after = _ROLE_AFTER.match(lowered, end, end + 20)
-    return after.group(1) if after else None
+    return (after.group(1),) if after else ()

@@ -25,7 +25,7 @@ from typing import Any
 from marketlab.brief import is_missing, split_list
 
 from .checks import PASSED, Finding
-from .claimwords import FEATURES, MATERIALS, RATE, ROLES, SPEC_WORD, Feature, role_of
+from .claimwords import FEATURES, MATERIALS, RATE, ROLES, SPEC_WORDS, Feature, role_of
 from .finders import Finder, clause_at, finder, leading_words, negated, sentence_at, trigger_finder, word_forms
 from .limits import Limit, parse_limit
 from .units import Quantity, quantities, same_quantity, singular
@@ -60,6 +60,10 @@ class Claim:
 # A sentence about the order, not the product ("Every order ships in recycled cardboard packaging.").
 _ABOUT_THE_SHOP = re.compile(r"\b(?:packag\w*|orders?|ships?|shipping|shipped|deliver\w*|parcels?|returns?|"
                              r"customer service|gear team)\b", re.I)
+# After "battery" or "fuel": the word is an attribute ("battery life", "fuel type"), not the thing in the box.
+_ATTRIBUTE_AFTER = re.compile(r"[\s-]+(?:life|level|levels|indicator|type|types|capacity|gauge|compartment|pocket|"
+                              r"port|holder|storage|consumption|efficiency|usage|options?)\b", re.I)
+_INCLUDED_AFTER = re.compile(r"\s*(?:is |are )?(?:included|supplied|provided|in the box|comes with)", re.I)
 # Words that say something comes with the product ("includes a rain cover", "built-in rain cover").
 _INCLUDED = re.compile(r"\b(?:includ\w*|comes? with|supplied|provided|in the box|built[- ]in|integrated|own|"
                        r"with (?:an?|its|the)|has an?|features?|equipped|packed with|ships with)\b", re.I)
@@ -132,6 +136,7 @@ def compile_facts(product: Mapping[str, Any], voice: BrandVoice) -> ProductFacts
         by_word.setdefault("weight", []).append(found[-1])
     if not is_missing(price):
         found.append(Quantity(float(price), "$", "usd", float(price), 2, 0, 0, f"${price}"))
+        by_word["price"] = [found[-1]]
     for value in [*materials, *certs, *split_list(product.get("not_true")), name]:
         found += quantities(value)
     # Restating the product's own facts word for word is never an invented claim: the name, a spec line
@@ -173,12 +178,13 @@ _VAGUE = frozenset("""range variety features feature options option design desig
     modern practical versatile excellent exceptional superior impressive high-quality lightweight easy simple
     classic new latest best good nice amazing wide variety choice choices solution solutions needs product
     products capacity weight volume size output height length price sleek intricate robust elegant beautiful
-    stunning attractive striking futuristic look looks""".split())
+    stunning attractive striking futuristic look looks multi-functional multifunctional multi-purpose all-in-one
+    functional""".split())
 
 
 def included_claims(masked: str, lowered: str, facts_text: str) -> list[Claim]:
     """Claims that something comes with the product ("includes a range of kitchen appliances"), each supported
-    when one of its words is in the product's facts."""
+    when every word of what it names (opinion words aside) is in the product's facts."""
     out = []
     if not any(key in lowered for key in ("includ", "with", "featur", "boast")):
         return out
@@ -192,7 +198,7 @@ def included_claims(masked: str, lowered: str, facts_text: str) -> list[Claim]:
         if not content or negated(masked, m.start(), m.end()):
             continue
         end = m.start(1) + len(" ".join(words))
-        supported = any(word_forms(w)[1] in facts_text for w in content)
+        supported = all(word_forms(w)[1] in facts_text for w in content)  # "double-sided zip": no double side
         fact = "in the facts" if supported else NOT_IN_FACTS
         out.append(Claim(masked[m.start():end], "included", supported, fact, m.start(), end))
     return out
@@ -309,7 +315,7 @@ class Faithfulness:
         out = []
         if limit.finder is not None:
             for start, end in limit.finder.spans(lowered):
-                if limit.included and not _INCLUDED.search(sentence_at(masked, start)):
+                if limit.included and not _included_here(masked, start, end):
                     continue
                 if not negated(masked, start, end):
                     out.append(Claim(masked[start:end], "not_true", False, limit.fact, start, end, limit.item))
@@ -331,18 +337,23 @@ class Faithfulness:
     @staticmethod
     def _number_claim(lowered: str, q: Quantity, facts: ProductFacts) -> Claim:
         match = next((f for f in facts.quantities if same_quantity(q, f)), None)
-        role = role_of(lowered, q.start, q.end)
+        roles = role_of(lowered, q.start, q.end)
+        role = roles[0] if roles else None
         if role and q.dim not in ROLES[role]:
             fact = f"{match.text} is in the facts, but as another spec" if match else NOT_IN_FACTS
             return Claim(f"{role} {q.text}", "number", False, fact, q.start, q.end)
-        spec_word = SPEC_WORD.get(role or "", role or "")
-        named = facts.by_spec_word.get(spec_word, ())
+        specs = [spec for word in roles for spec in SPEC_WORDS.get(word, (word,))]
+        named = [f for spec in specs for f in facts.by_spec_word.get(spec, ())]
         if named and not any(same_quantity(q, f) for f in named):  # "a depth of 8 mm" when the lug depth is 4 mm
             said = "; ".join(f.text for f in named)
-            return Claim(f"{role} {q.text}", "number", False, f"the facts give {said} for the {spec_word}", q.start,
+            return Claim(f"{role} {q.text}", "number", False, f"the facts give {said} for the {specs[0]}", q.start,
                          q.end)
+        if role and not named and match is not None and role not in ("carry", "carries"):
+            # "a width of 4 mm": the product has no width; 4 mm is its lug depth
+            return Claim(f"{role} {q.text}", "number", False, f"{match.text} is in the facts, but as another spec",
+                         q.start, q.end)
         if match is None and q.dim.startswith("#") and q.value in facts.name_numbers:
-            return Claim(q.text, "number", True, "in the product name", q.start, q.end)
+            return Claim(q.text, "number", True, "in the product name", q.start, q.end)  # "the Arete +4 bag"
         rate = RATE.match(lowered, q.end, q.end + 30)
         if match is not None and rate and f"per {singular(rate.group(1))}" not in facts.facts_text:
             # "22 litres of water per day": the figure is a fact, the rate is not
@@ -370,6 +381,15 @@ def _named_certification(sentence: str) -> str | None:
     """A certification named in a sentence (the product's own are blanked out before this is called)."""
     found = _CERT_NAME.search(sentence)
     return found.group().strip() if found else None
+
+
+def _included_here(text: str, start: int, end: int) -> bool:
+    """True when the words at text[start:end] are said to come with the product: "comes with a rain cover",
+    "built-in rain cover" (just before, in the same sentence), "rain cover included" (just after)."""
+    if _ATTRIBUTE_AFTER.match(text, end):  # "a battery life of 60 h" says nothing about batteries in the box
+        return False
+    sentence_start = max(text.rfind(mark, 0, start) for mark in ".!?\n") + 1
+    return bool(_INCLUDED.search(text, sentence_start, start) or _INCLUDED_AFTER.match(text, end))
 
 
 def _in_shop_sentence(text: str, at: int) -> bool:

@@ -87,9 +87,11 @@ def finder(regex: str, keys: Iterable[str] | None = None) -> Finder:
 
 _NEGATION_BEFORE = re.compile(r"(?:\b(?:not|no|non|never|without|nor|neither|lacks?|isn't|aren't|doesn't|don't|"
                               r"won't|cannot|can't)\b|n't\b)(?!\s+only\b)[^.!?;:,\n]{0,40}$", re.I)
-_NEGATION_AFTER = re.compile(r"^[^.!?;\n]{0,25}?\b(?:not included|sold separately|not supplied|not provided|"
-                             r"available separately|(?:is|are) not(?!\s+only\b)|isn't|aren't|optional)\b"
-                             r"|^[\w-]*\s*:\s*(?:no|none|not)\b", re.I)  # "Eco-certified: no"
+# Denials right after the words: "rain cover not included", "a rain cover, sold separately", "is not",
+# "Eco-certified: no". A later clause ("waterproof, rain cover not included") denies something else.
+_NEGATION_AFTER = re.compile(r"^\s*,?\s*(?:(?:is|are)\s+)?(?:not included|sold separately|not supplied|not provided|"
+                             r"available separately|optional)\b|^\s+(?:(?:is|are)\s+not(?!\s+only\b)|isn't|aren't)\b"
+                             r"|^[\w-]*\s*:\s*(?:no|none|not)\b", re.I)
 _NEGATION_INSIDE = re.compile(r"\b(?:not|no|never|isn't|aren't)\b|n't\b", re.I)  # "seams are not taped"
 
 

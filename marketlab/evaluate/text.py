@@ -48,9 +48,12 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+_NOT_WORD = re.compile(r"[^\w\s]+")
+
+
 def normalise(text: str) -> str:
     """Lower case, words only, single spaces: for comparing two sentences regardless of punctuation."""
-    return " ".join(w.lower().strip("'’.") for w in words(text))
+    return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
 
 
 def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str] | None:
