@@ -69,6 +69,9 @@ def build_holdout(holdout_dir: Path) -> list[Path]:
         write_csv(prods, out / "products.csv"),
         write_text(brand_voice.render(co), out / "brand_voice.yaml"),
         write_csv(rated_outputs.generate(co, prods, voice, 60), out / "rated_outputs.csv"),
+        # Tables the capstone's packaged workflow has never seen, for each kind of workflow it may be.
+        write_csv(reviews.generate(co, prods, 80), out / "reviews.csv"),
+        write_csv(leads.generate(co, 120), out / "leads.csv"),
         write_csv(campaign.generate(co.seed + 11, HOLDOUT_CAMPAIGN_START, shift_week=HOLDOUT_SHIFT_WEEK,
                                     base_impressions=92_000, growth=0.8),
                   out / "campaign_weekly_degrading.csv"),

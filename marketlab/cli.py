@@ -67,7 +67,7 @@ def _prepare_workspace(notebook_dir: Path) -> None:
         created = exc.created
         for problem in exc.problems:
             print(f"Warning: {problem}", file=sys.stderr)
-    added = sorted({path.parent.name for path in created})
+    added = sorted({path.relative_to(notebook_dir.resolve()).parts[0] for path in created})
     if added:
         print(f"Added to your workspace {notebook_dir}: {', '.join(added)}")
     else:

@@ -98,7 +98,8 @@ def test_whole_lifecycle_gives_the_expected_scores(cohort: Course) -> None:
         for lab, score in scores.items():
             assert records[(student, lab)]["score"] == score, (student, profile, lab, records[(student, lab)])
             if profile == "correct":
-                assert records[(student, lab)]["reason"] == ""
+                record = records[(student, lab)]
+                assert record["reason"] == "", (student, lab, record["problems"], record.get("detail"))
 
 
 def test_gradebook_holds_the_same_scores(cohort: Course) -> None:

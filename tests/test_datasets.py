@@ -237,6 +237,11 @@ def test_holdouts_share_no_entity_with_learner_data():
     assert data.load_brand_voice(HOLDOUT)["brand"] != data.load_brand_voice()["brand"]
     assert not {p["vendor"] for p in data.load_proposals(HOLDOUT)} & {p["vendor"] for p in data.load_proposals()}
     assert (HOLDOUT / "README.md").read_text().lower().count("never") >= 1
+    reviews, leads = data.load("reviews", directory=HOLDOUT), data.load("leads", directory=HOLDOUT)
+    assert list(reviews.columns) == list(data.load("reviews").columns) and 60 <= len(reviews) <= 100
+    assert set(reviews["sku"]) <= set(hold["sku"]) and not set(reviews["review_id"]) & set(data.load("reviews")["review_id"])
+    assert list(leads.columns) == list(data.load("leads").columns) and 100 <= len(leads) <= 140
+    assert not set(leads["lead_id"]) & set(data.load("leads")["lead_id"])
 
 
 def test_holdout_series_degrade_at_another_week_or_not_at_all():

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from marketlab.checks import CheckFailed
-from marketlab.course import validate_lab
+from tests.support.lab_notebook import assert_validates
 
 LAB = Path(__file__).resolve().parent.parent / "labs" / "02-workflow"
 EXERCISES = (("schema", "check-schema"), ("rules", "check-rules"), ("weekly-cost", "check-weekly-cost"))
@@ -72,13 +72,4 @@ def test_lab02_starting_text_of_each_exercise_fails_its_check() -> None:
 
 @pytest.mark.slow
 def test_lab02_validates_through_nbgrader(tmp_path: Path) -> None:
-    files_before = sorted(p.name for p in LAB.iterdir())
-    result = validate_lab(LAB, workdir=tmp_path / "course", backend="scripted")
-    assert result.ok, result.summary()
-    autograded = [s for s in result.solution_scores if s.autograded]
-    assert sum(s.max_score for s in autograded) == 7 and all(s.full for s in autograded)
-    assert all(s.score == 0 for s in result.student_scores if s.autograded)
-    assert [s.grade_id for s in result.solution_scores if not s.autograded] == ["reflect-monitoring"]
-    released = (tmp_path / "course" / "release" / LAB.name / f"{LAB.name}.ipynb").read_text()
-    assert "graders" not in released and "BEGIN SOLUTION" not in released
-    assert sorted(p.name for p in LAB.iterdir()) == files_before
+    assert_validates(LAB, tmp_path, 7, ["reflect-monitoring"])

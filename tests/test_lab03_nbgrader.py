@@ -11,8 +11,7 @@ import pytest
 
 from marketlab import data
 from marketlab.checks import CheckFailed, lab03
-from marketlab.course import validate_lab
-from tests.support.lab_notebook import graders, meta, notebook, stored_kinds
+from tests.support.lab_notebook import assert_validates, graders, meta, notebook, stored_kinds
 from tests.support.local_submission import LocalSubmission
 
 LAB = Path(__file__).resolve().parent.parent / "labs" / "03-evaluate"
@@ -106,16 +105,7 @@ def test_a_check_that_flags_everything_fails_on_precision() -> None:
 
 @pytest.mark.slow
 def test_lab03_validates_through_nbgrader(tmp_path: Path) -> None:
-    files_before = sorted(p.name for p in LAB.iterdir())
-    result = validate_lab(LAB, workdir=tmp_path / "course", backend="scripted")
-    assert result.ok, result.summary()
-    autograded = [s for s in result.solution_scores if s.autograded]
-    assert sum(s.max_score for s in autograded) == 13 and all(s.full for s in autograded)
-    assert all(s.score == 0 for s in result.student_scores if s.autograded)
-    assert [s.grade_id for s in result.solution_scores if not s.autograded] == ["reflect-publish"]
-    released = (tmp_path / "course" / "release" / LAB.name / f"{LAB.name}.ipynb").read_text()
-    assert "graders" not in released and "BEGIN SOLUTION" not in released
-    assert sorted(p.name for p in LAB.iterdir()) == files_before
+    assert_validates(LAB, tmp_path, 13, ["reflect-publish"])
 
 
 def test_what_lab03_says_about_the_recordings_is_true() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,7 @@ import pytest
 
 from marketlab import commission, data
 from marketlab.checks import CheckFailed, lab05
-from marketlab.course import validate_lab
-from tests.support.lab_notebook import graders, stored_kinds
+from tests.support.lab_notebook import assert_validates, graders, stored_kinds
 from tests.support.local_submission import LocalSubmission
 
 LAB = Path(__file__).resolve().parent.parent / "labs" / "05-commission"
@@ -146,13 +144,4 @@ def test_messages_without_the_proposal_text_fail_the_extraction_check() -> None:
 
 @pytest.mark.slow
 def test_lab05_validates_through_nbgrader(tmp_path: Path) -> None:
-    files_before = sorted(p.name for p in LAB.iterdir())
-    result = validate_lab(LAB, workdir=tmp_path / "course", backend="scripted")
-    assert result.ok, result.summary()
-    autograded = [s for s in result.solution_scores if s.autograded]
-    assert sum(s.max_score for s in autograded) == 11 and all(s.full for s in autograded)
-    assert all(s.score == 0 for s in result.student_scores if s.autograded)
-    assert [s.grade_id for s in result.solution_scores if not s.autograded] == ["reflect-commission"]
-    released = (tmp_path / "course" / "release" / LAB.name / f"{LAB.name}.ipynb").read_text()
-    assert "graders" not in released and "BEGIN SOLUTION" not in released
-    assert sorted(p.name for p in LAB.iterdir()) == files_before
+    assert_validates(LAB, tmp_path, 11, ["reflect-commission"])

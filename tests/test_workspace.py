@@ -17,20 +17,26 @@ import httpx2
 import nbformat
 import pytest
 
+from marketlab.course.layout import LAB_FOLDER
 from marketlab.course.workspace import (INSTRUCTOR_LAB_PLUGINS, NEWS_LAB_PLUGINS, learner_jupyter,
                                         prepare_workspace)
 
 REPO = Path(__file__).resolve().parent.parent
 LABS = sorted(p for p in (REPO / "labs").iterdir() if p.is_dir() and list(p.glob("*.ipynb")))
+GRADED = [lab for lab in LABS if LAB_FOLDER.match(lab.name)]
+TAKE_HOME = REPO / "labs" / "take-home"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 
 def _copy_labs(target: Path, labs: list[Path]) -> Path:
-    """The labs' notebooks, plus files that must never reach a workspace."""
+    """The labs' notebooks (and take-home's briefs and README), plus files that must never reach a workspace."""
     for lab in labs:
         (target / lab.name).mkdir(parents=True)
         for notebook in lab.glob("*.ipynb"):
             shutil.copy2(notebook, target / lab.name / notebook.name)
+        if lab == TAKE_HOME:
+            shutil.copy2(lab / "README.md", target / lab.name / "README.md")
+            shutil.copytree(lab / "briefs", target / lab.name / "briefs")
         (target / lab.name / "secret_grader.py").write_text("ANSWER = 42\n")
         (target / lab.name / "data").mkdir()
         (target / lab.name / "data" / "holdout.csv").write_text("a,b\n1,2\n")
@@ -65,11 +71,15 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list
 
 def test_first_run_creates_the_student_versions(prepared: tuple[Path, Path, list[Path]]) -> None:
     labs, workspace, created = prepared
-    expected = sorted(workspace / lab.name / nb.name for lab in LABS for nb in lab.glob("*.ipynb"))
-    assert sorted(created) == expected and len(expected) >= 3
-    # notebooks only: no graders, data or anything else of the lab folders
-    assert sorted(p for p in workspace.rglob("*") if p.is_file()) == expected
-    for path in created:
+    expected = sorted(workspace / lab.name / nb.name for lab in GRADED for nb in lab.glob("*.ipynb"))
+    ready = sorted(workspace / "take-home" / path.relative_to(TAKE_HOME)
+                   for path in [*TAKE_HOME.glob("*.ipynb"), TAKE_HOME / "README.md", *TAKE_HOME.glob("briefs/*.yaml")])
+    assert sorted(created) == sorted(expected + ready) and len(expected) >= 6 and len(ready) >= 8
+    # graded labs: notebooks only; take-home: its notebooks, README and briefs; never graders or data
+    assert sorted(p for p in workspace.rglob("*") if p.is_file()) == sorted(expected + ready)
+    for path in ready:  # ready workflows have nothing to hide: copied byte for byte
+        assert path.read_bytes() == (labs / "take-home" / path.relative_to(workspace / "take-home")).read_bytes()
+    for path in expected:
         instructor = nbformat.read(labs / path.parent.name / path.name, as_version=4)
         text = path.read_text(encoding="utf-8")
         student = nbformat.read(path, as_version=4)
@@ -114,6 +124,21 @@ def test_learner_work_survives_and_deleted_notebooks_come_back(tmp_path: Path) -
     assert first.read_bytes() == edited
 
 
+def test_edited_take_home_files_are_kept_and_deleted_ones_come_back(tmp_path: Path) -> None:
+    labs = _copy_labs(tmp_path / "labs", [TAKE_HOME])
+    (labs / "take-home" / ".hidden.md").write_text("not for learners\n")
+    (labs / "take-home" / "scratch.py").write_text("print('not for learners')\n")
+    workspace = tmp_path / "workspace"
+    prepare_workspace(labs, workspace)
+    brief = workspace / "take-home" / "briefs" / "lead-notes.yaml"
+    brief.write_text("title: our own lead notes\n")
+    notebook = workspace / "take-home" / "lead-notes.ipynb"
+    notebook.unlink()
+    assert prepare_workspace(labs, workspace) == [notebook]
+    assert brief.read_text() == "title: our own lead notes\n"
+    assert not (workspace / "take-home" / ".hidden.md").exists() and not (workspace / "take-home" / "scratch.py").exists()
+
+
 def test_marketlab_lab_help_still_works() -> None:
     done = subprocess.run([sys.executable, "-m", "marketlab.cli", "lab", "--help"],
                           capture_output=True, text=True, timeout=60)
@@ -148,7 +173,8 @@ def test_marketlab_lab_prepares_the_folder_before_starting_jupyter(tmp_path: Pat
     out = capsys.readouterr().out
     assert "Added to your workspace" in out and all(lab.name in out for lab in LABS)
     assert f"--notebook-dir={workspace.resolve()}" in started[0]
-    assert sorted(p.parent.name for p in workspace.glob("*/*.ipynb")) == [lab.name for lab in LABS]
+    assert sorted({p.parent.name for p in workspace.glob("*/*.ipynb")}) == [lab.name for lab in LABS]
+    assert (workspace / "take-home" / "briefs" / "lead-notes.yaml").is_file(), "take-home notebooks find their briefs"
 
     with pytest.raises(Exec):
         cli.main(["lab", "--dir", str(workspace)])

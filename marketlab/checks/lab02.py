@@ -219,15 +219,15 @@ class _Observed:
         return int(sum(self.endpoint.tokens_served))
 
 
-def _endpoint(fail_name: str, rules: Rules | None) -> _CountingEndpoint:
+def _endpoint(fail_name: str, rules: Rules | None, faults: bool = True) -> _CountingEndpoint:
     def responder(body: dict[str, Any]) -> Any:
         if fail_name and fail_name in json.dumps(body.get("messages", [])):
             return Fault.malformed_json()
         return _valid_reply(body, rules) or default_reply(body)
 
-    faults = [Fault.rate_limit(retry_after=0.01), Fault.server_error(), Fault.timeout(), Fault.truncated_json(),
-              Fault.malformed_json()]
-    return _CountingEndpoint(faults, responder)
+    injected = [Fault.rate_limit(retry_after=0.01), Fault.server_error(), Fault.timeout(), Fault.truncated_json(),
+                Fault.malformed_json()] if faults else []
+    return _CountingEndpoint(injected, responder)
 
 
 class _CountingEndpoint(ScriptedEndpoint):

@@ -230,6 +230,32 @@ def _reply(record: dict[str, Any] | None, changed: bool, rng: np.random.Generato
     return " ".join(parts)
 
 
+def workflow_alert_problems(table: Any, quiet_table: Any, start_week: int) -> list[str]:
+    """Problems of a workflow monitor's alerts: in time after the change, none before or on stable runs, owned."""
+    problems = []
+    for name, t in (("changed", table), ("stable", quiet_table)):
+        if not isinstance(t, pd.DataFrame) or not {"week", "owner", "action"} <= set(t.columns):
+            problems.append(f"for the {name} runs it returned no alerts table (week, owner, action)")
+    if problems:
+        return problems
+    unowned = [t for t in (table, quiet_table) if t["owner"].astype(str).str.strip().isin(["", "nan", "None"]).any()]
+    if unowned:
+        problems.append("an alert names no owner")
+    odd = sorted(set(table["action"].astype(str)) | set(quiet_table["action"].astype(str)))
+    odd = [a for a in odd if a not in WORKFLOW_ACTIONS]
+    if odd:
+        problems.append(f"action(s) {odd[:3]}: nobody retrains a prompt workflow; use "
+                        f"{', '.join(repr(a) for a in WORKFLOW_ACTIONS)}")
+    weeks = pd.to_numeric(table["week"], errors="coerce").dropna()
+    if weeks[weeks >= start_week].empty or weeks[weeks >= start_week].min() > start_week + 2:
+        problems.append(f"no alert within 3 weeks of week {start_week}, when the checks started failing")
+    if len(weeks[weeks < start_week]):
+        problems.append("an alert before anything changed: noise")
+    if len(quiet_table):
+        problems.append(f"{len(quiet_table)} alert(s) on runs where nothing changed")
+    return problems
+
+
 def check_workflow_rules(monitor_workflow: Callable[..., Any], changed: pd.DataFrame, stable: pd.DataFrame,
                          start_week: int, *, strict: bool = True, quiet: bool = False) -> CheckResult:
     """monitor_workflow(weekly_runs) alerts within three weeks of the model change, not on stable runs."""
@@ -240,25 +266,7 @@ def check_workflow_rules(monitor_workflow: Callable[..., Any], changed: pd.DataF
     except Exception as err:  # noqa: BLE001
         result.fail(f"monitor_workflow stopped with {describe_error(err)}")
     else:
-        table, quiet_table = alerts
-        problems = []
-        for name, t in (("changed", table), ("stable", quiet_table)):
-            if not isinstance(t, pd.DataFrame) or not {"week", "owner", "action"} <= set(t.columns):
-                problems.append(f"for the {name} runs it returned no alerts table (week, owner, action)")
-        if not problems:
-            odd = sorted(set(table["action"].astype(str)) | set(quiet_table["action"].astype(str)))
-            odd = [a for a in odd if a not in WORKFLOW_ACTIONS]
-            if odd:
-                problems.append(f"action(s) {odd[:3]}: nobody retrains a prompt workflow; use "
-                                f"{', '.join(repr(a) for a in WORKFLOW_ACTIONS)}")
-            weeks = pd.to_numeric(table["week"], errors="coerce").dropna()
-            if weeks[weeks >= start_week].empty or weeks[weeks >= start_week].min() > start_week + 2:
-                problems.append(f"no alert within 3 weeks of week {start_week}, when the checks started failing")
-            if len(weeks[weeks < start_week]):
-                problems.append("an alert before anything changed: noise")
-            if len(quiet_table):
-                problems.append(f"{len(quiet_table)} alert(s) on runs where nothing changed")
-        for problem in problems:
+        for problem in workflow_alert_problems(*alerts, start_week):
             result.fail(problem)
     result.hint = ("Watch 'pass_rate' with Trigger.beyond(sigmas=2, weeks=2, out_of=3); name the workflow's owner "
                    "from your brief and the action 'rewrite the prompt'.")

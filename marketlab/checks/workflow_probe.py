@@ -9,9 +9,6 @@ the checking process on its side of the socket, never reported from here.
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,32 +56,12 @@ def run(module: Any, request: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Import the file, then answer requests until stdin closes; the workflow's printing goes to stderr."""
-    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    from marketlab.checks.serve_module import import_path, serve_lines
 
-    def reply(message: dict[str, Any]) -> None:
-        replies.write(json.dumps(message, allow_nan=True, default=str) + "\n")
-        replies.flush()
+    def answer(module: Any, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "value": describe(module) if request.get("op") == "describe" else run(module, request)}
 
-    try:
-        spec = importlib.util.spec_from_file_location("learner_workflow", Path(argv[0]))
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    except BaseException as exc:  # noqa: BLE001 - the learner's file may fail in any way
-        reply({"ok": False, "error": {"kind": type(exc).__name__, "text": str(exc)[:300]}})
-        return 0
-    reply({"ok": True})
-    for line in sys.stdin:
-        try:
-            request = json.loads(line)
-            value = describe(module) if request.get("op") == "describe" else run(module, request)
-            reply({"ok": True, "value": value})
-        except BaseException as exc:  # noqa: BLE001
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            reply({"ok": False, "error": {"kind": type(exc).__name__, "text": str(exc)[:300]}})
-    return 0
+    return serve_lines(lambda: import_path(Path(argv[0]), "learner_workflow"), answer)
 
 
 if __name__ == "__main__":

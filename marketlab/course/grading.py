@@ -114,15 +114,18 @@ def _claim_uid() -> int:
 
 
 def load_graders(course: Course, lab: str) -> dict[str, Any]:
-    """GRADERS of graders/<lab-prefix>.py (e.g. graders/lab02.py for 02-workflow), imported here, outside."""
+    """GRADERS of the lab's graders file (graders/lab02.py for 02-workflow, graders/capstone.py for capstone),
+    imported here, outside."""
+    from .layout import graders_module
+
     cached = _worker.get("graders", {}).get(lab)
     if cached is not None:
         return cached
-    number = lab.split("-", 1)[0]
-    path = course.graders_dir / f"lab{number}.py"
+    module_name = graders_module(lab)
+    path = course.graders_dir / f"{module_name}.py"
     graders: dict[str, Any] = {}
     if path.is_file():
-        name = f"marketlab_graders_lab{number}"
+        name = f"marketlab_graders_{module_name}"
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
         sys.modules[name] = module

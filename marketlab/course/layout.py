@@ -29,8 +29,14 @@ from typing import Any
 from marketlab.errors import MarketlabError
 
 SETTINGS_FILE = "marketlab-course.json"
-# A graded lab is a folder named NN-name (00-first-steps, 90-attack); others (take-home/) are not graded.
-LAB_FOLDER = re.compile(r"^\d{2}-[A-Za-z0-9_-]+$")
+# A graded lab is a folder named NN-name (00-first-steps, 90-attack) or capstone; others (take-home/) are not graded.
+LAB_FOLDER = re.compile(r"^(\d{2}-[A-Za-z0-9_-]+|capstone)$")
+
+
+def graders_module(lab: str) -> str:
+    """The name of a lab's graders file in graders/: lab02 for 02-workflow, capstone for capstone."""
+    prefix = lab.split("-", 1)[0]
+    return f"lab{prefix}" if prefix.isdigit() else re.sub(r"[^A-Za-z0-9_]", "_", lab)
 
 
 def lab_notebooks(labs_dir: str | Path) -> list[Path]:

@@ -141,6 +141,9 @@ def allowed_env(home: str, extra: Mapping[str, str] | None = None) -> dict[str, 
         "TMPDIR": "/tmp", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/matplotlib",
         "MARKETLAB_HOME": "/tmp/marketlab", "MARKETLAB_BACKEND": "scripted", "MARKETLAB_ARTIFACTS": "/tmp/artifacts",
         "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        # glibc reserves 64 MB of address space per malloc arena, up to 8 per core: a kernel with a dozen
+        # threads (ipykernel's own, run_batch's workers) reached the memory limit and aborted mid-lab.
+        "MALLOC_ARENA_MAX": "2",
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8", "TQDM_DISABLE": "1",
         "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_CONFIG_DIR": "/tmp/jupyter", "IPYTHONDIR": "/tmp/ipython",
     }
@@ -328,6 +331,9 @@ def run(view: View, argv: Sequence[str], *, stdin: bytes = b"", timeout: float =
 
 def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
     """Kill a sandbox we started: its session (bwrap and, through --die-with-parent, all inside)."""
+    if process.returncode is not None:
+        # Already reaped: its pid, and so its session id, may belong to another process by now.
+        return
     try:
         os.killpg(process.pid, 9)
     except (ProcessLookupError, PermissionError):

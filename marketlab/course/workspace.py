@@ -6,8 +6,10 @@ For each lab folder in `labs_dir`, nbgrader's own API generates the student vers
 replaced by stubs, hidden tests and outputs removed) in one temporary course folder, and each
 generated notebook is copied to `workspace/<lab>/<name>.ipynb` only if that file does not exist
 yet. A learner's work is never overwritten; a lab added later, or a notebook the learner deleted,
-appears on the next run. Only notebooks are copied: nothing else of a lab folder (graders, files a
-lab run leaves behind) reaches the workspace.
+appears on the next run. Of a graded lab (`NN-name/`) only notebooks are copied: nothing else
+(graders, files a lab run leaves behind) reaches the workspace. A folder of ready workflows
+(`take-home/`) has no solutions to hide: its notebooks, README and briefs are copied as they are,
+because its notebooks read their briefs from beside them.
 
 `learner_jupyter(...)` is how `marketlab lab` starts JupyterLab on the workspace: with the learner's
 view of nbgrader (assignment list and validate button; no instructor tools) and no news pop-up.
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MarketlabError
+from .layout import LAB_FOLDER
 
 # What a learner does not see: the instructor's nbgrader tools (as lab plugins and server extensions;
 # create-assignment has no server part) and JupyterLab's news and update notices.
@@ -31,6 +34,8 @@ INSTRUCTOR_LAB_PLUGINS = ("@jupyter/nbgrader:create-assignment", "@jupyter/nbgra
                           "@jupyter/nbgrader:course-list")
 NEWS_LAB_PLUGINS = ("@jupyterlab/apputils-extension:announcements",)
 INSTRUCTOR_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
+# What a folder of ready workflows hands the learner: notebooks, their briefs and the README.
+AS_IS_SUFFIXES = (".ipynb", ".md", ".yaml", ".yml")
 
 
 class WorkspaceError(MarketlabError, RuntimeError):
@@ -46,14 +51,51 @@ class WorkspaceError(MarketlabError, RuntimeError):
         return (type(self), (self.problems, self.created))
 
 
+def _folders(labs_dir: Path) -> list[Path]:
+    return sorted(p for p in labs_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
 def _missing(labs_dir: Path, workspace: Path) -> dict[str, list[Path]]:
-    """Lab name -> its instructor notebooks that have no copy in the workspace yet."""
+    """Graded lab name -> its instructor notebooks that have no copy in the workspace yet."""
     missing: dict[str, list[Path]] = {}
-    for lab in sorted(p for p in labs_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+    for lab in _folders(labs_dir):
+        if not LAB_FOLDER.match(lab.name):
+            continue
         notebooks = [nb for nb in sorted(lab.glob("*.ipynb")) if not (workspace / lab.name / nb.name).exists()]
         if notebooks:
             missing[lab.name] = notebooks
     return missing
+
+
+def _as_is_files(folder: Path) -> list[Path]:
+    """The learner-facing files of a folder of ready workflows (no hidden folders, no links)."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix in AS_IS_SUFFIXES and p.is_file() and not p.is_symlink()
+                  and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts))
+
+
+def _write_new(target: Path, content: bytes) -> bool:
+    """Write `target` only if it does not exist ("x": fails rather than overwrite a learner's file)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with target.open("xb") as out:
+            out.write(content)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _copy_ready_workflows(labs_dir: Path, workspace: Path) -> list[Path]:
+    """Copy what is missing of every folder that is not a graded lab (take-home/); return what was written."""
+    created: list[Path] = []
+    for folder in _folders(labs_dir):
+        if LAB_FOLDER.match(folder.name):
+            continue
+        for path in _as_is_files(folder):
+            target = workspace / folder.name / path.relative_to(folder)
+            if not target.exists() and _write_new(target, path.read_bytes()):
+                created.append(target)
+    return created
 
 
 def prepare_workspace(labs_dir: Path, workspace: Path) -> list[Path]:
@@ -63,15 +105,16 @@ def prepare_workspace(labs_dir: Path, workspace: Path) -> list[Path]:
     that could be generated) if nbgrader fails on some lab.
     """
     labs_dir, workspace = Path(labs_dir).resolve(), Path(workspace).resolve()
+    ready = _copy_ready_workflows(labs_dir, workspace)
     missing = _missing(labs_dir, workspace)
     if not missing:
-        return []  # nothing to do: no nbgrader start-up at all
+        return ready  # nothing to generate: no nbgrader start-up at all
 
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
-    created: list[Path] = []
+    created: list[Path] = list(ready)
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="marketlab-workspace-") as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"nbgrader\..*")
@@ -94,13 +137,8 @@ def prepare_workspace(labs_dir: Path, workspace: Path) -> list[Path]:
             for path in notebooks:
                 generated = root / "release" / lab / path.name
                 target = workspace / lab / path.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    with target.open("xb") as out:  # "x": fails rather than overwrite a learner's file
-                        out.write(generated.read_bytes())
-                except FileExistsError:
-                    continue
-                created.append(target)
+                if _write_new(target, generated.read_bytes()):
+                    created.append(target)
     if problems:
         raise WorkspaceError(problems, created)
     return created

@@ -49,11 +49,15 @@ DEFECT_CHECKS = {defect_checks!r}
 
 ACCEPTANCE = {acceptance}
 
+TEXT = {text!r}  # the column the checks read (None: text, or description as Lab 2 writes it)
+FACTS = {facts!r}  # False: the input rows are not product facts, so no check looks facts up
+
 
 def evaluate(outputs_df: pd.DataFrame, products_df: pd.DataFrame) -> pd.DataFrame:
     """Every check on every text: one row per text, one column per check, `passed` and `reason`."""
-    text = "text" if "text" in outputs_df.columns or "description" not in outputs_df.columns else "description"
-    return run_checks(outputs_df, products_df, CHECKS, text=text)
+    text = TEXT or ("text" if "text" in outputs_df.columns or "description" not in outputs_df.columns
+                    else "description")
+    return run_checks(outputs_df, products_df if FACTS else None, CHECKS, text=text)
 '''
 
 
@@ -85,8 +89,12 @@ def check_source(check: Any) -> str:
 
 
 def evaluator_source(checks: Sequence[Any], defect_checks: Mapping[str, str], acceptance: Any,
-                     *functions: Callable[..., Any]) -> str:
-    """The text of evaluate.py for these checks, mapping, acceptance criteria and functions."""
+                     *functions: Callable[..., Any], text: str | None = None, facts: bool = True) -> str:
+    """The text of evaluate.py for these checks, mapping, acceptance criteria and functions.
+
+    text: the output column the checks read; facts=False when the input rows are not product facts
+    (reviews, leads), so every check gets no product row.
+    """
     from .compare import Acceptance
 
     if not checks:
@@ -111,7 +119,7 @@ def evaluator_source(checks: Sequence[Any], defect_checks: Mapping[str, str], ac
                                           "Define it with `def name(...):`.")
         sources.append(artifacts.function_source(fn).rstrip())
     return TEMPLATE.format(functions="\n\n\n".join(sources), checks="\n".join(f"    {check_source(c)}," for c in checks),
-                           defect_checks=mapping, acceptance=repr(acceptance))
+                           defect_checks=mapping, acceptance=repr(acceptance), text=text, facts=bool(facts))
 
 
 def save_evaluator(checks: Sequence[Any], defect_checks: Mapping[str, str], acceptance: Any,

@@ -49,6 +49,37 @@ def monitor(weekly_df: pd.DataFrame) -> pd.DataFrame:
 '''
 
 
+RUNS_TEMPLATE = '''"""Alerts for a workflow's weekly results: a monitor saved from the marketlab capstone.
+
+    import monitor
+    alerts = monitor.monitor(results_df)    # one row per alert: week, rule, owner, action, when it began
+    monitor.RULES                           # who acts, and how, on which pattern
+
+results_df is the workflow's results (what `marketlab run` writes) gathered over the weeks, with a
+`week` column saying when each row was run. Edit the notebook and save again rather than editing
+this file by hand.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from marketlab.monitor import AlertRule, Trigger, from_runs, run_monitor, runs_settings  # noqa: F401
+
+RULES = [
+{rules}
+]
+
+
+def monitor(results_df: pd.DataFrame) -> pd.DataFrame:
+    """Every rule on the weekly rates of the results; one row per alert, each naming its owner and action."""
+    weekly = from_runs(results_df, week="week")
+    settings = runs_settings(weekly)
+    rules = [rule for rule in RULES if rule.metric in settings.metrics]
+    return run_monitor(weekly, rules, settings).alerts_table()
+'''
+
+
 def rule_source(rule: AlertRule) -> str:
     """The Python call that rebuilds an alert rule, checked by rebuilding it."""
     from .signals import Trigger
@@ -60,8 +91,8 @@ def rule_source(rule: AlertRule) -> str:
     return source
 
 
-def monitor_source(rules: Sequence[Any]) -> str:
-    """The text of monitor.py for these rules."""
+def monitor_source(rules: Sequence[Any], runs: bool = False) -> str:
+    """The text of monitor.py for these rules (runs=True: over a workflow's results, not a campaign table)."""
     rules = list(rules)
     if not rules:
         raise artifacts.ArtifactError("RULES is empty: the monitor would never raise an alert.",
@@ -70,7 +101,7 @@ def monitor_source(rules: Sequence[Any]) -> str:
     if wrong:
         raise MonitorError(f"RULES holds a {type(wrong[0]).__name__}, not an AlertRule.",
                            "Write each rule as AlertRule(name=..., metric=..., trigger=..., owner=..., action=...).")
-    return TEMPLATE.format(rules="\n".join(f"    {rule_source(r)}," for r in rules))
+    return (RUNS_TEMPLATE if runs else TEMPLATE).format(rules="\n".join(f"    {rule_source(r)}," for r in rules))
 
 
 def save_monitor(rules: Sequence[Any], here: str | Path | None = None) -> list[Path]:

@@ -1,6 +1,7 @@
 """Packaged workflow folders and spreadsheets for the `marketlab run` tests.
 
-A folder is what a learner takes home: Lab 2's workflow.py (copied as it is), a brief.yaml and an
+A folder is what a learner takes home: Lab 2's workflow.py (written by the same save_workflow call
+as Lab 2's solution, so the tests do not depend on the lab having been run), a brief.yaml and an
 evaluate.py written the way Lab 3 teaches (checks, run_checks, ACCEPTANCE). The CSV is the course's
 product table exported with other column names, as a company's own export would be.
 """
@@ -8,17 +9,15 @@ product table exported with other column names, as a company's own export would 
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, Field
 
-from marketlab import data
+from marketlab import data, reference
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-LAB02_WORKFLOW = REPO_ROOT / "labs" / "02-workflow" / "workflow.py"
 # The course's column -> the name in "our" export.
 THEIR_NAMES = {"sku": "product_code", "name": "title", "key_specs": "specs"}
 MAPPING = "{" + ", ".join(f"{ours}: {theirs}" for ours, theirs in THEIR_NAMES.items()) + "}"
@@ -48,13 +47,30 @@ def evaluate(outputs_df: pd.DataFrame, products_df: pd.DataFrame) -> pd.DataFram
 '''
 
 
+class ProductCopy(BaseModel):
+    """Web copy for one product (Lab 2's solution schema)."""
+
+    headline: str = Field(description="one short line that names the product", max_length=60)
+    description: str = Field(description="the web description, using only the facts given")
+
+
+def lab02_workflow_source() -> str:
+    """The workflow.py Lab 2's solution saves: reference brief and messages, its schema, rules and settings."""
+    from marketlab.workflow import Rules
+    from marketlab.workflow.artifact import workflow_source
+
+    brief = reference.load_brief()
+    rules = Rules.from_brief(brief, "description").with_banned_words(data.load_brand_voice()["banned_words"])
+    return workflow_source(brief, reference.build_messages, ProductCopy, rules, {"workers": 4, "max_tokens": 300})
+
+
 def lab02_folder(root: Path, min_pass_rate: float = 0.5, title: str | None = None) -> Path:
     """A folder with Lab 2's workflow.py, its brief as brief.yaml and an evaluate.py with this acceptance."""
     from marketlab.workflow import load_workflow
 
     folder = root / "our-workflow"
     folder.mkdir(parents=True)
-    shutil.copy(LAB02_WORKFLOW, folder / "workflow.py")
+    (folder / "workflow.py").write_text(lab02_workflow_source(), encoding="utf-8")
     brief = load_workflow(folder / "workflow.py").BRIEF
     if title is not None:
         brief = brief.model_copy(update={"title": title})
@@ -114,7 +130,7 @@ def workflow_losing_a_row(root: Path) -> Path:
     """A folder whose run() drops the last row of run_batch's table."""
     folder = root / "loses-a-row"
     folder.mkdir(parents=True)
-    source = LAB02_WORKFLOW.read_text(encoding="utf-8")
+    source = lab02_workflow_source()
     source += textwrap.dedent('''
 
         _whole_run = run

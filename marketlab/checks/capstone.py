@@ -1,0 +1,278 @@
+"""Checks for the capstone: the packaged workflow folder, run the way the learner's team will run it.
+
+Every check reads the package folder (brief.yaml, workflow.py, evaluate.py, monitor.py, README.md).
+In the notebook it is the learner's own folder on course rows the notebook never used; in grading
+it is the folder the submission made, run in the grading sandbox on a holdout table from another
+company. The model is the scripted endpoint, on the checking side of a socket: it injects faults and
+counts every token it serves, so what the workflow spent is observed, not reported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import extract, wire
+from ._report import CheckResult, describe_error, finish
+from .harness import Harness, LocalHarness, ModuleProcess
+
+PACKAGE_DIR = "my-workflow"  # the folder the capstone notebook packages into, next to the notebook
+FILES = ("brief.yaml", "workflow.py", "evaluate.py", "monitor.py", "README.md")
+# The course tables a capstone workflow may run on: name -> the column that identifies a row.
+TASK_KEYS = {"products": "sku", "reviews": "review_id", "leads": "lead_id"}
+UNSEEN_ROWS = 12      # rows of the run under faults
+BUDGET_ROWS = 6       # rows of the run under a tight budget
+DONE = (0, 4)         # exit statuses of a run that completed: acceptance met (0), or computed and missed (4)
+PROBE_TIMEOUT_S = 180.0
+
+
+def task_key(task: Any) -> str:
+    """The key column of a capstone task, or a CheckFailed-style ValueError naming the choices."""
+    if not isinstance(task, str) or task not in TASK_KEYS:
+        raise ValueError(f"TASK is {task!r}; it must be one of {', '.join(repr(t) for t in TASK_KEYS)}")
+    return TASK_KEYS[task]
+
+
+def unseen_rows(task: str, directory: str | Path | None = None, rows: int = UNSEEN_ROWS) -> pd.DataFrame:
+    """Rows of the task's table the capstone notebook never runs on: the last `rows` of it."""
+    from marketlab import data
+
+    task_key(task)
+    return data.load(task, directory=directory).tail(rows).reset_index(drop=True)
+
+
+def _read(folder: Path, name: str) -> str | None:
+    from marketlab.course.intake import read_text
+
+    return read_text(folder, name)
+
+
+def _missing_files(result: CheckResult, folder: Path, names: Sequence[str]) -> bool:
+    missing = [name for name in names if _read(folder, name) is None]
+    if missing:
+        result.fail(f"the folder {folder.name}/ has no {', '.join(missing)}")
+        result.hint = "Run the packaging cell: capstone.package(...) writes every file of the folder."
+    return bool(missing)
+
+
+# -- 1. the brief -----------------------------------------------------------------------------
+
+def check_brief(source: Any, *, strict: bool = True, quiet: bool = False) -> CheckResult:
+    """The brief (a Brief, or the package folder's brief.yaml) passes every rule of Lab 1's linter."""
+    from marketlab.brief import Brief, lint
+
+    result = CheckResult("brief", "your brief is an engineering spec: every rule of the Lab 1 linter passes")
+    if isinstance(source, Brief):
+        brief = source
+    else:
+        folder = Path(source)
+        if _missing_files(result, folder, ["brief.yaml"]):
+            return finish(result, strict=strict, quiet=quiet)
+        try:
+            brief = Brief.from_yaml(_read(folder, "brief.yaml") or "", origin="brief.yaml")
+        except Exception as err:  # noqa: BLE001 - a learner's YAML can be wrong in any way
+            result.fail(f"brief.yaml cannot be read as a brief: {describe_error(err)}")
+            result.hint = "Fix the YAML in the brief cell (run it: it says which line is wrong), then package again."
+            return finish(result, strict=strict, quiet=quiet)
+    report = lint(brief)
+    for failed in report.failed:
+        result.fail(f"{failed.rule.title}: {failed.detail}")
+    if report.failed:
+        result.hint = f"The first rule to fix: {report.failed[0].rule.fix}"
+    return finish(result, strict=strict, quiet=quiet)
+
+
+# -- 2. the package runs on a table it has never seen ----------------------------------------------
+
+def _run(served: ModuleProcess, harness: Harness, folder: Path, table: pd.DataFrame, fail_value: str,
+         params: dict[str, Any], rules: Any, faults: bool = True) -> tuple[dict[str, Any] | None, int, str]:
+    """One `marketlab run` of the folder against a fresh scripted endpoint: (outcome, tokens served, error).
+
+    The endpoint is Lab 2's: faults first, then replies that meet the schema and the workflow's own
+    word limits, and malformed JSON for every request that names `fail_value` (faults=False: none).
+    """
+    from .harness import serve
+    from .lab02 import _endpoint
+
+    endpoint = _endpoint(fail_value, rules, faults)
+    with serve(endpoint, harness, timeout=1.0) as spec:
+        try:
+            outcome = served.request({"op": "run", "folder": harness.inside(folder), "table": table,
+                                      "client": spec, "params": params}, timeout=PROBE_TIMEOUT_S)
+        except (wire.RemoteError, wire.WireError) as err:
+            return None, sum(endpoint.tokens_served), describe_error(err)
+    return (outcome if isinstance(outcome, dict) else None), sum(endpoint.tokens_served), ""
+
+
+def _lost_rows(label: str, outcome: dict[str, Any], table: pd.DataFrame, key: str) -> list[str]:
+    """Problems with the rows of the output file: every input key exactly once, each row with a status."""
+    from marketlab.workflow import STATUSES
+
+    out = outcome.get("output")
+    if not isinstance(out, pd.DataFrame):
+        return [f"{label}: no output file was written"]
+    if key not in out.columns:
+        return [f"{label}: the output has no {key} column, so results cannot be joined back to the table"]
+    wanted = table[key].astype(str).tolist()
+    got = out[key].astype(str).tolist()
+    problems = []
+    lost = [k for k in wanted if k not in set(got)]
+    if lost:
+        problems.append(f"{label}: {len(lost)} of {len(wanted)} rows lost (first {lost[0]})")
+    extra = sorted(set(got) - set(wanted))
+    if extra or len(got) != len(set(got)):
+        problems.append(f"{label}: the output has rows that are not in the input, or a row twice")
+    if "status" not in out.columns:
+        problems.append(f"{label}: the output has no status column: nobody can tell a failed row from a good one")
+    else:
+        odd = sorted({str(s) for s in out["status"]} - set(STATUSES))
+        if odd:
+            problems.append(f"{label}: status values that are not the runner's: {odd[:3]}")
+    return problems
+
+
+def _judge_full(outcome: dict[str, Any] | None, error: str, served: int, table: pd.DataFrame, key: str,
+                result: CheckResult) -> None:
+    label = f"run on {len(table)} unseen rows under faults"
+    if outcome is None:
+        result.fail(f"{label}: it stopped with {error or 'no answer'}")
+        return
+    code = outcome.get("exit")
+    if code not in DONE:
+        said = "; ".join(str(p) for p in (outcome.get("problems") or [])[:2])
+        result.fail(f"{label}: marketlab run ended with exit status {code}" + (f" ({said})" if said else ""))
+    for problem in _lost_rows(label, outcome, table, key):
+        result.fail(problem)
+    if not outcome.get("acceptance"):
+        result.fail(f"{label}: no acceptance criteria were computed (evaluate.py's ACCEPTANCE)")
+    declared = outcome.get("declared") or {}
+    tokens = declared.get("tokens")
+    if tokens is None and declared.get("cost_usd") is None:
+        result.fail("the workflow has no budget: a run on a big table could spend without limit")
+    elif tokens is not None and served > int(tokens):
+        result.fail(f"{label}: the model served {served} tokens; the workflow's own budget is {tokens}")
+
+
+def _judge_budget(outcome: dict[str, Any] | None, error: str, served: int, budget: int, table: pd.DataFrame,
+                  key: str, result: CheckResult) -> None:
+    label = f"run on {len(table)} rows with a budget of {budget} tokens"
+    if outcome is None:
+        result.fail(f"{label}: it stopped with {error or 'no answer'}")
+        return
+    if outcome.get("exit") not in DONE:
+        result.fail(f"{label}: marketlab run ended with exit status {outcome.get('exit')}")
+    if served > budget:
+        result.fail(f"{label}: the model served {served} tokens, over the budget")
+    for problem in _lost_rows(label, outcome, table, key):
+        result.fail(problem)
+    out = outcome.get("output")
+    if isinstance(out, pd.DataFrame) and "status" in out.columns and not (out["status"] == "skipped_budget").any():
+        result.fail(f"{label}: no row says skipped_budget, yet the budget could not pay for every row")
+
+
+def check_package(folder: str | Path, table: pd.DataFrame, key: str, *, harness: Harness | None = None,
+                  strict: bool = True, quiet: bool = False) -> CheckResult:
+    """`marketlab run` on the folder, in a fresh Python, on rows it has never seen, under faults and a budget."""
+    result = CheckResult("package", f"marketlab run on your folder, on {len(table)} rows it has never seen, under "
+                                    "faults: it completes, loses no row, keeps its budget, computes its acceptance")
+    folder = Path(folder)
+    harness = harness or LocalHarness()
+    if _missing_files(result, folder, ["workflow.py", "evaluate.py"]):
+        return finish(result, strict=strict, quiet=quiet)
+    fail_value = str(table[key].iloc[1]) if len(table) > 1 else ""
+    few = table.head(BUDGET_ROWS)
+    with harness.served(folder, ["-m", "marketlab.checks.run_probe"]) as served:
+        try:  # the saved rules only shape the scripted replies; nothing is judged on them
+            rules = extract.rules_from_data(served.request({"op": "rules", "folder": harness.inside(folder)}) or {})
+        except (wire.RemoteError, wire.WireError):
+            rules = None
+        first, spent, first_error = _run(served, harness, folder, table, fail_value, {}, rules)
+        _judge_full(first, first_error, spent, table, key, result)
+        # Half what the first run spent on as many rows: the budget cannot pay for all of them. No faults
+        # this time, so what the budget buys is replies.
+        budget = max(1, spent * len(few) // (2 * max(1, len(table))))
+        second, spent_second, second_error = _run(served, harness, folder, few, "", {"token_budget": budget}, rules,
+                                                  faults=False)
+        _judge_budget(second, second_error, spent_second, budget, few, key, result)
+    result.hint = ("Package again with capstone.package(...) and keep run() as it is saved: it returns every row, "
+                   "failed ones marked. Give SETTINGS a token_budget, and ACCEPTANCE at least one criterion.")
+    return finish(result, strict=strict, quiet=quiet)
+
+
+# -- 3. monitoring ------------------------------------------------------------------------------
+
+def check_monitoring(folder: str | Path, changed: pd.DataFrame, stable: pd.DataFrame, start_week: int, *,
+                     harness: Harness | None = None, strict: bool = True, quiet: bool = False) -> CheckResult:
+    """monitor.py, in a fresh Python, alerts soon after the checks start failing and never on stable runs."""
+    from .lab04 import workflow_alert_problems
+
+    result = CheckResult("monitoring", "monitor.py alerts within 3 weeks when the checks start failing, stays quiet "
+                                       "otherwise, and every alert names an owner and an action")
+    folder = Path(folder)
+    harness = harness or LocalHarness()
+    if _missing_files(result, folder, ["monitor.py"]):
+        return finish(result, strict=strict, quiet=quiet)
+    with harness.module(folder, "monitor.py") as served:
+        try:
+            alerts = [served.request({"op": "call", "name": "monitor", "args": [t]}, timeout=60) for t in (changed,
+                                                                                                        stable)]
+        except (wire.RemoteError, wire.WireError) as err:
+            result.fail(f"monitor.py could not run on its own: {describe_error(err)}")
+            result.hint = "Package again; keep ALERTS to AlertRule(...) with marketlab's triggers."
+            return finish(result, strict=strict, quiet=quiet)
+    for problem in workflow_alert_problems(*alerts, start_week):
+        result.fail(problem)
+    result.hint = ("Watch 'pass_rate' with Trigger.beyond(sigmas=2, weeks=2, out_of=3); name the owner from your "
+                   "brief, and an action: 'review', 'rewrite the prompt' or 'switch off'.")
+    return finish(result, strict=strict, quiet=quiet)
+
+
+# -- 4. the README for the team ---------------------------------------------------------------
+
+README_NEEDS = (
+    ("alert", "what to do when an alert fires"),
+    ("review", "what a person reviews, and when"),
+)
+MIN_README_WORDS = 120
+GENERATED = "<!-- written by capstone.package: files, command, acceptance, alert owners -->"
+
+
+def learner_part(readme: str) -> str:
+    """The part of README.md the learner wrote (package() adds the rest below a marker line)."""
+    return readme.split(GENERATED, 1)[0]
+
+
+def check_readme(folder: str | Path, *, strict: bool = True, quiet: bool = False) -> CheckResult:
+    """README.md says how to run the workflow, who owns it, what a run is held to and what to do on an alert."""
+    from marketlab.brief import Brief
+
+    result = CheckResult("readme", f"your README tells the team what it does, who owns it, what a person reviews and "
+                                   f"what to do when an alert fires (at least {MIN_README_WORDS} words of your own)")
+    folder = Path(folder)
+    if _missing_files(result, folder, ["README.md"]):
+        return finish(result, strict=strict, quiet=quiet)
+    text = learner_part(_read(folder, "README.md") or "")
+    words = len(re.findall(r"\w+", text))
+    if words < MIN_README_WORDS:
+        result.fail(f"your README has {words} words; a colleague needs at least {MIN_README_WORDS} to run it alone")
+    lower = text.lower()
+    for needle, what in README_NEEDS:
+        if needle not in lower:
+            result.fail(f"your README does not say {what}")
+    try:
+        brief = Brief.from_yaml(_read(folder, "brief.yaml") or "", origin="brief.yaml")
+        owners = [o for o in (brief.ownership.prompt_owner, brief.ownership.reviewer) if o] if brief.ownership else []
+    except Exception:  # noqa: BLE001 - the brief check reports a broken brief
+        owners = []
+    if owners and not any(str(o).lower() in lower for o in owners):
+        result.fail(f"your README does not name the owner from your brief ({owners[0]})")
+    result.hint = "Write README in your own words: what it does, how to run it, who owns it, what to do on an alert."
+    return finish(result, strict=strict, quiet=quiet)
+
+
+__all__ = ["BUDGET_ROWS", "FILES", "GENERATED", "PACKAGE_DIR", "TASK_KEYS", "UNSEEN_ROWS", "check_brief", "check_monitoring",
+           "check_package", "check_readme", "learner_part", "task_key", "unseen_rows"]
