@@ -15,6 +15,8 @@ a notebook variable fails here, with a message, not on a colleague's machine.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +26,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from .artifacts import ArtifactError, import_file
-from .checks.capstone import GENERATED, PACKAGE_DIR, TASK_KEYS
+from .checks.capstone import FILES, GENERATED, PACKAGE_DIR, TASK_KEYS
 
 FACTS_TASKS = ("products",)  # tasks whose rows are product facts that faithfulness checks can look up
 
@@ -43,8 +45,9 @@ def _check_task(task: Any) -> str:
     return TASK_KEYS[task]
 
 
-def _write(folder: Path, name: str, text: str, needs: str | None = None) -> Path:
-    """Write one file of the package; a Python file is imported back and must define `needs`."""
+def _write(folder: Path, name: str, text: str, needs: str | None = None,
+           trial: Callable[[ModuleType], Any] | None = None) -> Path:
+    """Write one file of the package; a Python file is imported back, must define `needs`, and pass `trial`."""
     path = folder / name
     path.write_text(text, encoding="utf-8")
     if needs is not None:
@@ -52,11 +55,24 @@ def _write(folder: Path, name: str, text: str, needs: str | None = None) -> Path
             module: ModuleType = import_file(path, f"capstone_{path.stem}_{abs(hash(str(path.resolve())))}")
             if not callable(getattr(module, needs, None)):
                 raise AttributeError(f"no {needs}() function")
+            if trial is not None:
+                trial(module)
         except Exception as err:  # the learner's code can fail in any way: say which file and how
             raise ArtifactError(f"{name} was written but cannot be imported on its own: {type(err).__name__}: {err}.",
                                 "Make every function use only its arguments and marketlab (define or import what "
                                 "it needs inside it), then package again.") from None
     return path
+
+
+def _check_alert_metrics(alerts: Sequence[Any], checks: Sequence[Any]) -> None:
+    """Every alert watches a rate the workflow's weekly results will have (else it could never fire)."""
+    rates = ["pass_rate", "usable_rate", "refusal_rate", "output_words", "cost_per_row",
+             *(f"{getattr(c, 'name', '')}_pass_rate" for c in checks)]
+    wrong = [a for a in alerts if getattr(a, "metric", None) not in rates]
+    if wrong:
+        name, metric = getattr(wrong[0], "name", wrong[0]), getattr(wrong[0], "metric", "?")
+        raise ArtifactError(f"The alert {name!r} watches {metric!r}, which the workflow's weekly results do not "
+                            "have, so it could never fire.", f"Watch one of: {', '.join(rates)}.")
 
 
 def _readme(readme: str, task: str, text: str, acceptance: Any, alerts: Sequence[Any]) -> str:
@@ -108,18 +124,33 @@ def package(*, brief: Any, build_messages: Callable[..., Any], schema: type[Base
     if text not in schema.model_fields:
         raise ArtifactError(f"text={text!r} is not a field of {schema.__name__}.",
                             f"Name the field the checks should read, one of {list(schema.model_fields)}.")
+    _check_alert_metrics(alerts, checks)
     folder = Path(here or Path.cwd()) / PACKAGE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    first_row = course_table(task).iloc[0]
+
+    def builds_messages(module: ModuleType) -> None:  # a notebook-only name fails on the call, not the import
+        getattr(module, build_messages.__name__)(module.BRIEF, first_row)
+
     sources = {
-        "workflow.py": (workflow_source(brief, build_messages, schema, rules, settings), "run"),
+        "workflow.py": (workflow_source(brief, build_messages, schema, rules, settings), "run", builds_messages),
         "evaluate.py": (evaluator_source(checks, {}, acceptance, *functions, text=text,
-                                         facts=task in FACTS_TASKS), "evaluate"),
-        "monitor.py": (monitor_source(alerts, runs=True), "monitor"),
+                                         facts=task in FACTS_TASKS), "evaluate", None),
+        "monitor.py": (monitor_source(alerts, runs=True), "monitor", None),
     }
-    written = [_write(folder, "brief.yaml", brief.to_yaml())]
-    for name, (source, needs) in sources.items():
-        written.append(_write(folder, name, source, needs))
-    written.append(_write(folder, "README.md", _readme(readme, task, text, acceptance, alerts)))
+    readme_text = _readme(readme, task, text, acceptance, alerts)
+    # Written and imported back in a folder of its own first: a file that fails leaves the last good
+    # package as it was, not half replaced.
+    with tempfile.TemporaryDirectory(prefix=".my-workflow-", dir=folder.parent) as tmp:
+        staged = Path(tmp)
+        _write(staged, "brief.yaml", brief.to_yaml())
+        for name, (source, needs, trial) in sources.items():
+            _write(staged, name, source, needs, trial)
+        _write(staged, "README.md", readme_text)
+        folder.mkdir(exist_ok=True)
+        written = []
+        for name in FILES:
+            os.replace(staged / name, folder / name)
+            written.append(folder / name)
     print(f"Packaged {len(written)} files in {folder}: {', '.join(p.name for p in written)}.")
     print(f"Run it anywhere: marketlab run {PACKAGE_DIR} --input your_table.csv --output results.csv")
     return folder

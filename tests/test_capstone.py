@@ -234,3 +234,37 @@ def test_a_reviews_workflow_runs_on_the_holdout_reviews(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_capstone_validates_through_nbgrader(tmp_path: Path) -> None:
     assert_validates(LAB, tmp_path, 9, ["brief-reasons", "write-up"])
+
+
+def test_an_alert_on_a_rate_the_results_never_have_is_refused_at_packaging(solved, tmp_path: Path) -> None:
+    from marketlab.artifacts import ArtifactError
+    from marketlab.monitor import AlertRule, Trigger
+
+    _, ns = solved
+    parts = {name: ns[name] for name in ("brief", "build_messages", "RULES", "SETTINGS", "CHECKS", "ACCEPTANCE",
+                                         "TEXT", "README", "TASK")}
+    clicks = AlertRule("Clicks falling", "click_rate", Trigger.run(weeks=8), owner="Web lead", action="review")
+    with pytest.raises(ArtifactError, match="could never fire"):
+        capstone.package(task=parts["TASK"], brief=parts["brief"], build_messages=parts["build_messages"],
+                         schema=ns["Output"], rules=parts["RULES"], settings=parts["SETTINGS"], checks=parts["CHECKS"],
+                         acceptance=parts["ACCEPTANCE"], text=parts["TEXT"], alerts=[clicks], readme=parts["README"],
+                         here=tmp_path)
+    assert not (tmp_path / checks.PACKAGE_DIR).exists(), "nothing half-written"
+
+
+def test_a_file_that_cannot_run_alone_leaves_the_last_good_package_untouched(solved) -> None:
+    from marketlab.artifacts import ArtifactError
+
+    folder, ns = solved
+    before = {p.name: p.read_bytes() for p in (folder / checks.PACKAGE_DIR).iterdir() if p.is_file()}
+    exec(compile("def build_messages(brief, record):\n    return notebook_only(brief, record)\n", "<cell>", "exec"), ns)
+    linecache.cache["<cell>"] = (0, None, ["def build_messages(brief, record):\n",
+                                           "    return notebook_only(brief, record)\n"], "<cell>")
+    broken = ns["build_messages"]
+    with pytest.raises(ArtifactError):
+        capstone.package(task=ns["TASK"], brief=ns["brief"], build_messages=broken, schema=ns["Output"],
+                         rules=ns["RULES"], settings=ns["SETTINGS"], checks=ns["CHECKS"], acceptance=ns["ACCEPTANCE"],
+                         text=ns["TEXT"], alerts=ns["ALERTS"], readme=ns["README"] + "\nNOTEBOOK_ONLY_MARKER",
+                         here=folder)
+    after = {p.name: p.read_bytes() for p in (folder / checks.PACKAGE_DIR).iterdir() if p.is_file()}
+    assert after == before

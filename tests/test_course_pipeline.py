@@ -48,9 +48,11 @@ HOSTILE: dict[str, tuple[float | None, str | None]] = {
     "read_holdout": (4.0, None),
     "read_graders": (4.0, None),
     # A 200 MB print may exhaust the memory limit (the kernel copies the string to send it) before the
-    # output cap counts it; either way it is bounded and reported. The cap itself is asserted in
+    # output cap counts it: the cell gets a MemoryError, or the kernel itself dies in a failed allocation
+    # (seen in CI: 4, 2 and 0 points on the same notebook). The score is not fixed; it is always bounded,
+    # reported, and the learner's other labs are untouched. The cap itself is asserted in
     # test_grading_attacks.py::test_output_is_capped_at_the_file_descriptor.
-    "huge_output": (4.0, "huge_output|memory"),
+    "huge_output": (None, "huge_output|memory|kernel_died"),
     "fork_bomb": (None, None),
     "network": (4.0, None),
     "write_outside": (4.0, None),

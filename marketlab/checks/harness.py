@@ -123,7 +123,10 @@ class ModuleProcess:
         stream = self._process.stdout
         assert stream is not None
         while True:
-            line = stream.readline(wire.MAX_TEXT + 1)
+            try:
+                line = stream.readline(wire.MAX_TEXT + 1)
+            except (OSError, ValueError):  # the harness stopped the process and closed the pipe
+                line = b""
             if not line:
                 self._lines.put(None)
                 return
@@ -132,7 +135,10 @@ class ModuleProcess:
     def _drain_stderr(self) -> None:
         stream = self._process.stderr
         assert stream is not None
-        while stream.read(65536):
+        try:
+            while stream.read(65536):
+                pass
+        except (OSError, ValueError):  # closed by stop() while a read was pending
             pass
 
     def _reply(self, timeout: float = CALL_TIMEOUT_S) -> dict[str, Any]:
