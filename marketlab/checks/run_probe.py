@@ -5,9 +5,9 @@ JSON reply per request: {"op": "rules", "folder": ...} (the workflow's saved Rul
 {"op": "run", "folder": ..., "table": ..., "client": ..., "params": {...}}. The table is
 written to a CSV in this process's own /tmp (a file the workflow has never seen), the folder is
 run on it through marketlab.run.run (what `marketlab run` calls), and what came of it is sent back
-as data: the exit status, the output read back from the file written, the acceptance criteria.
-Whether rows were lost and how many tokens were served is judged by the checking side, from the
-output and from its own side of the model socket, never taken from here.
+as data: the exit status, the output read back from the file written, the acceptance criteria,
+the budget the workflow declares. The checking side judges all of it (which rows came back, in
+which state); the tokens spent it counts on its own side of the model socket, never taken from here.
 """
 
 from __future__ import annotations
