@@ -268,3 +268,12 @@ def test_a_file_that_cannot_run_alone_leaves_the_last_good_package_untouched(sol
                          here=folder)
     after = {p.name: p.read_bytes() for p in (folder / checks.PACKAGE_DIR).iterdir() if p.is_file()}
     assert after == before
+
+
+def test_a_budget_too_small_for_one_reply_is_kept_not_failed(solved, tmp_path: Path) -> None:
+    """max_tokens is reserved in full before a call: with 2,000 of them, half the tokens the rows need buys
+    no call at all. Every row then says skipped_budget, and that is the budget kept."""
+    source = (solved[0] / checks.PACKAGE_DIR / "workflow.py").read_text()
+    folder = _variant(solved, tmp_path, workflow_py=source + "\nSETTINGS = SETTINGS.model_copy(update={'max_tokens': 2000})\n")
+    result = _package_result(folder)
+    assert result.passed, result.text()
