@@ -105,6 +105,20 @@ def import_file(path: str | Path, name: str) -> ModuleType:
     return loaded
 
 
+def check_module(path: Path, check: Callable[[ModuleType], Any] | None = None) -> ModuleType:
+    """Import a written Python file on its own and run `check` on it; an ArtifactError says what failed."""
+    try:
+        loaded = import_file(path, path.stem)
+        if check is not None:
+            check(loaded)
+    except Exception as err:  # a learner's module can fail in any way; report it plainly
+        raise ArtifactError(
+            f"{path.name} was written but cannot be imported on its own: {type(err).__name__}: {err}.",
+            "Make sure the function only uses its arguments and marketlab, not other notebook variables "
+            "(define or import what it needs inside it).") from None
+    return loaded
+
+
 def save_module(filename: str, text: str, here: str | Path | None = None,
                 check: Callable[[ModuleType], Any] | None = None) -> list[Path]:
     """Write Python code next to the notebook and in the shared folder, then import it back and check it.
@@ -113,15 +127,7 @@ def save_module(filename: str, text: str, here: str | Path | None = None,
     rather than in the next lab or at grading.
     """
     paths = save_text(filename, text, here)
-    try:
-        loaded = import_file(paths[0], Path(filename).stem)
-        if check is not None:
-            check(loaded)
-    except Exception as err:  # a learner's module can fail in any way; report it plainly
-        raise ArtifactError(
-            f"{paths[0].name} was written but cannot be imported on its own: {type(err).__name__}: {err}.",
-            "Make sure the function only uses its arguments and marketlab, not other notebook variables "
-            "(define or import what it needs inside it).") from None
+    check_module(paths[0], check)
     return paths
 
 

@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
-from .artifacts import ArtifactError, import_file
-from .checks.capstone import FILES, GENERATED, PACKAGE_DIR, TASK_KEYS
+from .artifacts import ArtifactError, check_module
+from .checks.capstone import FILES, GENERATED, PACKAGE_DIR, TASK_KEYS, task_key
 
 FACTS_TASKS = ("products",)  # tasks whose rows are product facts that faithfulness checks can look up
 
@@ -35,14 +35,8 @@ def course_table(task: str, directory: str | Path | None = None) -> pd.DataFrame
     """The course table a capstone task runs on (products, reviews or leads)."""
     from . import data
 
-    _check_task(task)
+    task_key(task)
     return data.load(task, directory=directory)
-
-
-def _check_task(task: Any) -> str:
-    if task not in TASK_KEYS:
-        raise ArtifactError(f"TASK is {task!r}.", f"Choose one of {', '.join(repr(t) for t in TASK_KEYS)}.")
-    return TASK_KEYS[task]
 
 
 def _write(folder: Path, name: str, text: str, needs: str | None = None,
@@ -51,16 +45,13 @@ def _write(folder: Path, name: str, text: str, needs: str | None = None,
     path = folder / name
     path.write_text(text, encoding="utf-8")
     if needs is not None:
-        try:
-            module: ModuleType = import_file(path, f"capstone_{path.stem}_{abs(hash(str(path.resolve())))}")
+        def check(module: ModuleType) -> None:
             if not callable(getattr(module, needs, None)):
                 raise AttributeError(f"no {needs}() function")
             if trial is not None:
                 trial(module)
-        except Exception as err:  # the learner's code can fail in any way: say which file and how
-            raise ArtifactError(f"{name} was written but cannot be imported on its own: {type(err).__name__}: {err}.",
-                                "Make every function use only its arguments and marketlab (define or import what "
-                                "it needs inside it), then package again.") from None
+
+        check_module(path, check)
     return path
 
 
@@ -116,7 +107,7 @@ def package(*, brief: Any, build_messages: Callable[..., Any], schema: type[Base
     from .monitor.artifact import monitor_source
     from .workflow.artifact import workflow_source
 
-    _check_task(task)
+    task_key(task)
     if not isinstance(brief, Brief):
         raise ArtifactError("brief is not a marketlab Brief.", "Build it with Brief.from_yaml(BRIEF_YAML).")
     if not (isinstance(schema, type) and issubclass(schema, BaseModel)):

@@ -31,9 +31,11 @@ PROBE_TIMEOUT_S = 180.0
 
 
 def task_key(task: Any) -> str:
-    """The key column of a capstone task, or a CheckFailed-style ValueError naming the choices."""
+    """The key column of a capstone task; a MarketlabError naming the choices for anything else."""
+    from marketlab.errors import MarketlabError
+
     if not isinstance(task, str) or task not in TASK_KEYS:
-        raise ValueError(f"TASK is {task!r}; it must be one of {', '.join(repr(t) for t in TASK_KEYS)}")
+        raise MarketlabError(f"TASK is {task!r}.", f"Choose one of {', '.join(repr(t) for t in TASK_KEYS)}.")
     return TASK_KEYS[task]
 
 
@@ -49,6 +51,13 @@ def _read(folder: Path, name: str) -> str | None:
     from marketlab.course.intake import read_text
 
     return read_text(folder, name)
+
+
+def _folder_brief(folder: Path) -> Any:
+    """The folder's brief.yaml as a Brief (raises what Brief.from_yaml raises for a broken one)."""
+    from marketlab.brief import Brief
+
+    return Brief.from_yaml(_read(folder, "brief.yaml") or "", origin="brief.yaml")
 
 
 def _missing_files(result: CheckResult, folder: Path, names: Sequence[str]) -> bool:
@@ -73,7 +82,7 @@ def check_brief(source: Any, *, strict: bool = True, quiet: bool = False) -> Che
         if _missing_files(result, folder, ["brief.yaml"]):
             return finish(result, strict=strict, quiet=quiet)
         try:
-            brief = Brief.from_yaml(_read(folder, "brief.yaml") or "", origin="brief.yaml")
+            brief = _folder_brief(folder)
         except Exception as err:  # noqa: BLE001 - a learner's YAML can be wrong in any way
             result.fail(f"brief.yaml cannot be read as a brief: {describe_error(err)}")
             result.hint = "Fix the YAML in the brief cell (run it: it says which line is wrong), then package again."
@@ -96,9 +105,9 @@ def _run(served: ModuleProcess, harness: Harness, folder: Path, table: pd.DataFr
     word limits, and malformed JSON for every request that names `fail_value` (faults=False: none).
     """
     from .harness import serve
-    from .lab02 import _endpoint
+    from .lab02 import faulty_endpoint
 
-    endpoint = _endpoint(fail_value, rules, faults)
+    endpoint = faulty_endpoint(fail_value, rules, faults)
     with serve(endpoint, harness, timeout=1.0) as spec:
         try:
             outcome = served.request({"op": "run", "folder": harness.inside(folder), "table": table,
@@ -251,9 +260,7 @@ def learner_part(readme: str) -> str:
 
 
 def check_readme(folder: str | Path, *, strict: bool = True, quiet: bool = False) -> CheckResult:
-    """README.md says how to run the workflow, who owns it, what a run is held to and what to do on an alert."""
-    from marketlab.brief import Brief
-
+    """README.md says what the workflow does, who owns it, what a person reviews and what to do on an alert."""
     result = CheckResult("readme", f"your README tells the team what it does, who owns it, what a person reviews and "
                                    f"what to do when an alert fires (at least {MIN_README_WORDS} words of your own)")
     folder = Path(folder)
@@ -268,7 +275,7 @@ def check_readme(folder: str | Path, *, strict: bool = True, quiet: bool = False
         if needle not in lower:
             result.fail(f"your README does not say {what}")
     try:
-        brief = Brief.from_yaml(_read(folder, "brief.yaml") or "", origin="brief.yaml")
+        brief = _folder_brief(folder)
         owners = [o for o in (brief.ownership.prompt_owner, brief.ownership.reviewer) if o] if brief.ownership else []
     except Exception:  # noqa: BLE001 - the brief check reports a broken brief
         owners = []

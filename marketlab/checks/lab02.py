@@ -219,7 +219,9 @@ class _Observed:
         return int(sum(self.endpoint.tokens_served))
 
 
-def _endpoint(fail_name: str, rules: Rules | None, faults: bool = True) -> _CountingEndpoint:
+def faulty_endpoint(fail_name: str, rules: Rules | None, faults: bool = True) -> _CountingEndpoint:
+    """The scripted model of the workflow checks: faults first (faults=False: none), then replies that meet
+    the schema and the rules' word limits, and malformed JSON for every request naming `fail_name`."""
     def responder(body: dict[str, Any]) -> Any:
         if fail_name and fail_name in json.dumps(body.get("messages", [])):
             return Fault.malformed_json()
@@ -248,7 +250,7 @@ def _run_once(served: ModuleProcess, harness: Harness, products: pd.DataFrame, f
     """One run of the served workflow against a fresh scripted endpoint; (result, what it saw, error)."""
     from .harness import serve
 
-    endpoint = _endpoint(fail_name, rules)
+    endpoint = faulty_endpoint(fail_name, rules)
     with serve(endpoint, harness, timeout=1.0) as spec:
         try:
             result = served.request({"op": "run", "table": products, "client": spec, "options": options},
