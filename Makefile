@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.marketlab-installed
 
-.PHONY: lab test setup serve stop doctor bench demo clean
+.PHONY: lab test setup serve stop doctor bench demo hub clean
 
 lab: $(STAMP)
 	$(BIN)/marketlab lab
@@ -28,6 +28,13 @@ doctor: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The cohort's JupyterHub on this machine, started as root: `sudo make hub INSTRUCTOR=ana` (more options:
+# HUB_ARGS="--ip 0.0.0.0 --daily-tokens 100000"; see `marketlab hub start --help`).
+INSTRUCTOR ?= instructor
+HUB_ARGS ?=
+hub: $(STAMP)
+	$(BIN)/marketlab hub start --instructor $(INSTRUCTOR) $(HUB_ARGS)
 
 # A synthetic cohort of about 30 learners through init, build, release, collect, autograde, feedback, report.
 demo: $(STAMP)

@@ -9,7 +9,7 @@ import importlib
 import sys
 
 BENCHMARKS = ["llm_http_overhead", "workflow_runner", "course_autograde", "evaluate_checks", "judge_runner",
-              "batch_api"]
+              "batch_api", "serving"]
 
 
 def main(argv: list[str]) -> None:

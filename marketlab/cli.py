@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .course.cli import add_commands
 
     add_commands(commands)
+
+    from .hub.cli import add_commands as add_hub
+
+    add_hub(commands)
     return parser
 
 

@@ -68,6 +68,10 @@ if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev
 fi
 # bubblewrap (the command bwrap) is the sandbox autograding runs each submission in.
 command -v bwrap >/dev/null || optional_package bubblewrap "autograding and its tests"
+# The hub (make hub, tests/test_hub*.py): ACLs so its accounts reach Python, node for the proxy, a browser.
+command -v setfacl >/dev/null || optional_package acl "the hub and the grading tests"
+command -v npm >/dev/null || optional_package npm "the hub (its proxy)"
+command -v chromium >/dev/null || optional_package chromium "the hub's browser tests"
 
 # --- the virtual environment ---------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
@@ -81,5 +85,10 @@ if ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
 fi
 say "Installing marketlab and its dependencies into $VENV"
 "$VENV/bin/python" -m pip install --progress-bar on -e . || { echo "Installation failed: see the messages above." >&2; exit 1; }
+# configurable-http-proxy, the hub's proxy, pinned by instructor/hub/package-lock.json.
+if command -v npm >/dev/null && [ ! -x instructor/hub/node_modules/.bin/configurable-http-proxy ]; then
+  say "Installing the hub's proxy (configurable-http-proxy) with npm"
+  npm ci --prefix instructor/hub --no-audit --no-fund --loglevel=error
+fi
 echo "$fingerprint" > "$STAMP"
 say "Set-up complete."

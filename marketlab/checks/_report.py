@@ -61,8 +61,11 @@ class CheckResult:
         return "\n".join(lines)
 
     def show(self) -> None:
-        """Print the result."""
+        """Print the result (and, on the hub, share pass or fail with the instructor's progress grid)."""
         self._shown = True
+        from .sharing import share
+
+        share(self)
         print(self.text())
 
     def _ipython_display_(self) -> None:

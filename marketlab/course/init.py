@@ -19,8 +19,11 @@ CONFIG_TEMPLATE = REPO_ROOT / "instructor" / "nbgrader_config.py.template"  # pl
 
 def init_course(directory: str | Path, *, labs_dir: str | Path | None = None,
                 graders_dir: str | Path | None = None, db_url: str | None = None,
-                course_id: str = "marketlab", timeout: int = 60) -> Course:
-    """Create (or refresh) a course folder; existing submissions and grades are kept."""
+                course_id: str = "marketlab", timeout: int = 60, exchange: str | Path | None = None) -> Course:
+    """Create (or refresh) a course folder; existing submissions and grades are kept.
+
+    `exchange` is nbgrader's exchange folder (default: exchange/ in the course; a hub passes its own).
+    """
     root = Path(directory).resolve()
     labs = Path(labs_dir or REPO_ROOT / "labs").resolve()
     graders = Path(graders_dir or REPO_ROOT / "graders").resolve()
@@ -40,7 +43,8 @@ def init_course(directory: str | Path, *, labs_dir: str | Path | None = None,
     for name in FOLDERS:
         root.joinpath(name).mkdir(exist_ok=True)
     # The exchange is shared by learners on one machine: they must be able to drop submissions in.
-    os.chmod(root / "exchange", 0o777)
+    if exchange is None:
+        os.chmod(root / "exchange", 0o777)
     _link(root / "graders", graders)
     for notebook in lab_notebooks(labs):
         lab = notebook.parent.name
@@ -54,7 +58,7 @@ def init_course(directory: str | Path, *, labs_dir: str | Path | None = None,
     config = root / CONFIG_FILE
     if not config.exists():
         config.write_text(CONFIG_TEMPLATE.read_text().format(course_id=course_id, root=str(root), env=GRADEBOOK_ENV,
-                                                 db_url=stored_url, exchange=str(root / "exchange"),
+                                                 db_url=stored_url, exchange=str(exchange or root / "exchange"),
                                                  timeout=timeout))
     course = Course(root)
     if stored_url != url:

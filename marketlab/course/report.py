@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from ..llm.ledger import read_usage
+from .hub_figures import HubFigures, fetch_hub_figures
 from .feedback import LabResult, all_students, check_name, clip, collect, outcome, render, student_labs
 from .layout import USAGE_FILE, Course
 from .records import CATALOGUE, INSTRUCTOR_KINDS, NOT_COUNTED, label
@@ -376,8 +377,8 @@ def _usage_rows(usage: dict[str, Usage]) -> list[list[str]]:
     return rows
 
 
-def report_html(results: list[LabResult], usage: dict[str, Usage]) -> str:
-    """The whole cohort report as one HTML page."""
+def report_html(results: list[LabResult], usage: dict[str, Usage], hub: HubFigures | None = None) -> str:
+    """The whole cohort report as one HTML page (with the hub's practice and gateway figures when given)."""
     failures = check_failures(results)
     return render(
         "report.html.j2",
@@ -389,7 +390,11 @@ def report_html(results: list[LabResult], usage: dict[str, Usage]) -> str:
         pending_rows=_pending_rows(results),
         risk_rows=[[s, _percent(avg), "; ".join(why)] for s, avg, why in at_risk(results)],
         usage_rows=_usage_rows(usage), usage_plot=usage_plot(usage),
-        total_cost=money(sum(u.cost_usd for u in usage.values())), groups=flagged(results))
+        total_cost=money(sum(u.cost_usd for u in usage.values())), groups=flagged(results), hub=hub,
+        practice_rows=[[e.lab, e.exercise, str(e.attempts), str(e.failed), str(e.tried), str(e.passed)]
+                       for e in (hub.exercises if hub else [])],
+        gateway_rows=[[u.learner, str(u.answered), f"{u.prompt_tokens:,}", f"{u.completion_tokens:,}",
+                       str(u.over_budget), str(u.rate_limited)] for u in (hub.usage if hub else [])])
 
 
 def write_report(course: Course) -> tuple[Path, Path]:
@@ -401,5 +406,5 @@ def write_report(course: Course) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, html_path = folder / "grades.csv", folder / "report.html"
     grades_frame(results).to_csv(csv_path, index=False)
-    html_path.write_text(report_html(results, usage), encoding="utf-8")
+    html_path.write_text(report_html(results, usage, fetch_hub_figures()), encoding="utf-8")
     return csv_path, html_path

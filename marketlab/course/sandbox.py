@@ -153,7 +153,7 @@ def allowed_env(home: str, extra: Mapping[str, str] | None = None) -> dict[str, 
     return env
 
 
-def _readonly_sources() -> list[Path]:
+def readonly_sources() -> list[Path]:
     """Host paths every sandbox needs, read-only: Python, the venv, marketlab and its public data."""
     import marketlab
 
@@ -171,7 +171,7 @@ def _readonly_sources() -> list[Path]:
     return found
 
 
-def _dirs_for(target: str, made: set[str]) -> list[str]:
+def dirs_for(target: str, made: set[str]) -> list[str]:
     """--dir arguments (mode 0755) for each missing ancestor of target, so the sandbox user can pass through."""
     args: list[str] = []
     parts = Path(target).parts[1:-1]
@@ -184,32 +184,38 @@ def _dirs_for(target: str, made: set[str]) -> list[str]:
     return args
 
 
-def view_args(view: View) -> list[str]:
-    """bwrap arguments that build the filesystem the sandbox sees."""
+def system_args(made: set[str], dirs: Sequence[str] = SYSTEM_DIRS, files: Sequence[str] = SYSTEM_FILES) -> list[str]:
+    """bwrap arguments showing the system read-only: these folders and files, and the merged-/usr links."""
     args: list[str] = []
-    made: set[str] = set()
-    for directory in SYSTEM_DIRS:
+    for directory in dirs:
         if os.path.isdir(directory):
-            args += _dirs_for(directory, made) + ["--ro-bind", directory, directory]
+            args += dirs_for(directory, made) + ["--ro-bind", directory, directory]
     for link in MERGED_LINKS:
         if os.path.islink(link):
             args += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             args += ["--ro-bind", link, link]
-    for name in SYSTEM_FILES:
+    for name in files:
         if os.path.isfile(name):
-            args += _dirs_for(name, made) + ["--ro-bind", name, name]
+            args += dirs_for(name, made) + ["--ro-bind", name, name]
+    return args
+
+
+def view_args(view: View) -> list[str]:
+    """bwrap arguments that build the filesystem the sandbox sees."""
+    made: set[str] = set()
+    args = system_args(made)
     tmp_size = str(TMP_MB * 1024 * 1024)
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", tmp_size, "--tmpfs", "/tmp",
              "--perms", "1777", "--size", tmp_size, "--tmpfs", "/var/tmp",
              "--perms", "0755", "--dir", "/home", "--perms", "0755", "--dir", INSIDE_HOME]
     made |= {"/home", INSIDE_HOME, "/tmp"}
-    for source in _readonly_sources():
-        args += _dirs_for(str(source), made) + ["--ro-bind", str(source), str(source)]
+    for source in readonly_sources():
+        args += dirs_for(str(source), made) + ["--ro-bind", str(source), str(source)]
     for mount in view.mounts:
-        args += _dirs_for(mount.target, made) + ["--bind" if mount.writable else "--ro-bind", str(mount.source),
+        args += dirs_for(mount.target, made) + ["--bind" if mount.writable else "--ro-bind", str(mount.source),
                                                   mount.target]
-    args += _dirs_for(view.inside, made) + ["--bind" if view.writable else "--ro-bind", str(view.workdir),
+    args += dirs_for(view.inside, made) + ["--bind" if view.writable else "--ro-bind", str(view.workdir),
                                             view.inside]
     return args + ["--chdir", view.inside]
 

@@ -11,7 +11,8 @@ from .errors import LLMSetupError
 LOCAL_MODEL = "smollm2-135m-instruct"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_PORT = 8431
-BACKENDS = ("local", "openai", "compatible", "scripted")
+BACKENDS = ("local", "openai", "compatible", "scripted", "hub")
+HUB_TOKEN_VARIABLE = "JUPYTERHUB_API_TOKEN"
 
 
 def home() -> Path:
@@ -64,6 +65,8 @@ class Backend:
         """One line for people, never showing the key."""
         if self.name == "local":
             return f"local backend: the built-in model {self.model}, running on this machine"
+        if self.name == "hub":
+            return f"hub backend: model {self.model} through the hub's model gateway at {self.base_url}"
         where = self.base_url or "https://api.openai.com/v1"
         return f"{self.name} backend, model {self.model}, at {where}"
 
@@ -83,6 +86,8 @@ def resolve_backend() -> Backend:
     model_override = os.environ.get("MARKETLAB_MODEL") or None
     if chosen == "local":
         return Backend("local", None, None, LOCAL_MODEL)
+    if chosen == "hub":
+        return _hub_backend(base_url, model_override)
     if chosen == "scripted":
         return Backend("scripted", "http://scripted.invalid/v1", "scripted", model_override or "scripted")
     if chosen == "openai":
@@ -99,3 +104,16 @@ def resolve_backend() -> Backend:
             "Set OPENAI_BASE_URL to the endpoint, e.g. http://localhost:11434/v1 for Ollama.",
         )
     return Backend("compatible", base_url, key or "not-needed", model_override or DEFAULT_OPENAI_MODEL)
+
+
+def _hub_backend(base_url: str | None, model: str | None) -> Backend:
+    """On the hub: the gateway the spawner named, with this server's own hub token as the key."""
+    token = os.environ.get(HUB_TOKEN_VARIABLE) or None
+    if not base_url or not token:
+        raise LLMSetupError(
+            "MARKETLAB_BACKEND is 'hub' but this Jupyter server was not started by the hub "
+            f"({'OPENAI_BASE_URL' if not base_url else HUB_TOKEN_VARIABLE} is not set).",
+            "On the hub, restart your server (File > Hub Control Panel > Stop, then Start); elsewhere unset "
+            "MARKETLAB_BACKEND to use the built-in model.",
+        )
+    return Backend("hub", base_url, token, model or LOCAL_MODEL)

@@ -11,7 +11,7 @@ from ..errors import MarketlabError
 # Fields the OpenAI API defines that the local model has no use for: accepted and ignored,
 # so that code written for OpenAI runs unchanged. Anything else is rejected with a 400.
 IGNORED_FIELDS = frozenset(
-    {"user", "store", "metadata", "logit_bias", "service_tier", "parallel_tool_calls",
+    {"store", "metadata", "logit_bias", "service_tier", "parallel_tool_calls",
      "modalities", "prediction", "reasoning_effort", "verbosity", "safety_identifier",
      "prompt_cache_key", "web_search_options"}
 )
@@ -113,6 +113,8 @@ class ChatRequest(BaseModel):
     response_format: ResponseFormat | None = None
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    # Who asks: the local server queues fairly per user (a hub gateway sets the learner's name).
+    user: str | None = Field(None, max_length=256)
 
     @field_validator("n")
     @classmethod

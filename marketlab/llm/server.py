@@ -1,7 +1,8 @@
 """The embedded OpenAI-compatible HTTP server (run as `python -m marketlab.llm.server`).
 
 Chat completions answer at once; the Batch API (files and batches, see batches.py) answers a
-whole JSONL file in the background, on the same model thread.
+whole JSONL file in the background, through the same engine. The engine decodes several requests
+together on its one model thread and admits waiting ones fairly per learner (OpenAI's `user` field).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -28,8 +30,9 @@ from starlette.routing import Route
 from . import config
 from .batches import BatchService, default_root, parse_multipart
 from .config import LOCAL_MODEL
-from .engine import LocalEngine
+from .engine import DEFAULT_SLOT_CONTEXT, DEFAULT_SLOTS, LocalEngine
 from .protocol import ChatRequest, OpenAIError, parse_chat_request, server_stopping
+from .server_key import KEY_VARIABLE, RequireKey
 
 HEALTH_PATH = "/health"
 SERVICE = "marketlab-local"
@@ -37,6 +40,8 @@ SERVICE = "marketlab-local"
 # the venv and home the server reports, it tells a client "this is the server my home started".
 TOKEN_VARIABLE = "MARKETLAB_SERVER_TOKEN"
 MODELS = (LOCAL_MODEL,)
+# How many requests the server decodes at once; a hub's gateway raises it for a class.
+SLOTS_VARIABLE = "MARKETLAB_SERVER_SLOTS"
 # After SIGTERM a request still generating gets a 503 at its next token, normally well under a
 # second; this only bounds a pathological case (its client then gets a bare 500).
 GRACEFUL_SHUTDOWN_S = 60
@@ -44,18 +49,17 @@ _END = object()
 # Set on SIGTERM/SIGINT: generation in progress stops at the next token instead of running on.
 STOPPING = threading.Event()
 
-# Every request runs whole on this one thread, so requests are answered strictly in turn and
-# never interleave inside the model. It also keeps llama.cpp fast: its OpenMP workers belong to
-# the calling thread, and a new calling thread per request would leave old teams spinning.
-_MODEL_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="marketlab-model")
+# Threads that only wait on the engine for a request's events (the model itself runs on the
+# engine's one model thread): one per request in flight, so many learners can wait at once.
+_REQUEST_THREADS = ThreadPoolExecutor(max_workers=256, thread_name_prefix="marketlab-request")
 
 
 def _error(exc: OpenAIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
-async def _on_model_thread(function: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(_MODEL_THREAD, function, *args)
+async def _in_request_thread(function: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(_REQUEST_THREADS, function, *args)
 
 
 class _Either:
@@ -71,11 +75,11 @@ class _Either:
 async def _complete(engine: Any, chat_request: Any, request: Request, every_s: float = 0.5) -> dict[str, Any]:
     """A non-streamed answer that stops generating when its client disconnects (a client-side timeout).
 
-    Without this, a request whose client gave up kept the one model thread busy to the end, and
+    Without this, a request whose client gave up kept its slot in the model busy to the end, and
     the client's retries queued behind it: a busy machine then never caught up.
     """
     gone = threading.Event()
-    work = asyncio.ensure_future(_on_model_thread(engine.complete, chat_request, _Either(STOPPING, gone)))
+    work = asyncio.ensure_future(_in_request_thread(engine.complete, chat_request, _Either(STOPPING, gone)))
     while not work.done():
         await asyncio.wait({work}, timeout=every_s)
         if not work.done() and await request.is_disconnected():
@@ -84,7 +88,7 @@ async def _complete(engine: Any, chat_request: Any, request: Request, every_s: f
 
 
 def _produce(chunks: Iterator[dict[str, Any]], emit: Any, cancelled: threading.Event) -> None:
-    """Run a whole streamed generation on the model thread, handing each chunk to the event loop."""
+    """Pass a streamed generation's chunks from the engine to the event loop (on a request thread)."""
     try:
         for chunk in chunks:
             if cancelled.is_set():
@@ -108,7 +112,8 @@ async def _stream(engine: LocalEngine, request: ChatRequest) -> Response:
     queue: asyncio.Queue[Any] = asyncio.Queue()
     cancelled = threading.Event()
     emit = lambda item: loop.call_soon_threadsafe(queue.put_nowait, item)  # noqa: E731
-    loop.run_in_executor(_MODEL_THREAD, _produce, engine.stream(request), emit, cancelled)
+    loop.run_in_executor(_REQUEST_THREADS, _produce, engine.stream(request, _Either(STOPPING, cancelled)), emit,
+                         cancelled)
     first = await queue.get()
     if isinstance(first, OpenAIError):  # a bad request fails as a 400 before any event is sent
         cancelled.set()
@@ -124,7 +129,7 @@ async def _stream(engine: LocalEngine, request: ChatRequest) -> Response:
                 item = await queue.get()
             yield b"data: [DONE]\n\n"
         finally:
-            cancelled.set()  # the client went away: stop generating, free the model for the next request
+            cancelled.set()  # the client went away: stop generating, free the slot for the next request
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
@@ -147,7 +152,7 @@ def _check_model(request: ChatRequest) -> None:
 
 
 def _batch_answerer(engine: LocalEngine) -> Any:
-    """How one request of a batch is answered: as /v1/chat/completions would, on the model thread."""
+    """How one request of a batch is answered: as /v1/chat/completions would, through the same engine."""
 
     async def answer(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         try:
@@ -155,7 +160,7 @@ def _batch_answerer(engine: LocalEngine) -> Any:
             _check_model(chat_request)
             if chat_request.stream:
                 raise OpenAIError(400, "A batch request cannot stream; leave 'stream' out.", param="stream")
-            return 200, await _on_model_thread(engine.complete, chat_request, STOPPING)
+            return 200, await _in_request_thread(engine.complete, chat_request, STOPPING)
         except OpenAIError as exc:
             return exc.status, exc.body()
         except Exception as exc:  # one failed request fails its line, never the batch
@@ -185,8 +190,9 @@ def build_app(engine: LocalEngine, batch_root: Path | None = None) -> Starlette:
             {"id": name, "object": "model", "created": started, "owned_by": "marketlab"} for name in MODELS]})
 
     async def health(request: Request) -> JSONResponse:
+        load = engine.load() if hasattr(engine, "load") else {}
         return JSONResponse({"status": "stopping" if STOPPING.is_set() else "ok", "model": LOCAL_MODEL,
-                             "busy": in_flight[0], **me})
+                             "busy": in_flight[0], **load, **me})
 
     async def chat(request: Request) -> Response:
         try:
@@ -264,6 +270,8 @@ def build_app(engine: LocalEngine, batch_root: Path | None = None) -> Starlette:
         ],
         exception_handlers={HTTPException: not_found, OpenAIError: openai_error, Exception: crashed},
         lifespan=lifespan,
+        # Started by the hub's gateway: only the gateway, holding this key, may use the model.
+        middleware=[Middleware(RequireKey, key=key)] if (key := os.environ.get(KEY_VARIABLE)) else [],
     )
 
 
@@ -274,9 +282,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="marketlab's embedded OpenAI-compatible model server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--n-ctx", type=int, default=4096)
+    parser.add_argument("--n-ctx", type=int, default=DEFAULT_SLOT_CONTEXT, help="context length of each request")
+    parser.add_argument("--parallel", type=int, default=int(os.environ.get(SLOTS_VARIABLE) or DEFAULT_SLOTS),
+                        help=f"requests decoded at once (default {DEFAULT_SLOTS}, or ${SLOTS_VARIABLE})")
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: one per core)")
     args = parser.parse_args(argv)
-    engine = LocalEngine(n_ctx=args.n_ctx)
+    engine = LocalEngine(n_ctx=args.n_ctx, slots=max(1, args.parallel), n_threads=args.threads)
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:

@@ -1,0 +1,41 @@
+"""`marketlab hub`: start the cohort's JupyterHub on this machine."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .settings import DEFAULT_ROOT, Allowance
+
+
+def add_commands(commands: Any) -> None:
+    """Register `marketlab hub start` on the main parser."""
+    hub = commands.add_parser("hub", help="the self-paced JupyterHub for a cohort (start as root)")
+    steps = hub.add_subparsers(dest="step", required=True)
+    start = steps.add_parser("start", help="prepare the hub's folder and accounts, then run JupyterHub")
+    start.add_argument("--root", default=str(DEFAULT_ROOT), help=f"the hub's folder (default {DEFAULT_ROOT})")
+    start.add_argument("--instructor", action="append", default=None, required=True,
+                       help="hub name of an instructor (repeatable); the first signs up as the admin")
+    start.add_argument("--ip", default="127.0.0.1", help="address learners reach (0.0.0.0 for every interface)")
+    start.add_argument("--port", type=int, default=8000, help="the hub's public port")
+    start.add_argument("--hub-port", type=int, default=8081, help="the hub's internal API port")
+    start.add_argument("--service-port", type=int, default=8090, help="the gateway service's internal port")
+    start.add_argument("--proxy-api-port", type=int, default=8001, help="the proxy's internal API port")
+    start.add_argument("--model-port", type=int, default=8432, help="the built-in model server's port")
+    start.add_argument("--daily-tokens", type=int, default=Allowance().daily_tokens,
+                       help="tokens each learner may use per day (UTC)")
+    start.add_argument("--rate-per-minute", type=int, default=Allowance().requests_per_minute,
+                       help="model requests each learner may send per minute")
+    start.add_argument("--upstream-url", default=None,
+                       help="an OpenAI-compatible endpoint instead of the built-in model; its key is read from "
+                            "MARKETLAB_UPSTREAM_KEY and kept for the gateway only")
+    start.add_argument("--upstream-model", default=None, help="the upstream model learners get")
+    start.add_argument("--no-sandbox-learners", action="store_true",
+                       help="run learners' servers without their bubblewrap view (only where they may read everything)")
+    start.set_defaults(func=_start)
+
+
+def _start(args: argparse.Namespace) -> int:
+    from .start import settings_from_args, start
+
+    return start(settings_from_args(args))

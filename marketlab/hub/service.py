@@ -1,0 +1,114 @@
+"""The hub's `marketlab` service (run by JupyterHub as the gateway account): the model gateway and live progress.
+
+    python -m marketlab.hub.service      # JupyterHub starts it with JUPYTERHUB_* set
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+from pathlib import Path
+from urllib.parse import urlparse
+
+import openai
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from tornado import web
+
+from . import gateway, progress
+from .identity import Instructors
+from .settings import HubSettings, load, served_model
+from .spawner import ROOT_VARIABLE
+from .start import KEY_FILE, KEY_VARIABLE
+from .usage import Allowances, Ledger
+
+TOKEN_CACHE_S = 60  # a revoked hub token stops working within a minute
+MODEL_SLOTS = 8     # requests the built-in model decodes together (about 90 MB of memory each)
+
+
+class Service:
+    """Everything the handlers share: hub auth, the ledger, allowances, attempts and the upstream client."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        # The one instance the OAuth callback handler uses too (it keeps the pending logins in memory).
+        self.hub_auth = HubOAuth.instance(cache_max_age=TOKEN_CACHE_S)
+        self.instructors = Instructors(self.hub_auth)
+        self.ledger = Ledger(settings.gateway / "usage.sqlite")
+        self.allowances = Allowances(settings.allowance, self.ledger)
+        self.attempts = progress.Attempts(settings.gateway / "attempts.sqlite")
+        self.model_name = served_model(settings)
+        self.upstream_model = settings.upstream.model or self.model_name
+        self.local_model = settings.upstream.url is None
+        self.upstream = self._upstream_client()
+
+    def _upstream_client(self) -> openai.AsyncOpenAI:
+        if self.local_model:
+            home = self.settings.gateway / "home"
+            home.mkdir(mode=0o700, exist_ok=True)
+            key = _server_key(home)
+            # The built-in server answers only requests with this key: learners share the loopback network.
+            os.environ.update(MARKETLAB_HOME=str(home), MARKETLAB_PORT=str(self.settings.model_port),
+                              MARKETLAB_SERVER_KEY=key, MARKETLAB_SERVER_SLOTS=str(MODEL_SLOTS))
+            from ..llm.local import ensure_server
+
+            url = ensure_server()
+        else:
+            url = self.settings.upstream.url
+            # `marketlab hub start` keeps the key in the gateway's folder; on Kubernetes a Secret gives it.
+            key_path = self.settings.gateway / KEY_FILE
+            key = (key_path.read_text().strip() if key_path.exists()
+                   else os.environ.pop(KEY_VARIABLE, "") or "not-needed")
+        return openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=2, timeout=120)
+
+    def stop(self) -> None:
+        """Stop the built-in model server this service started (by the pid it reported)."""
+        if self.local_model:
+            from ..llm.local import stop_server
+
+            stop_server()
+
+
+def _server_key(home: Path) -> str:
+    """The built-in server's key, made once and kept in the gateway's home (0600)."""
+    path = home / "server.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def application(service: Service) -> web.Application:
+    """The tornado application under JUPYTERHUB_SERVICE_PREFIX."""
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/marketlab/")
+    routes = [(rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
+              *gateway.handlers(prefix, service), *progress.handlers(prefix, service)]
+    return web.Application(routes, cookie_secret=secrets.token_bytes(32), xsrf_cookies=False)
+
+
+async def serve() -> None:
+    """Run until SIGTERM, then stop what this service started."""
+    service = Service(load(os.environ[ROOT_VARIABLE]))
+    where = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    server = application(service).listen(where.port or 80, address=where.hostname or "127.0.0.1", xheaders=True)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        server.stop()
+        service.stop()
+
+
+def main() -> None:
+    """Entry point of `python -m marketlab.hub.service`."""
+    os.umask(0o077)  # the ledger and the model's files: the gateway account's alone
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

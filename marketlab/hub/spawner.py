@@ -1,0 +1,58 @@
+"""The hub's spawner: each person's JupyterLab as their own system account, a learner's in its own view."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.spawner import LocalProcessSpawner
+
+from .accounts import ensure_account
+from .server_view import learner_view
+from .settings import INSTRUCTORS_GROUP, HubSettings, load, served_model
+
+ROOT_VARIABLE = "MARKETLAB_HUB_ROOT"
+
+
+def server_environment(settings: HubSettings, *, instructor: bool) -> dict[str, str]:
+    """What a server's environment adds to the hub's own (JUPYTERHUB_* come from the hub)."""
+    config = settings.instructor_config if instructor else settings.learner_config
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "MALLOC_ARENA_MAX": "2",
+        "JUPYTER_CONFIG_PATH": str(config),
+        ROOT_VARIABLE: str(settings.root),
+        # marketlab.llm.client() finds the gateway from these, with the server's own hub token as key.
+        "MARKETLAB_BACKEND": "hub",
+        "OPENAI_BASE_URL": f"{settings.service_url}/v1",
+        "MARKETLAB_MODEL": served_model(settings),
+        "MARKETLAB_PROGRESS_URL": f"{settings.service_url}/attempts",
+    }
+    if instructor:
+        env["MARKETLAB_COURSE"] = str(settings.course)
+    return env
+
+
+class MarketlabSpawner(LocalProcessSpawner):
+    """LocalProcessSpawner with the hub's accounts, environment and, for learners, the bubblewrap view."""
+
+    def _settings(self) -> HubSettings:
+        return load(os.environ[ROOT_VARIABLE])
+
+    def _is_instructor(self) -> bool:
+        return INSTRUCTORS_GROUP in {group.name for group in self.user.groups}
+
+    async def start(self) -> Any:
+        """Make (or check) the account, then start the server as that account."""
+        settings = self._settings()
+        instructor = self._is_instructor()
+        account = ensure_account(self.user.name, settings, instructor=instructor)
+        self.environment = server_environment(settings, instructor=instructor)
+        self.notebook_dir = str(account.home)
+        self.popen_kwargs = {"cwd": str(account.home)}
+        command = [sys.executable, "-I", "-m", "marketlab.hub.singleuser"]
+        sandboxed = settings.sandbox_learners and not instructor
+        self.cmd = (learner_view(settings, account.home) if sandboxed else []) + command
+        return await super().start()

@@ -1,0 +1,270 @@
+"""A real JupyterHub for the tests: started by `marketlab hub start` on loopback, driven over HTTP.
+
+    hub = Hub.start(tmp_path / "hub", instructors=["ana"])
+    ana = hub.session("ana"); ana.signup("a-long-password-1")
+    ...
+    hub.stop()            # by the pid it started; removes the system accounts it made
+
+Learners sign up through NativeAuthenticator's own form and an instructor authorizes them through
+its own page; code runs in a person's own JupyterLab through the Jupyter server's REST and
+WebSocket API, as a browser's notebook would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+REPO = Path(__file__).resolve().parents[2]
+MARKETLAB = Path(sys.executable).parent / "marketlab"
+START_S = 120
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Session:
+    """One person's browser-like session on the hub (cookies, xsrf)."""
+
+    hub: Hub
+    name: str
+    client: httpx2.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx2.Client(base_url=self.hub.url, follow_redirects=True, timeout=60)
+
+    def _xsrf(self, page: str) -> str:
+        self.client.get(page)
+        token = self.client.cookies.get("_xsrf")
+        assert token, f"the hub set no _xsrf cookie on {page}"
+        return token
+
+    def signup(self, password: str) -> httpx2.Response:
+        """NativeAuthenticator's sign-up form."""
+        xsrf = self._xsrf("/hub/signup")
+        return self.client.post("/hub/signup", data={"username": self.name, "signup_password": password,
+                                                      "signup_password_confirmation": password, "_xsrf": xsrf})
+
+    def login(self, password: str) -> httpx2.Response:
+        """The hub's login form."""
+        xsrf = self._xsrf("/hub/login")
+        return self.client.post("/hub/login", data={"username": self.name, "password": password, "_xsrf": xsrf})
+
+    def change_password(self, old: str, new: str) -> httpx2.Response:
+        """NativeAuthenticator's change-password form (after logging in)."""
+        xsrf = self._xsrf("/hub/change-password")
+        return self.client.post("/hub/change-password", data={"old_password": old, "new_password": new,
+                                                               "new_password_confirmation": new, "_xsrf": xsrf})
+
+    def first_login(self, new_password: str) -> None:
+        """An instructor's first login: the one-time password from the hub's root-only file, then a new one."""
+        from marketlab.hub.first_login import one_time_passwords
+        from marketlab.hub.settings import load
+
+        once = one_time_passwords(load(self.hub.root))[self.name]
+        assert "/hub/login" not in str(self.login(once).url), f"{self.name} could not log in with the one-time password"
+        reply = self.change_password(once, new_password)
+        assert reply.status_code == 200 and "changed" in reply.text.lower(), reply.text[-2000:]
+
+    def authorize(self, other: str) -> httpx2.Response:
+        """As an admin: NativeAuthenticator's authorize toggle for another person."""
+        return self.client.get(f"/hub/authorize/{other}")
+
+    def new_token(self, note: str = "tests") -> str:
+        """An API token of this person's own, made through the hub's REST API with the login cookie."""
+        xsrf = self.client.cookies.get("_xsrf") or self._xsrf("/hub/home")
+        reply = self.client.post(f"/hub/api/users/{self.name}/tokens", json={"note": note, "expires_in": 3600},
+                                 headers={"X-XSRFToken": xsrf})
+        assert reply.status_code in (200, 201), reply.text
+        return reply.json()["token"]
+
+
+@dataclass
+class Hub:
+    """A hub this test run started (and only stops by its own pid)."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen  # type: ignore[type-arg]
+    log_path: Path
+    instructors: list[str]
+    made_accounts: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def service_url(self) -> str:
+        return f"{self.url}/services/marketlab"
+
+    @classmethod
+    def start(cls, root: Path, *, instructors: list[str], daily_tokens: int = 200_000, rate_per_minute: int = 30,
+              upstream_url: str | None = None, upstream_model: str | None = None,
+              upstream_key: str | None = None) -> Hub:
+        """Start `marketlab hub start` as a child and wait until its service answers."""
+        root.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        argv = [str(MARKETLAB), "hub", "start", "--root", str(root), "--port", str(port),
+                "--hub-port", str(free_port()), "--service-port", str(free_port()),
+                "--model-port", str(free_port()), "--proxy-api-port", str(free_port()),
+                "--daily-tokens", str(daily_tokens), "--rate-per-minute", str(rate_per_minute)]
+        for name in instructors:
+            argv += ["--instructor", name]
+        if upstream_url:
+            argv += ["--upstream-url", upstream_url]
+        if upstream_model:
+            argv += ["--upstream-model", upstream_model]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAB_", "OPENAI_", "JUPYTER"))}
+        if upstream_key:
+            env["MARKETLAB_UPSTREAM_KEY"] = upstream_key
+        log_path = root.parent / f"{root.name}.log"
+        log = log_path.open("wb")
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                   start_new_session=True)
+        hub = cls(root, port, process, log_path, list(instructors))
+        hub.wait_ready()
+        return hub
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the hub exited ({self.process.returncode}):\n{self.log()[-4000:]}")
+            try:
+                if httpx2.get(f"{self.service_url}/v1/models", timeout=2).status_code == 401:
+                    return
+            except httpx2.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"the hub did not answer within {START_S} s:\n{self.log()[-4000:]}")
+
+    def session(self, name: str) -> Session:
+        if name not in self.made_accounts:
+            try:
+                pwd.getpwnam(name)
+            except KeyError:
+                self.made_accounts.append(name)  # the hub will make it: the tests remove it afterwards
+        return Session(self, name)
+
+    def api(self, token: str, method: str, path: str, **kwargs: Any) -> httpx2.Response:
+        """A call to the hub's REST API with a token."""
+        return httpx2.request(method, f"{self.url}/hub/api{path}", headers={"Authorization": f"token {token}"},
+                              timeout=60, **kwargs)
+
+    def start_server(self, admin_token: str, name: str) -> None:
+        """Start a person's server and wait until it is ready."""
+        reply = self.api(admin_token, "POST", f"/users/{name}/server")
+        assert reply.status_code in (201, 202, 400), reply.text
+        deadline = time.monotonic() + START_S
+        while time.monotonic() < deadline:
+            model = self.api(admin_token, "GET", f"/users/{name}").json()
+            server = (model.get("servers") or {}).get("")
+            if server and server.get("ready"):
+                return
+            time.sleep(1)
+        raise AssertionError(f"{name}'s server did not start:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        """Stop the hub (SIGTERM to its pid; it stops its proxy, service and servers), then its accounts."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        for name in self.made_accounts:
+            subprocess.run(["userdel", name], capture_output=True)
+        self._remove_granted_traversal()
+
+    def _remove_granted_traversal(self) -> None:
+        """Take back the pass-through permissions the hub said it gave (only those)."""
+        from marketlab.hub.settings import GATEWAY_ACCOUNT, INSTRUCTOR_SYSTEM_GROUP, LEARNER_SYSTEM_GROUP
+
+        marker = "may pass through "
+        for line in self.log().splitlines():
+            if marker in line:
+                folders = line.split(marker, 1)[1].split(" to reach", 1)[0].split(", ")
+                for folder in folders:
+                    for group in (LEARNER_SYSTEM_GROUP, INSTRUCTOR_SYSTEM_GROUP, GATEWAY_ACCOUNT):
+                        subprocess.run(["setfacl", "-x", f"g:{group}", folder], capture_output=True)
+
+
+def run_code(hub: Hub, user: str, token: str, code: str, timeout: float = 300) -> dict[str, Any]:
+    """Run `code` in a new kernel of `user`'s server (as their notebook would); return its output and status."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    # A thread of its own: the caller may be inside an event loop (Playwright's sync API runs one).
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _run_code(hub, user, token, code, timeout)).result()
+
+
+async def _run_code(hub: Hub, user: str, token: str, code: str, timeout: float) -> dict[str, Any]:
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    headers = {"Authorization": f"token {token}"}
+    base = f"{hub.url}/user/{user}/api"
+    async with httpx2.AsyncClient(timeout=60) as client:
+        reply = await client.post(f"{base}/kernels", headers=headers, json={"name": "python3"})
+        assert reply.status_code == 201, reply.text
+        kernel = reply.json()["id"]
+        try:
+            ws_url = f"ws://127.0.0.1:{hub.port}/user/{user}/api/kernels/{kernel}/channels"
+            connection = await websocket_connect(HTTPRequest(ws_url, headers=headers))
+            msg_id = uuid.uuid4().hex
+            connection.write_message(json.dumps({
+                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user, "session": uuid.uuid4().hex,
+                           "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell",
+                "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                            "allow_stdin": False, "stop_on_error": True}}))
+            out: list[str] = []
+            status, idle = None, False
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                raw = await asyncio.wait_for(connection.read_message(), timeout=deadline - time.monotonic())
+                if raw is None:
+                    break
+                message = json.loads(raw)
+                if message.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind, content = message["msg_type"], message["content"]
+                if kind == "stream":
+                    out.append(content["text"])
+                elif kind in ("execute_result", "display_data"):
+                    out.append(content["data"].get("text/plain", ""))
+                elif kind == "error":
+                    out.append("\n".join(content.get("traceback", [])) or content.get("evalue", ""))
+                elif kind == "execute_reply":
+                    status = content["status"]
+                elif kind == "status" and content.get("execution_state") == "idle":
+                    idle = True
+                if status is not None and idle:
+                    break
+            connection.close()
+        finally:
+            await client.delete(f"{base}/kernels/{kernel}", headers=headers)
+    return {"status": status, "output": "".join(out)}
