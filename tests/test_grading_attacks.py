@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -566,6 +567,31 @@ def test_collect_refuses_an_inbound_folder_owned_by_someone_else(graded: Graded,
     assert any(r["student"] == "bob" for r in refused)
     assert (course.folder("submitted") / "amy" / LAB / NOTEBOOK).read_bytes() == kept
     assert not (course.folder("submitted") / "bob").exists()
+
+
+@needs_root
+def test_a_planted_folder_never_hides_a_real_submission_and_a_made_up_name_never_stops_collect(
+        graded: Graded, tmp_path: Path) -> None:
+    course = init_course(tmp_path / "course", labs_dir=graded.base / "labs", graders_dir=graded.graders)
+    assert all(r.ok for r in build(course, validate=False))
+    exchange.release(course)
+    release = course.folder("release") / LAB / NOTEBOOK
+    inbound = course.folder("exchange") / course.course_id / "inbound"
+    exchange.submit(course, "amy", hand_in(tmp_path / "first" / LAB, learner_notebook(release, answer=WRONG)))
+    # Another learner plants a "newer" submission under amy's name, and one whose name holds no time.
+    forged = inbound / f"amy+{LAB}+2999-01-01 00:00:00.000000 UTC"
+    hand_in(forged, learner_notebook(release, answer=WRONG), {"timestamp.txt": "2999-01-01 00:00:00.000000 UTC"})
+    for path in (forged, *forged.rglob("*")):
+        os.lchown(path, 61999, 61999)
+    (inbound / f"carl+{LAB}+not-a-time").mkdir()
+    time.sleep(1.1)
+    latest = hand_in(tmp_path / "second" / LAB, learner_notebook(release))
+    exchange.submit(course, "amy", latest)
+    exchange.collect(course)
+    assert (course.folder("submitted") / "amy" / LAB / NOTEBOOK).read_bytes() == (latest / NOTEBOOK).read_bytes()
+    refused = exchange.refused_submissions(course)
+    assert {"student": "amy", "lab": LAB, "why": "its owner is not the learner it names"} in refused
+    assert {"student": "carl", "lab": LAB, "why": "its name holds no submission time"} in refused
 
 
 # --- as an ordinary user ---------------------------------------------------------------------------------

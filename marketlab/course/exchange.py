@@ -111,10 +111,14 @@ def expected_owner(course: Course, student: str) -> int:
 
 
 def _safe_collect_class() -> type:
+    import datetime
     import os
     import stat
 
     from nbgrader.exchange.default.collect import ExchangeCollect
+    from nbgrader.utils import parse_utc
+
+    OLDEST = datetime.datetime.min  # nbgrader's submission times are naive UTC
 
     from . import intake
 
@@ -124,23 +128,39 @@ def _safe_collect_class() -> type:
         course: Course
         refusals: list[dict[str, str]]
 
+        def _path_to_record(self, path: str) -> dict[str, object]:
+            """nbgrader's record of one inbound folder, checked before nbgrader picks each learner's newest.
+
+            A refused entry (a link or file, someone else's, a name that is no timestamp) is never a
+            learner's newest, so a folder planted under another learner's name, however new it claims
+            to be, never hides that learner's real submission, and a malformed name never stops the collect.
+            """
+            filename = os.path.split(path)[1]
+            parts = filename.rsplit("+", 3)
+            username = parts[0]
+            info = os.lstat(path)
+            why = ""
+            if not stat.S_ISDIR(info.st_mode):
+                why = "not a folder (a link or a file)"
+            elif info.st_uid != expected_owner(self.course, username):
+                why = "its owner is not the learner it names"
+            try:
+                timestamp = parse_utc(parts[2])
+            except Exception:  # dateutil raises several kinds on a made-up name
+                timestamp, why = None, why or "its name holds no submission time"
+            if why:
+                self.refusals.append({"student": username, "lab": self.coursedir.assignment_id, "why": why})
+                return {"username": username, "filename": filename, "timestamp": OLDEST, "refused": True}
+            return {"username": username, "filename": filename, "timestamp": timestamp}
+
+        def _sort_by_timestamp(self, records: list[dict[str, object]]) -> list[dict[str, object]]:
+            """Newest first among a learner's acceptable entries; refused ones only when there is nothing else."""
+            kept = [record for record in records if not record.get("refused")]
+            return super()._sort_by_timestamp(kept) if kept else records
+
         def init_src(self) -> None:
             super().init_src()
-            kept = []
-            for record in self.src_records:
-                path = os.path.join(self.inbound_path, record["filename"])
-                info = os.lstat(path)
-                why = ""
-                if not stat.S_ISDIR(info.st_mode):
-                    why = "not a folder (a link or a file)"
-                elif info.st_uid != expected_owner(self.course, record["username"]):
-                    why = "its owner is not the learner it names"
-                if why:
-                    self.refusals.append({"student": record["username"], "lab": self.coursedir.assignment_id,
-                                          "why": why})
-                    continue
-                kept.append(record)
-            self.src_records = kept
+            self.src_records = [record for record in self.src_records if not record.get("refused")]
 
         def do_copy(self, src: str, dest: str) -> None:
             refused = intake.copy_tree(Path(src), Path(dest))

@@ -36,6 +36,7 @@ INSIDE_HOME = "/home/learner"
 SYSTEM_DIRS = ("/usr", "/etc/alternatives")
 SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/nsswitch.conf", "/etc/mime.types")
 TMP_MB = 256  # private /tmp of a sandbox (memory-backed)
+CODE_SUFFIXES = (".py", ".pyc")  # of datasets/: left out of every sandbox
 MERGED_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
@@ -158,7 +159,8 @@ def readonly_sources() -> list[Path]:
     import marketlab
 
     package = Path(marketlab.__file__).resolve().parent
-    paths = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package, package.parent / "datasets"]
+    paths = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package,
+             *public_data_files(package.parent / "datasets")]
     data = os.environ.get("MARKETLAB_DATA")
     if data:
         paths.append(Path(data).resolve())
@@ -169,6 +171,14 @@ def readonly_sources() -> list[Path]:
         if path.exists() and not any(path == p or path.is_relative_to(p) for p in found):
             found = [p for p in found if not p.is_relative_to(path)] + [path]
     return found
+
+
+def public_data_files(folder: Path) -> list[Path]:
+    """The data files of `datasets/`, never its code: the generators rebuild the graders' holdout from fixed seeds."""
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.rglob("*") if path.is_file() and not path.is_symlink()
+                  and path.suffix not in CODE_SUFFIXES and "__pycache__" not in path.parts)
 
 
 def dirs_for(target: str, made: set[str]) -> list[str]:

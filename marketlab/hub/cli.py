@@ -30,12 +30,18 @@ def add_commands(commands: Any) -> None:
                        help="an OpenAI-compatible endpoint instead of the built-in model; its key is read from "
                             "MARKETLAB_UPSTREAM_KEY and kept for the gateway only")
     start.add_argument("--upstream-model", default=None, help="the upstream model learners get")
+    start.add_argument("--upstream-key-file", default=None,
+                       help="a file (readable by root) holding the upstream's key: keeps it off command lines")
     start.add_argument("--no-sandbox-learners", action="store_true",
                        help="run learners' servers without their bubblewrap view (only where they may read everything)")
     start.set_defaults(func=_start)
 
 
 def _start(args: argparse.Namespace) -> int:
-    from .start import settings_from_args, start
+    import os
 
+    from .start import KEY_FILE_VARIABLE, settings_from_args, start
+
+    if args.upstream_key_file:
+        os.environ[KEY_FILE_VARIABLE] = args.upstream_key_file
     return start(settings_from_args(args))

@@ -29,10 +29,26 @@ TEMPLATE_TOKENS = 64
 TOKENS_PER_MESSAGE = 8
 
 
-def estimate_prompt_tokens(messages: list[Any]) -> int:
-    """A generous estimate of a prompt's tokens, from its text length and the chat template's overhead."""
-    text = sum(len(json.dumps(m.get("content"), ensure_ascii=False)) for m in messages)
-    return TEMPLATE_TOKENS + TOKENS_PER_MESSAGE * len(messages) + math.ceil(text / CHARS_PER_TOKEN)
+def estimate_prompt_tokens(messages: list[Any], extra: Any = None) -> int:
+    """A generous estimate of a prompt's tokens: its text (and schema, stops: `extra`) and the template's overhead.
+
+    Counted in UTF-8 bytes, at most one token per byte for text outside plain English (emoji, CJK
+    take several tokens each), CHARS_PER_TOKEN for plain ASCII.
+    """
+    ascii_chars = other_bytes = 0
+    for text in [json.dumps(m.get("content"), ensure_ascii=False) for m in messages] + [json.dumps(extra or "")]:
+        encoded = text.encode()
+        plain = sum(1 for byte in encoded if byte < 128)
+        ascii_chars, other_bytes = ascii_chars + plain, other_bytes + len(encoded) - plain
+    return TEMPLATE_TOKENS + TOKENS_PER_MESSAGE * len(messages) + math.ceil(ascii_chars / CHARS_PER_TOKEN) + other_bytes
+
+
+def _within(value: Any, low: int, high: int) -> int:
+    """A token count from the upstream as a whole number within [low, high] (0 when it is not a number)."""
+    try:
+        return max(low, min(high, int(value)))
+    except (TypeError, ValueError):
+        return 0
 
 
 class GatewayHandler(ServiceHandler):
@@ -47,7 +63,7 @@ class GatewayHandler(ServiceHandler):
 
     def require_learner(self) -> str | None:
         """The learner's name, or None after answering 401 (a token is needed: a cookie alone never spends)."""
-        if self.current_user is None or not self.request.headers.get("Authorization"):
+        if not self.by_token:
             self.fail(OpenAIError(401, "The hub's model gateway did not recognise your token. In a notebook on the "
                                        "hub, use marketlab.llm.client(): it sends your hub token for you. If you "
                                        "set OPENAI_API_KEY or OPENAI_BASE_URL yourself, remove them.",
@@ -78,8 +94,7 @@ class ChatHandler(GatewayHandler):
             return
         try:
             request = self._parse()
-        except OpenAIError as exc:
-            self.service.ledger.record(Call(learner, None, exc.status, refused="bad_request"))
+        except OpenAIError as exc:  # not written down: a flood of bad requests must not grow the ledger
             return self.fail(exc)
         async with self.service.allowances.slot(learner):
             await self._answer(learner, request)
@@ -102,11 +117,13 @@ class ChatHandler(GatewayHandler):
     async def _answer(self, learner: str, request: Any) -> None:
         service = self.service
         messages = [m.model_dump(exclude_none=True) for m in request.messages]
-        estimate = estimate_prompt_tokens(messages)
+        extra = [request.response_format.model_dump(by_alias=True) if request.response_format else None, request.stop]
+        estimate = estimate_prompt_tokens(messages, extra)
         try:
             cap = service.allowances.admit(learner, estimate, request.token_limit())
         except Refused as refusal:
-            service.ledger.record(Call(learner, request.model, 429, refused=refusal.kind))
+            if service.allowances.first_refusal_this_minute(learner, refusal.kind):  # one row, not one per retry
+                service.ledger.record(Call(learner, request.model, 429, refused=refusal.kind))
             code = "insufficient_quota" if refusal.kind == "budget" else "rate_limit_exceeded"
             headers = {"Retry-After": str(refusal.retry_after)}
             if refusal.kind == "budget":
@@ -129,6 +146,7 @@ class ChatHandler(GatewayHandler):
             self._upstream_failed(exc)
         except openai.APITimeoutError:
             status = 504
+            usage = {"prompt_tokens": estimate, "completion_tokens": cap}  # it may have run to the end upstream
             self.fail(OpenAIError(504, "The model took too long to answer. Run the cell again in a minute.",
                                   type="server_error", code="upstream_timeout"))
         except openai.APIConnectionError:
@@ -138,8 +156,11 @@ class ChatHandler(GatewayHandler):
         except iostream.StreamClosedError:
             status = 499  # the learner went away mid-stream; what was generated is still counted
         finally:
-            spent_prompt = int(usage.get("prompt_tokens", estimate if status == 200 else 0))
-            spent_completion = int(usage.get("completion_tokens", 0))
+            # Without the upstream's count: an answer costs its estimate; a stream the learner cut off
+            # costs the whole reservation (leaving early must not be a way around the allowance).
+            # The upstream's own count is trusted only within what was reserved.
+            spent_prompt = _within(usage.get("prompt_tokens", estimate if status in (200, 499) else 0), 0, estimate * 4)
+            spent_completion = _within(usage.get("completion_tokens", cap if status == 499 else 0), 0, cap)
             service.ledger.record(Call(learner, request.model, status, spent_prompt, spent_completion,
                                        round((time.monotonic() - started) * 1000, 1), bool(request.stream),
                                        None if status in (200, 499) else "upstream"))

@@ -57,6 +57,11 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
         self.current_user = model
         self.instructor = model["name"] in await self.service.instructors.names()
 
+    @property
+    def by_token(self) -> bool:
+        """Identified by a valid hub token (not by a cookie, even with some Authorization header)."""
+        return self.current_user is not None and getattr(self, "_token_authenticated", False)
+
     def get_current_user(self) -> Any:
         """Set in prepare(); tornado asks for it in @web.authenticated."""
         return getattr(self, "_current_user", None)

@@ -141,7 +141,7 @@ class AttemptHandler(ServiceHandler):
         """Token-authenticated (a cookie alone is refused below), so no cross-site form can post here."""
 
     async def post(self) -> None:
-        if self.current_user is None or "Authorization" not in self.request.headers:
+        if not self.by_token:
             raise web.HTTPError(401, "a hub token is needed")
         if len(self.request.body) > 2000:
             raise web.HTTPError(413)

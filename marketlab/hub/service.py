@@ -60,7 +60,8 @@ class Service:
             key_path = self.settings.gateway / KEY_FILE
             key = (key_path.read_text().strip() if key_path.exists()
                    else os.environ.pop(KEY_VARIABLE, "") or "not-needed")
-        return openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=2, timeout=120)
+        # No retries here: a retried request would spend upstream what the learner's allowance reserved once.
+        return openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=120)
 
     def stop(self) -> None:
         """Stop the built-in model server this service started (by the pid it reported)."""
@@ -92,7 +93,8 @@ async def serve() -> None:
     """Run until SIGTERM, then stop what this service started."""
     service = Service(load(os.environ[ROOT_VARIABLE]))
     where = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    server = application(service).listen(where.port or 80, address=where.hostname or "127.0.0.1", xheaders=True)
+    server = application(service).listen(where.port or 80, address=where.hostname or "127.0.0.1",
+                                         max_body_size=gateway.MAX_BODY, max_buffer_size=gateway.MAX_BODY)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -19,7 +19,7 @@ LEARNER_SYSTEM_GROUP = "marketlab-learners"
 INSTRUCTOR_SYSTEM_GROUP = "marketlab-instructors"
 GATEWAY_ACCOUNT = "marketlab-gw"
 # Hub names that may become system accounts: lower-case letters, digits and '-', starting with a letter.
-USERNAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
+USERNAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}\Z"  # \Z, not $: JupyterHub's re.match lets $ pass a trailing newline
 COURSE_ID = "marketlab"
 
 
@@ -107,13 +107,15 @@ class HubSettings(BaseModel):
 
     @property
     def public_url(self) -> str:
-        host = "127.0.0.1" if self.ip in ("", "0.0.0.0") else self.ip
+        """The address printed for people (on every interface: this machine's loopback)."""
+        host = "127.0.0.1" if self.ip in ("", "0.0.0.0", "::") else self.ip
         return f"http://{host}:{self.port}"
 
     @property
     def service_url(self) -> str:
         """Where learners' servers reach the service (through the proxy, as every hub service)."""
-        return f"http://127.0.0.1:{self.port}/services/{SERVICE_NAME}"
+        host = "127.0.0.1" if self.ip in ("", "0.0.0.0", "::") else self.ip  # the proxy listens where the hub does
+        return f"http://{host}:{self.port}/services/{SERVICE_NAME}"
 
     def save(self) -> Path:
         """Write hub.json (readable by all: it holds no secret)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -16,15 +17,34 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_FILE = REPO_ROOT / "instructor" / "hub" / "jupyterhub_config.py"
 KEY_VARIABLE = "MARKETLAB_UPSTREAM_KEY"
 KEY_FILE = "upstream.key"
+KEY_FILE_VARIABLE = "MARKETLAB_UPSTREAM_KEY_FILE"  # set by --upstream-key-file
+
+
+def _own(path: Path, uid: int, gid: int, mode: int) -> bool:
+    """Set owner and mode through a descriptor opened without following a link; False for a link (left alone).
+
+    Root runs this over folders others can write to: a path checked and then changed by name could
+    be swapped for a link in between, and root would change the link's target instead.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return False
+        raise
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _folder(path: Path, mode: int, uid: int = 0, gid: int = 0) -> None:
     """A folder with exactly this owner and mode (a link or a file in its place is an error)."""
     path.mkdir(parents=True, exist_ok=True)
-    if path.is_symlink() or not path.is_dir():
+    if path.is_symlink() or not path.is_dir() or not _own(path, uid, gid, mode):
         raise HubError(f"{path} is not a folder.", "Remove it: the hub makes it itself.")
-    os.chown(path, uid, gid)
-    os.chmod(path, mode)
 
 
 def _nbgrader_config(folder: Path, settings: HubSettings, course_root: Path | None) -> None:
@@ -84,10 +104,8 @@ def prepare(settings: HubSettings) -> list[str]:
     if shared not in config.read_text():  # several instructors share the course and its exchange folders
         config.write_text(config.read_text() + f"\n# On the hub the instructors' group shares the course.\n{shared}\n")
     for path in [settings.course, *settings.course.rglob("*")]:
-        if path.is_symlink():
-            continue
-        os.chown(path, 0, instructors_gid)
-        os.chmod(path, (0o2770 if path.is_dir() else 0o660))
+        if not path.is_symlink():
+            _own(path, 0, instructors_gid, 0o2770 if path.is_dir() else 0o660)
     done.append(f"course folder {settings.course} (group {INSTRUCTOR_SYSTEM_GROUP})")
 
     # The student versions every learner gets on first start (no solutions, no hidden tests).
@@ -98,12 +116,14 @@ def prepare(settings: HubSettings) -> list[str]:
     done.append(f"student labs in {settings.student} ({len(created)} files new)")
 
     key = os.environ.pop(KEY_VARIABLE, "")
+    if settings_key_file := os.environ.pop(KEY_FILE_VARIABLE, ""):
+        key = Path(settings_key_file).read_text().strip()
     if key:
         key_path = settings.gateway / KEY_FILE
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        os.fchown(fd, gateway_uid, gateway_gid)
         with os.fdopen(fd, "w") as out:
             out.write(key)
-        os.chown(key_path, gateway_uid, gateway_gid)
         done.append("upstream key stored for the gateway only")
     settings.save()
     from .first_login import FIRST_LOGIN_FILE, seed_instructors

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE INDEX IF NOT EXISTS calls_day_learner ON calls (day, learner);
 """
-REFUSALS = ("budget", "rate_limit", "bad_request", "upstream")
+REFUSALS = ("budget", "rate_limit", "upstream")
 
 
 def today() -> str:
@@ -120,6 +120,7 @@ class Allowances:
         self._recent: dict[str, deque[float]] = defaultdict(deque)
         self._reserved: dict[str, int] = defaultdict(int)
         self._slots: dict[str, asyncio.Semaphore] = {}
+        self._refused: dict[tuple[str, str], float] = {}
 
     def slot(self, learner: str) -> asyncio.Semaphore:
         """The learner's in-flight slots: one learner's burst waits for its own slots, not everyone's."""
@@ -151,6 +152,14 @@ class Allowances:
         recent.append(now)
         self._reserved[learner] += prompt_estimate + cap
         return cap
+
+    def first_refusal_this_minute(self, learner: str, kind: str) -> bool:
+        """True for the first refusal of this kind for this learner in a minute (the ledger keeps that one)."""
+        now = time.monotonic()
+        if now - self._refused.get((learner, kind), -60.0) < 60:
+            return False
+        self._refused[(learner, kind)] = now
+        return True
 
     def release(self, learner: str, reserved: int) -> None:
         """Give back a reservation once the call is in the ledger."""

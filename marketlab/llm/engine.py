@@ -1,10 +1,11 @@
 """The embedded model: SmolLM2-135M-Instruct through llama-cpp-python, several requests decoded at once.
 
-One model thread owns the llama.cpp context. Each step it feeds one llama_batch holding the next
-token of every sequence being decoded and a chunk of the prompts being read, then samples each
-sequence from its own row of logits with its own sampler chain (grammar, penalties, seed). Every
-sequence lives in its own KV-cache stream (kv_unified off) at positions 0..n, so its numbers never
-depend on what else is in the batch: the same request gives the same bytes, alone or among others.
+One model thread owns the llama.cpp context. Each step it either reads one piece of one waiting
+prompt, alone, or feeds one llama_batch holding the next token of every sequence being decoded,
+then samples each sequence from its own row of logits with its own sampler chain (grammar,
+penalties, seed). Every sequence lives in its own KV-cache stream (kv_unified off) at positions
+0..n, and a prompt is always read in the same pieces, so its numbers never depend on what else
+runs: the same request gives the same bytes, alone or among others.
 No cache is reused between requests: a prompt's values read in one piece differ in the last bits
 from the same values read in pieces of another size, and greedy decoding can turn that into other
 words (measured: reusing a kept system-message prefix changed replies), so every prompt is read anew.
@@ -44,8 +45,8 @@ PENALTY_LAST_N = 64
 TOP_K, MIN_P = 40, 0.05
 DEFAULT_SLOTS = 4
 DEFAULT_SLOT_CONTEXT = 4096
-# Prompt tokens read per step, shared by the prompts waiting to be read: bigger reads new prompts
-# sooner (time to first token), smaller keeps the replies already streaming smooth.
+# Prompt tokens read in one step (one prompt at a time): bigger reads new prompts sooner (time to
+# first token), smaller keeps the replies already streaming smooth.
 PREFILL_PER_STEP = 512
 N_UBATCH = 512
 

@@ -195,9 +195,20 @@ class Hub:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        self._stop_orphaned_proxy()
         for name in self.made_accounts:
             subprocess.run(["userdel", name], capture_output=True)
         self._remove_granted_traversal()
+
+    def _stop_orphaned_proxy(self) -> None:
+        """A hub that exits on a start-up error leaves its proxy running: stop it by the pid the hub wrote."""
+        try:
+            pid = int((self.root / "state" / "proxy.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"configurable-http-proxy" in cmdline and f"{self.port}".encode() in cmdline:
+            os.kill(pid, signal.SIGKILL)
 
     def _remove_granted_traversal(self) -> None:
         """Take back the pass-through permissions the hub said it gave (only those)."""

@@ -1,0 +1,132 @@
+"""The hub's parts that need no running hub: allowances, the progress grid, what a check shares, the home filler."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from marketlab.checks._report import CheckResult
+from marketlab.checks.sharing import attempt
+from marketlab.hub.gateway import estimate_prompt_tokens
+from marketlab.hub.progress import Attempt, Attempts, grid, per_exercise
+from marketlab.hub.settings import Allowance, HubError, HubSettings, check_username, load
+from marketlab.hub.singleuser import copy_missing
+from marketlab.hub.usage import Allowances, Call, Ledger, Refused
+
+
+def _allowances(tmp_path: Path, **limits: int) -> Allowances:
+    return Allowances(Allowance(**limits), Ledger(tmp_path / "usage.sqlite"))
+
+
+def test_the_allowance_caps_a_reply_to_what_is_left_and_counts_requests_in_flight(tmp_path: Path) -> None:
+    allowances = _allowances(tmp_path, daily_tokens=1000, max_completion_tokens=600)
+    first = allowances.admit("bea", 100, None)
+    assert first == 600
+    second = allowances.admit("bea", 100, 500)  # 1000 - (100 + 600) reserved - 100 prompt = 200 left for the reply
+    assert second == 200
+    with pytest.raises(Refused) as refused:
+        allowances.admit("bea", 100, None)
+    assert refused.value.kind == "budget" and "daily allowance of 1,000 tokens is used" in refused.value.message
+    assert allowances.admit("cai", 100, 10) == 10, "another learner's allowance is their own"
+    allowances.release("bea", 700)
+    allowances.ledger.record(Call("bea", "m", 200, 100, 50))
+    assert allowances.admit("bea", 100, 1000) == 1000 - 150 - 300 - 100
+
+
+def test_the_rate_limit_says_how_long_to_wait(tmp_path: Path) -> None:
+    allowances = _allowances(tmp_path, requests_per_minute=3)
+    for _ in range(3):
+        allowances.admit("bea", 10, 1)
+    with pytest.raises(Refused) as refused:
+        allowances.admit("bea", 10, 1)
+    assert refused.value.kind == "rate_limit" and 1 <= refused.value.retry_after <= 60
+    allowances.admit("cai", 10, 1)
+
+
+def test_the_ledger_refuses_an_unknown_refusal_kind(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        Ledger(tmp_path / "l.sqlite").record(Call("bea", None, 429, refused="whatever"))
+
+
+def test_a_prompt_estimate_is_never_below_its_text_and_template() -> None:
+    short = estimate_prompt_tokens([{"role": "user", "content": "Hi"}])
+    long = estimate_prompt_tokens([{"role": "system", "content": "x" * 3000}, {"role": "user", "content": "Hi"}])
+    assert short >= 64 and long >= 1000 + short
+    emoji = estimate_prompt_tokens([{"role": "user", "content": "😀" * 100}])
+    assert emoji >= 400 + short - 1, "text outside plain English counts a token per byte"
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"properties": {"a" * 300: {}}}}}
+    assert estimate_prompt_tokens([{"role": "user", "content": "Hi"}], schema) >= short + 100
+
+
+def test_the_grid_puts_the_most_failed_recent_check_on_top_and_marks_stuck_learners(tmp_path: Path) -> None:
+    store = Attempts(tmp_path / "attempts.sqlite")
+    for _ in range(3):
+        store.add("bea", Attempt(lab="lab02", exercise="schema", passed=False))
+    store.add("cai", Attempt(lab="lab02", exercise="schema", passed=False))
+    store.add("cai", Attempt(lab="lab01", exercise="brief", passed=False))
+    store.add("cai", Attempt(lab="lab02", exercise="schema", passed=True))
+    data = grid(store.rows())
+    assert data["hot"][0] == {"lab": "lab02", "exercise": "schema", "fails": 4, "learners": ["bea", "cai"]}
+    rows = {row["learner"]: row for row in data["rows"]}
+    assert rows["bea"]["stuck"] == 1 and rows["cai"]["stuck"] == 0
+    old = grid(store.rows(), now=10**10)  # long after: nothing failed in the last ten minutes
+    assert old["hot"] == []
+    totals = {(e["lab"], e["exercise"]): e for e in per_exercise(store.rows())}
+    assert totals[("lab02", "schema")] == {"lab": "lab02", "exercise": "schema", "attempts": 5, "failed": 4,
+                                           "tried": 2, "passed": 1}
+
+
+def test_an_attempt_carries_no_free_text() -> None:
+    with pytest.raises(ValidationError):
+        Attempt(lab="lab00", exercise="x", passed=True, learner="cai")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        Attempt(lab="lab00", exercise="my answer is <script>", passed=True)
+    result = CheckResult("batch-cost", "what")
+    result.fail("batch_cost(1000) returned 'my secret prompt'")
+    result.hint = "Use estimate_cost"
+    sent = attempt(result, "lab00")
+    assert set(sent) == {"lab", "exercise", "passed", "problems", "hint"}
+    assert "secret" not in repr(sent) and len(sent["hint"]) == 12
+    Attempt.model_validate(sent)
+
+
+def test_names_that_cannot_be_accounts_are_refused() -> None:
+    for bad in ("Root", "a", "ana lopez", "-ana", "ana/../root", "x" * 40, "ana\n"):
+        with pytest.raises(HubError):
+            check_username(bad)
+    with pytest.raises(ValidationError):
+        HubSettings(instructors=("Bad Name",))
+    assert check_username("ana-lopez2") == "ana-lopez2"
+
+
+def test_settings_missing_or_broken_say_how_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(HubError, match="marketlab hub start"):
+        load(tmp_path)
+    (tmp_path / "hub.json").write_text("{not json")
+    with pytest.raises(HubError, match="not valid hub settings"):
+        load(tmp_path)
+    HubSettings(root=tmp_path, instructors=("ana",)).save()
+    assert load(tmp_path).instructors == ("ana",)
+
+
+def test_the_home_filler_never_overwrites_and_never_writes_through_a_link(tmp_path: Path) -> None:
+    source, home, outside = tmp_path / "student", tmp_path / "home", tmp_path / "outside"
+    for path in ("01-brief/01-brief.ipynb", "02-workflow/02-workflow.ipynb", "take-home/README.md", ".hidden/x"):
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        (source / path).write_text(f"student {path}")
+    home.mkdir()
+    outside.mkdir()
+    (home / "01-brief").mkdir()
+    (home / "01-brief" / "01-brief.ipynb").write_text("my work")
+    (home / "02-workflow").symlink_to(outside)
+    created = copy_missing(source, home)
+    assert (home / "01-brief" / "01-brief.ipynb").read_text() == "my work"
+    assert not any(outside.iterdir()), "the filler wrote through a link the learner made"
+    assert (home / "take-home" / "README.md").read_text() == "student take-home/README.md"
+    assert not (home / ".hidden").exists()
+    assert created == [home / "take-home" / "README.md"]
+    os.remove(home / "take-home" / "README.md")
+    assert copy_missing(source, home) == [home / "take-home" / "README.md"]
