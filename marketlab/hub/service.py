@@ -25,6 +25,8 @@ from .usage import Allowances, Ledger
 
 TOKEN_CACHE_S = 60  # a revoked hub token stops working within a minute
 MODEL_SLOTS = 8     # requests the built-in model decodes together (about 90 MB of memory each)
+LOCAL_TIMEOUT_S = 600
+UPSTREAM_TIMEOUT_S = 120
 
 
 class Service:
@@ -61,7 +63,10 @@ class Service:
             key = (key_path.read_text().strip() if key_path.exists()
                    else os.environ.pop(KEY_VARIABLE, "") or "not-needed")
         # No retries here: a retried request would spend upstream what the learner's allowance reserved once.
-        return openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=120)
+        # The built-in model queues a class's requests on a few cores: the gateway waits as long as a
+        # patient learner would, not less.
+        return openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0,
+                                  timeout=LOCAL_TIMEOUT_S if self.local_model else UPSTREAM_TIMEOUT_S)
 
     def stop(self) -> None:
         """Stop the built-in model server this service started (by the pid it reported)."""
