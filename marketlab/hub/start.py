@@ -7,10 +7,21 @@ import os
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ..course.workspace import learner_config_dir, prepare_workspace
 from .accounts import ensure_gateway_account, ensure_group, grant_traversal
 from .hubconfig import proxy_command
-from .settings import COURSE_ID, GATEWAY_ACCOUNT, INSTRUCTOR_SYSTEM_GROUP, LEARNER_SYSTEM_GROUP, HubError, HubSettings
+from .settings import (
+    COURSE_ID,
+    GATEWAY_ACCOUNT,
+    INSTRUCTOR_SYSTEM_GROUP,
+    LEARNER_SYSTEM_GROUP,
+    Allowance,
+    HubError,
+    HubSettings,
+    Upstream,
+)
 from .spawner import ROOT_VARIABLE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +82,7 @@ def prepare(settings: HubSettings) -> list[str]:
     ensure_group(LEARNER_SYSTEM_GROUP)
     instructors_gid = ensure_group(INSTRUCTOR_SYSTEM_GROUP)
     gateway_uid, gateway_gid = ensure_gateway_account()
+    # Each path's parents get passed through: "/x" below the root makes the root itself one of them.
     passed = grant_traversal([Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT / "marketlab", settings.root / "x"],
                              [LEARNER_SYSTEM_GROUP, INSTRUCTOR_SYSTEM_GROUP, GATEWAY_ACCOUNT])
     if passed:
@@ -116,8 +128,12 @@ def prepare(settings: HubSettings) -> list[str]:
     done.append(f"student labs in {settings.student} ({len(created)} files new)")
 
     key = os.environ.pop(KEY_VARIABLE, "")
-    if settings_key_file := os.environ.pop(KEY_FILE_VARIABLE, ""):
-        key = Path(settings_key_file).read_text().strip()
+    if key_file := os.environ.pop(KEY_FILE_VARIABLE, ""):
+        try:
+            key = Path(key_file).read_text().strip()
+        except OSError as exc:
+            raise HubError(f"The upstream key file {key_file} cannot be read ({exc.strerror}).",
+                           "Pass --upstream-key-file with a file that holds only the key, readable by root.") from None
     if key:
         key_path = settings.gateway / KEY_FILE
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
@@ -156,16 +172,18 @@ def start(settings: HubSettings) -> int:
 
 
 def settings_from_args(args: object) -> HubSettings:
-    """HubSettings from `marketlab hub start`'s arguments."""
-    from .settings import Allowance, Upstream
-
+    """HubSettings from `marketlab hub start`'s arguments; a HubError naming the option that is wrong."""
     values = vars(args)
-    return HubSettings(
-        root=Path(values["root"]).resolve(), ip=values["ip"], port=values["port"], hub_port=values["hub_port"],
-        service_port=values["service_port"], model_port=values["model_port"],
-        proxy_api_port=values["proxy_api_port"],
-        instructors=tuple(values["instructor"] or ()),
-        upstream=Upstream(url=values["upstream_url"], model=values["upstream_model"]),
-        allowance=Allowance(daily_tokens=values["daily_tokens"], requests_per_minute=values["rate_per_minute"]),
-        sandbox_learners=not values["no_sandbox_learners"])
-
+    try:
+        return HubSettings(
+            root=Path(values["root"]).resolve(), ip=values["ip"], port=values["port"], hub_port=values["hub_port"],
+            service_port=values["service_port"], model_port=values["model_port"],
+            proxy_api_port=values["proxy_api_port"], instructors=tuple(values["instructor"] or ()),
+            upstream=Upstream(url=values["upstream_url"], model=values["upstream_model"]),
+            allowance=Allowance(daily_tokens=values["daily_tokens"], requests_per_minute=values["rate_per_minute"]),
+            sandbox_learners=not values["no_sandbox_learners"])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = str(first["loc"][-1]).replace("_", "-") if first["loc"] else "an option"
+        raise HubError(f"--{option}: {first['msg']}",
+                       "Change that option and start the hub again (see `marketlab hub start --help`).") from None
