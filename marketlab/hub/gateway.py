@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import openai
-from tornado import iostream
+from tornado import iostream, web
 
 from ..llm.protocol import OpenAIError, parse_chat_request
 from .identity import ServiceHandler
@@ -96,6 +96,9 @@ class ChatHandler(GatewayHandler):
             request = self._parse()
         except OpenAIError as exc:  # not written down: a flood of bad requests must not grow the ledger
             return self.fail(exc)
+        if self.service.upstream is None:
+            return self.fail(OpenAIError(503, "The hub's model is still starting. Run the cell again in a few seconds.",
+                                         type="server_error", code="model_starting"), **{"Retry-After": "5"})
         async with self.service.allowances.slot(learner):
             await self._answer(learner, request)
 
@@ -216,9 +219,20 @@ class ChatHandler(GatewayHandler):
                               code=code, param=param))
 
 
+class HealthHandler(web.RequestHandler):
+    """GET /health (no login): whether the model behind the gateway answers yet, for probes and start-up."""
+
+    def initialize(self, service: Any) -> None:
+        self.service = service
+
+    def get(self) -> None:
+        self.finish({"model": "ready" if self.service.upstream is not None else "starting"})
+
+
 def handlers(prefix: str, service: Any) -> list[tuple[str, type, dict[str, Any]]]:
     """Tornado routes of the gateway under the service's prefix."""
     options = {"service": service}
-    return [(rf"{prefix}v1/models/?", ModelsHandler, options),
+    return [(rf"{prefix}health", HealthHandler, options),
+            (rf"{prefix}v1/models/?", ModelsHandler, options),
             (rf"{prefix}v1/chat/completions/?", ChatHandler, options)]
 

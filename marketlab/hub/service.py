@@ -43,6 +43,10 @@ class Service:
         self.model_name = served_model(settings)
         self.upstream_model = settings.upstream.model or self.model_name
         self.local_model = settings.upstream.url is None
+        self.upstream: openai.AsyncOpenAI | None = None  # set by connect() once the model answers
+
+    def connect(self) -> None:
+        """Start (or find) the model and make the upstream client; the service already listens meanwhile."""
         self.upstream = self._upstream_client()
 
     def _upstream_client(self) -> openai.AsyncOpenAI:
@@ -102,6 +106,8 @@ async def serve() -> None:
                                          max_body_size=gateway.MAX_BODY, max_buffer_size=gateway.MAX_BODY)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Listen first (JupyterHub gives a managed service 10 s to answer), then start the model.
+    await loop.run_in_executor(None, service.connect)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
     try:

@@ -141,7 +141,11 @@ class Hub:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
                                    start_new_session=True)
         hub = cls(root, port, process, log_path, list(instructors))
-        hub.wait_ready()
+        try:
+            hub.wait_ready()
+        except BaseException:
+            hub.stop()  # a hub that did not come up still stops what it started
+            raise
         return hub
 
     def log(self) -> str:
@@ -153,9 +157,9 @@ class Hub:
             if self.process.poll() is not None:
                 raise AssertionError(f"the hub exited ({self.process.returncode}):\n{self.log()[-4000:]}")
             try:
-                if httpx2.get(f"{self.service_url}/v1/models", timeout=2).status_code == 401:
+                if httpx2.get(f"{self.service_url}/health", timeout=2).json().get("model") == "ready":
                     return
-            except httpx2.HTTPError:
+            except (httpx2.HTTPError, ValueError):  # not routed yet: the hub's own 404 page
                 pass
             time.sleep(0.5)
         raise AssertionError(f"the hub did not answer within {START_S} s:\n{self.log()[-4000:]}")
