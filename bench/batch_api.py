@@ -23,13 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from ._server import start_server
 
 ROWS = 10_000
 WORKERS = 8
@@ -62,27 +63,9 @@ def serve(port: int, root: str) -> None:
     uvicorn.run(build_app(StandInEngine(), Path(root)), host="127.0.0.1", port=port, log_level="warning")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start_server(root: Path) -> tuple[subprocess.Popen, str]:
-    import httpx2
-
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bench.batch_api", "--serve", str(port), str(root)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx2.get(f"http://127.0.0.1:{port}/health", timeout=0.5)
-            return process, f"http://127.0.0.1:{port}/v1"
-        except httpx2.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the stand-in server did not start")
+    return start_server(lambda port: [sys.executable, "-m", "bench.batch_api", "--serve", str(port), str(root)],
+                        seconds=60, what="the stand-in server", need_ok=False)
 
 
 def _folder(root: Path) -> Path:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ._server import start_server
 
 SHORT_PROMPTS = [
     "Write one sentence about a waterproof hiking jacket.",
@@ -55,30 +56,13 @@ class Timing:
     tokens: int
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start(parallel: int, home: Path, threads: int | None = None) -> tuple[subprocess.Popen, str]:
     """Start `python -m marketlab.llm.server --parallel N` and wait until it answers."""
-    import httpx2
+    def command(port: int) -> list[str]:
+        argv = [sys.executable, "-m", "marketlab.llm.server", "--port", str(port), "--parallel", str(parallel)]
+        return argv + (["--threads", str(threads)] if threads else [])
 
-    port = _free_port()
-    env = {**os.environ, "MARKETLAB_HOME": str(home)}
-    command = [sys.executable, "-m", "marketlab.llm.server", "--port", str(port), "--parallel", str(parallel)]
-    command += ["--threads", str(threads)] if threads else []
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
-                return process, f"http://127.0.0.1:{port}/v1"
-        except httpx2.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the model server did not start")
+    return start_server(command, seconds=180, what="the model server", env={**os.environ, "MARKETLAB_HOME": str(home)})
 
 
 def _client(base_url: str) -> Any:

@@ -15,8 +15,9 @@ import sys
 import threading
 from typing import Any
 
+from marketlab.llm.config import HUB_TOKEN_VARIABLE
+
 PROGRESS_VARIABLE = "MARKETLAB_PROGRESS_URL"
-TOKEN_VARIABLE = "JUPYTERHUB_API_TOKEN"
 _LAB_MODULE = re.compile(r"^marketlab\.checks\.(lab\d\d|capstone)$")
 _told = threading.Event()
 
@@ -47,7 +48,7 @@ def attempt(result: Any, lab: str) -> dict[str, Any]:
 
 def share(result: Any) -> None:
     """Send one check result in the background when running on the hub; print the notice the first time."""
-    url, token = os.environ.get(PROGRESS_VARIABLE), os.environ.get(TOKEN_VARIABLE)
+    url, token = os.environ.get(PROGRESS_VARIABLE), os.environ.get(HUB_TOKEN_VARIABLE)
     if not url or not token:
         return
     if not _told.is_set():

@@ -6,8 +6,6 @@ instructors. Off the hub there is nothing to read and the report leaves these se
 
 from __future__ import annotations
 
-import os
-
 from pydantic import BaseModel, ValidationError
 
 
@@ -44,14 +42,20 @@ class HubFigures(BaseModel):
 
 def fetch_hub_figures(timeout: float = 20) -> HubFigures | None:
     """The hub's figures when this runs in an instructor's server on the hub; None anywhere else."""
-    base, token = os.environ.get("OPENAI_BASE_URL", ""), os.environ.get("JUPYTERHUB_API_TOKEN", "")
-    if os.environ.get("MARKETLAB_BACKEND") != "hub" or not base or not token:
+    from ..llm.config import resolve_backend
+    from ..llm.errors import LLMSetupError
+
+    try:
+        backend = resolve_backend()  # on the hub: the gateway's URL and this server's own hub token
+    except LLMSetupError:
+        return None
+    if backend.name != "hub":
         return None
     import httpx2
 
-    url = base.rstrip("/").removesuffix("/v1") + "/report.json"
+    url = str(backend.base_url).rstrip("/").removesuffix("/v1") + "/report.json"
     try:
-        reply = httpx2.get(url, headers={"Authorization": f"token {token}"}, timeout=timeout)
+        reply = httpx2.get(url, headers={"Authorization": f"token {backend.api_key}"}, timeout=timeout)
         if reply.status_code != 200:
             return HubFigures(problem=f"the hub's service answered {reply.status_code} (instructors only)")
         return HubFigures.model_validate(reply.json())

@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from ..llm.ledger import read_usage
-from .hub_figures import HubFigures, fetch_hub_figures
 from .feedback import LabResult, all_students, check_name, clip, collect, outcome, render, student_labs
+from .hub_figures import HubFigures, fetch_hub_figures
 from .layout import USAGE_FILE, Course
 from .records import CATALOGUE, INSTRUCTOR_KINDS, NOT_COUNTED, label
 

@@ -107,15 +107,14 @@ class HubSettings(BaseModel):
 
     @property
     def public_url(self) -> str:
-        """The address printed for people (on every interface: this machine's loopback)."""
+        """The hub's address on this machine (where it listens; loopback when on every interface)."""
         host = "127.0.0.1" if self.ip in ("", "0.0.0.0", "::") else self.ip
         return f"http://{host}:{self.port}"
 
     @property
     def service_url(self) -> str:
-        """Where learners' servers reach the service (through the proxy, as every hub service)."""
-        host = "127.0.0.1" if self.ip in ("", "0.0.0.0", "::") else self.ip  # the proxy listens where the hub does
-        return f"http://{host}:{self.port}/services/{SERVICE_NAME}"
+        """Where learners' servers reach the service: through the proxy, as every hub service."""
+        return f"{self.public_url}/services/{SERVICE_NAME}"
 
     def save(self) -> Path:
         """Write hub.json (readable by all: it holds no secret)."""
