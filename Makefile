@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.marketlab-installed
 
-.PHONY: lab test setup serve stop doctor bench demo hub clean
+.PHONY: lab test setup engine engine-native serve stop doctor bench demo hub clean
 
 lab: $(STAMP)
 	$(BIN)/marketlab lab
@@ -14,8 +14,18 @@ test: $(STAMP)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml scripts/setup.sh scripts/engine.sh
 	@VENV=$(VENV) bash scripts/setup.sh
+
+# The built-in model's engine, again: the portable build (reused from ~/.cache/marketlab/engine when
+# one with the same settings was built before), self-tested. ENGINE_TARGET=x86-64 picks the baseline
+# build for a processor that faults even on that one.
+ENGINE_TARGET ?=
+engine:
+	@VENV=$(VENV) ENGINE_TARGET=$(ENGINE_TARGET) bash scripts/engine.sh --reinstall
+# Opt-in: an engine compiled for this exact processor, self-tested before it replaces the portable one.
+engine-native: $(STAMP)
+	@VENV=$(VENV) bash scripts/engine.sh native
 
 serve: $(STAMP)
 	$(BIN)/marketlab serve

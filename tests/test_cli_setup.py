@@ -40,12 +40,21 @@ def sandbox(tmp_path: Path) -> dict[str, Path]:
         f'exec {sys.executable} "$@"\n')
     for script in (bin_dir / "apt-get", bin_dir / "id", venv / "bin" / "python"):
         script.chmod(0o755)
-    return {"bin": bin_dir, "venv": venv, **logs}
+    # pip is a stand-in here, so the engine's wheel is one too, where engine.sh keeps a built one.
+    cache = tmp_path / "engine-cache"
+    printed = subprocess.run(["bash", str(REPO / "scripts" / "engine.sh"), "--print-settings"], capture_output=True,
+                             text=True, check=True, env={**os.environ, "MARKETLAB_ENGINE_CACHE": str(cache)}).stdout
+    folder = Path(dict(line.split("=", 1) for line in printed.splitlines())["wheel_folder"])
+    folder.mkdir(parents=True)
+    version = folder.parent.name.removeprefix("llama-cpp-python-")
+    (folder / f"llama_cpp_python-{version}-py3-none-linux_x86_64.whl").write_bytes(b"stand-in")
+    return {"bin": bin_dir, "venv": venv, "engine_cache": cache, **logs}
 
 
 def _setup(sandbox: dict[str, Path], uid: int) -> subprocess.CompletedProcess[str]:
     env = {"PATH": str(sandbox["bin"]), "HOME": os.environ.get("HOME", "/root"), "FAKE_UID": str(uid),
-           "VENV": str(sandbox["venv"]), "PYTHON": sys._base_executable}
+           "VENV": str(sandbox["venv"]), "PYTHON": sys._base_executable,
+           "MARKETLAB_ENGINE_CACHE": str(sandbox["engine_cache"])}
     return subprocess.run(["bash", str(REPO / "scripts" / "setup.sh")], capture_output=True, text=True, env=env,
                           cwd=REPO, timeout=300)
 
@@ -59,6 +68,10 @@ def test_setup_installs_bubblewrap_as_root_and_a_second_run_does_nothing(sandbox
     assert first.returncode == 0, first.stderr
     assert any(line.startswith("install") and "bubblewrap" in line.split() for line in _lines(sandbox["apt"]))
     assert any(line.startswith("-m pip install") and "-e ." in line for line in _lines(sandbox["python"]))
+    engine_installs = [n for n, line in enumerate(_lines(sandbox["python"])) if "llama_cpp_python-" in line]
+    package_install = next(n for n, line in enumerate(_lines(sandbox["python"])) if "-e ." in line)
+    assert engine_installs and engine_installs[0] < package_install, "the portable engine goes in before the package"
+    assert any("marketlab.llm.selftest" in line for line in _lines(sandbox["python"])), "set-up ran no self-test"
     stamp = sandbox["venv"] / ".marketlab-installed"
     assert stamp.read_text().strip()
 
