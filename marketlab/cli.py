@@ -20,12 +20,28 @@ def _serve(args: argparse.Namespace) -> int:
         print(result.message)
         return 0 if result.outcome in ("stopped", "not_running") else 1
     if args.status:
-        state = local.status()
-        print(f"Running: pid {state['pid']} at {state['url']}" if state else "Not running.")
-        return 0 if state else 1
+        return _serve_status()
     url = local.ensure_server()
     print(f"Local model server ready at {url} (stop it with `marketlab serve --stop`).")
     return 0
+
+
+def _serve_status() -> int:
+    from .llm import config, local
+    from .llm.selftest import engine_info
+
+    state = local.status()
+    engine = engine_info()
+    built = f" (engine {engine['target']}, llama-cpp-python {engine.get('version', '?')})" if engine else ""
+    if state:
+        print(f"Running: pid {state['pid']} at {state['url']}{built}.")
+        return 0
+    crash = local.last_crash()
+    if crash:
+        print(f"Not running. {crash.problem()}\nHow to fix: {crash.fix()}\nServer log: {config.home() / 'server.log'}")
+    else:
+        print("Not running.")
+    return 1
 
 
 def _doctor(args: argparse.Namespace) -> int:

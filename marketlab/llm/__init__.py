@@ -37,13 +37,14 @@ def client(*, timeout: float = 120.0, max_retries: int = 2) -> openai.OpenAI:
         from .testing import ScriptedEndpoint
 
         return ScriptedEndpoint().client(max_retries=max_retries, timeout=timeout, event_hooks=hooks)
+    transport: httpx2.BaseTransport = RecordingTransport(chosen.name)
     if chosen.name == "local":
-        from .local import ensure_server
+        from .local import LocalTransport, ensure_server
 
         base_url, api_key = ensure_server(), "local-no-key-needed"
+        transport = LocalTransport(transport)  # a dead server is named, with how it died
     else:
         base_url, api_key = chosen.base_url, chosen.api_key
-    http_client = httpx2.Client(transport=RecordingTransport(chosen.name), event_hooks=hooks,
-                                timeout=timeout, follow_redirects=True)
+    http_client = httpx2.Client(transport=transport, event_hooks=hooks, timeout=timeout, follow_redirects=True)
     return openai.OpenAI(api_key=api_key, base_url=base_url, http_client=http_client,
                          max_retries=max_retries, timeout=timeout)

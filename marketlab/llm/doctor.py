@@ -9,6 +9,7 @@ import openai
 
 from . import config
 from .errors import LLMSetupError
+from .selftest import engine_info
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -40,8 +41,11 @@ def _fix_for(exc: Exception, backend: config.Backend) -> tuple[str, str]:
         return ("The endpoint did not answer in time.", "Check the endpoint is running and not overloaded.")
     if isinstance(exc, openai.APIConnectionError):
         if backend.name == "local":
-            from .local import expected_url
+            from .local import expected_url, last_crash
 
+            crash = last_crash()
+            if crash is not None:  # say how it died; restarting would only repeat that
+                return crash.problem(), crash.fix()
             return (f"The built-in model server does not answer at {expected_url()}.",
                     "Run `marketlab serve --stop`, then `marketlab serve` (or run the cell again).")
         where = backend.base_url or OPENAI_URL
@@ -61,7 +65,7 @@ def diagnose() -> dict[str, Any]:
     from . import client, local
 
     report: dict[str, Any] = {"ok": False, "backend": None, "model": None, "base_url": None,
-                              "ledger": str(config.ledger_path()), "server": None,
+                              "ledger": str(config.ledger_path()), "server": None, "engine": None,
                               "test_request": None, "problem": None, "fix": None}
     try:
         backend = config.resolve_backend()
@@ -69,6 +73,8 @@ def diagnose() -> dict[str, Any]:
     except LLMSetupError as exc:
         report.update(problem=exc.problem, fix=exc.fix)
         return report
+    if backend.name == "local":
+        report["engine"] = engine_info() or None
     started = time.perf_counter()
     try:
         api = client(timeout=60.0, max_retries=0)
@@ -94,6 +100,9 @@ def render(report: dict[str, Any]) -> str:
              f"  backend      {report['backend'] or '?'}",
              f"  model        {report['model'] or '?'}",
              f"  endpoint     {report['base_url'] or '?'}"]
+    if report.get("engine"):
+        lines.append(f"  engine       {report['engine'].get('target', '?')} build of llama-cpp-python "
+                     f"{report['engine'].get('version', '?')}")
     if report.get("server"):
         lines.append(f"  local server pid {report['server'].get('pid')} on port {report['server'].get('port')}")
     test = report.get("test_request")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import openai
+
 from ..errors import MarketlabError
 
 
@@ -9,6 +11,18 @@ class LLMSetupError(MarketlabError, RuntimeError):
     """The model layer cannot reach a model; the message says what to do."""
 
     headline = "❌ The model could not be reached."
+
+
+class ModelStoppedError(LLMSetupError):
+    """The built-in model's server process ended (how is in the message: a signal, an exit code)."""
+
+    headline = "❌ The built-in model stopped."
+
+
+class ModelStoppedDuringCallError(ModelStoppedError, openai.OpenAIError):
+    """A call found the built-in model's server dead. An `openai.OpenAIError`, so the SDK passes it on
+    as it is (no retries, no "Connection error." in its place) and code that catches the SDK's errors
+    still catches it; IPython shows its problem and fix instead of a traceback."""
 
 
 class PortTakenError(LLMSetupError):

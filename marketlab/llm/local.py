@@ -30,7 +30,9 @@ import httpx2
 
 from . import config
 from .engine import model_file
-from .errors import LLMSetupError, PortTakenError
+from .errors import LLMSetupError, ModelStoppedDuringCallError, ModelStoppedError, PortTakenError
+from .exits import Ending
+from .selftest import fix_for
 from .server import HEALTH_PATH, SERVICE, TOKEN_VARIABLE
 
 START_TIMEOUT_S = 120.0
@@ -39,6 +41,10 @@ START_TIMEOUT_S = 120.0
 STOP_WAIT_S = 15.0
 # Variables the server process never needs; keeping them out keeps keys out of its memory and logs.
 SECRET_VARIABLES = ("OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "MARKETLAB_API_KEY")
+# The process `_spawn` starts: it runs the server as its child and records how that child ended.
+SUPERVISOR = Path(__file__).with_name("supervisor.py")
+# How long a call that lost its connection waits for the supervisor's record of a server that died.
+ENDING_WAIT_S = 3.0
 
 
 def _health(port: int, timeout: float = 2.0) -> dict[str, Any] | None:
@@ -117,6 +123,91 @@ def _write_state(port: int, health: dict[str, Any], token: str) -> dict[str, Any
              "home": health["home"], "prefix": health["prefix"], "started": time.time()}
     config.server_state_path().write_text(json.dumps(state))
     return state
+
+
+# -- how the last server ended ---------------------------------------------------------------
+
+def ending_path() -> Path:
+    """Where the supervisor records how this home's server ended (pid, exit status, time, token)."""
+    return config.home() / "server-ended.json"
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """This home's server ended without being asked to: how, when, and what to do."""
+
+    ending: Ending
+    ended: float
+    pid: int
+    token: str
+
+    def problem(self, *, starting: bool = False) -> str:
+        when = "while starting" if starting else f"at {time.strftime('%H:%M:%S', time.localtime(self.ended))}"
+        return f"The built-in model stopped {when}: {self.ending.sentence()}."
+
+    def fix(self) -> str:
+        return fix_for(self.ending)
+
+
+def _read_ending(token: str | None = None) -> Stopped | None:
+    try:
+        record = json.loads(ending_path().read_text())
+        stopped = Stopped(Ending(int(record["returncode"])), float(record["ended"]), int(record["pid"]),
+                          str(record.get("token", "")))
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    return stopped if token is None or stopped.token == token else None
+
+
+def last_crash() -> Stopped | None:
+    """How this home's server last ended, when nobody asked it to stop and no server runs since."""
+    stopped = _read_ending()
+    if stopped is None or stopped.ending.requested or status():
+        return None
+    return stopped
+
+
+def stopped_during_call(port: int) -> ModelStoppedDuringCallError | None:
+    """Why a call to this home's server on `port` lost its connection, if the server died."""
+    state = read_state()
+    stopped = None
+    if state and int(state["port"]) == port:
+        deadline = time.monotonic() + ENDING_WAIT_S
+        # The supervisor writes its record a moment after the server dies.
+        while (stopped := _read_ending(str(state.get("token", "")))) is None:
+            if _alive(int(state["pid"])) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    if stopped is None:  # a server started since (or a restart that failed) may have left the record
+        stopped = last_crash()
+        if stopped is None:
+            return None
+    if stopped.ending.requested:
+        return ModelStoppedDuringCallError(
+            "The built-in model was stopped (marketlab serve --stop) while this cell was waiting for it.",
+            "Run the cell again: the model starts by itself.")
+    return ModelStoppedDuringCallError(stopped.problem(), stopped.fix())
+
+
+class LocalTransport(httpx2.BaseTransport):
+    """The local backend's transport: a call that finds the server dead says how it died, not "Connection error"."""
+
+    def __init__(self, inner: httpx2.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return self._inner.handle_request(request)
+        except httpx2.TransportError as exc:
+            if isinstance(exc, httpx2.TimeoutException):
+                raise
+            stopped = stopped_during_call(request.url.port or 0)
+            if stopped is None:
+                raise
+            raise stopped from exc
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def expected_url() -> str:
@@ -202,27 +293,38 @@ def ensure_server() -> str:
 
 
 def _spawn(port: int, token: str) -> dict[str, Any]:
-    """Start a server on `port` and return its health reply once it answers as the one started."""
+    """Start a server on `port` and return its health reply once it has answered its self-test.
+
+    The server answers /health only after a short request went through the engine (server.main),
+    so "ready" means the engine runs on this processor; if it dies first, the supervisor's record
+    says how, and that is what the error says.
+    """
     log_path = config.home() / "server.log"
     env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
     env[TOKEN_VARIABLE] = token
     env["MARKETLAB_HOME"] = _my_home()
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "marketlab.llm.server", "--port", str(port)],
+            [sys.executable, str(SUPERVISOR), "--record", str(ending_path()), "--",
+             sys.executable, "-m", "marketlab.llm.server", "--port", str(port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True,  # survives the kernel that started it; shared by every kernel
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise LLMSetupError(
-                f"The local model server stopped while starting (exit code {process.returncode}). "
-                f"Last lines of {log_path}:\n{_tail(log_path)}",
-                "Run `marketlab doctor` for a diagnosis; reinstall with `make lab` if the model files are damaged.",
+            stopped = _read_ending(token)
+            if stopped is not None and stopped.ending.signal is not None:
+                raise ModelStoppedError(stopped.problem(starting=True), stopped.fix())
+            code = stopped.ending.describe() if stopped else f"exit code {process.returncode}"
+            raise ModelStoppedError(
+                f"The built-in model stopped while starting ({code}). Last lines of {log_path}:\n{_tail(log_path)}",
+                "Run `make engine` in the marketlab folder to reinstall the engine; if the log above names "
+                "another problem (memory, disk), fix that and run the cell again.",
             )
         health = _health(port, timeout=0.5)
-        if health and health.get("token") == token and int(health.get("pid", 0)) == process.pid:
+        if health and health.get("token") == token:
+            ending_path().unlink(missing_ok=True)  # an earlier server's end is history now
             return health
         time.sleep(0.2)
     process.kill()
@@ -274,6 +376,10 @@ def stop_server() -> StopResult:
     health = _health(port)
     if not health:
         config.server_state_path().unlink(missing_ok=True)
+        stopped = _read_ending(str(state.get("token", "")))
+        if stopped is not None and not stopped.ending.requested:
+            return StopResult("not_running", f"This home's local model server had already stopped: "
+                                             f"{stopped.problem()}\nHow to fix: {stopped.fix()}")
         return StopResult("not_running", "No local model server was running for this marketlab home.")
     if not _started_here(health, state):
         if not _usable(health, state):

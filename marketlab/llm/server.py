@@ -32,6 +32,7 @@ from .batches import BatchService, default_root, parse_multipart
 from .config import LOCAL_MODEL
 from .engine import DEFAULT_SLOT_CONTEXT, DEFAULT_SLOTS, LocalEngine
 from .protocol import ChatRequest, OpenAIError, parse_chat_request, server_stopping
+from .selftest import probe
 from .server_key import KEY_VARIABLE, RequireKey
 
 HEALTH_PATH = "/health"
@@ -288,6 +289,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: one per core)")
     args = parser.parse_args(argv)
     engine = LocalEngine(n_ctx=args.n_ctx, slots=max(1, args.parallel), n_threads=args.threads)
+    # The self-test before /health answers: an engine compiled for instructions this processor lacks
+    # dies here, and the supervisor records how, instead of a server that says "ready" and dies on
+    # the first learner's request. No cache is kept between requests, so it changes no later reply.
+    checked = probe(engine)
+    print(f"[marketlab] engine self-test passed in {checked['seconds']:.2f} s", flush=True)
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:

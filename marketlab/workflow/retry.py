@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import openai
 
+from ..llm.errors import ModelStoppedDuringCallError
+
 RETRYABLE_STATUS = (408, 409, 429)
 FATAL_STATUS = (401, 403)  # a rejected key fails every row the same way: stop the run
 
@@ -43,6 +45,8 @@ def retry_after_seconds(headers: object) -> float | None:
 
 def classify(err: BaseException) -> CallFailure | None:
     """Name an SDK exception in plain words; None when it is not a failure of the request itself."""
+    if isinstance(err, ModelStoppedDuringCallError):  # the built-in model died: every row would fail alike
+        return CallFailure("model_stopped", f"{err.problem} {err.fix}", False, fatal=True)
     if isinstance(err, openai.APITimeoutError):  # subclass of APIConnectionError: test it first
         return CallFailure("timeout", "the model did not answer in time", True)
     if isinstance(err, openai.APIConnectionError):
