@@ -28,7 +28,20 @@ from marketlab.run.exitcodes import RunInputError
 
 HISTORY_SUFFIX = "-history.csv"
 MIN_RUNS_FOR_MONITOR = 6  # runs_settings compares at least 4 reference runs with the last 2
-PARAMETERS_CELL = "the parameters cell at the top of the notebook (or --param with marketlab run)"
+PARAMETERS_CELL = "the parameters cell at the top of the notebook"
+HEADLESS_ENV = "MARKETLAB_RUN_HEADLESS"  # set by `marketlab run` (marketlab.run.notebook) while it runs a notebook
+
+
+def headless() -> bool:
+    """True when the notebook runs under `marketlab run`: advice then names --param, not the parameters cell."""
+    import os
+
+    return os.environ.get(HEADLESS_ENV) == "1"
+
+
+def _fix(jupyter: str, command: str) -> str:
+    """The advice that fits where the notebook runs: Jupyter's parameters cell, or the command line."""
+    return command if headless() else jupyter
 
 
 class TakeHomeError(MarketlabError, ValueError):
@@ -65,22 +78,28 @@ def load_input(path: str | Path, *, key: str, columns: Mapping[str, str] | None,
     if columns is not None and not (isinstance(columns, Mapping) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in columns.items())):
         raise TakeHomeError(f"columns must map the workflow's column names to yours, not {columns!r}.",
-                            f"In {PARAMETERS_CELL}, write it as columns = {{\"name\": \"your_column\"}} "
-                            "(the workflow's name first, then yours), or columns = {} if your names match.")
+                            _fix(f"In {PARAMETERS_CELL}, write it as columns = {{\"name\": \"your_column\"}} "
+                                 "(the workflow's name first, then yours), or columns = {} if your names match.",
+                                 "Write it as --param 'columns={name: your_column}' (the workflow's name first, "
+                                 "then yours), or leave it out if your names match."))
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1):
         raise TakeHomeError(f"max_rows is {max_rows!r}; it must be a whole number of at least 1, or None.",
-                            f"In {PARAMETERS_CELL}, write max_rows = 3 for a short trial, or max_rows = None "
-                            "for every row.")
+                            _fix(f"In {PARAMETERS_CELL}, write max_rows = 3 for a short trial, or max_rows = None "
+                                 "for every row.", "Give --param max_rows=3 for a short trial, or --param "
+                                 "max_rows=null for every row."))
     try:
         table = inputs.read_table(path)
         if key not in table.columns:
             inputs.find_key(table, key)  # says which columns there are
         mapped = inputs.map_columns(table, dict(columns or {}))
     except RunInputError as err:
+        if headless():  # the same words as `marketlab run` uses for a folder
+            raise TakeHomeError(err.problem, err.fix) from None
         problem = err.problem.replace("--param columns", "The column mapping (columns)").replace("--param key=",
                                                                                                  "key = ")
+        fix = err.fix.replace("--param key=", "key = ").replace("--param 'columns=", "columns = '")
         raise TakeHomeError(problem,
-                            f"{err.fix} In Jupyter: change input_path, key or columns in the parameters cell "
+                            f"{fix} In Jupyter: change input_path, key or columns in the parameters cell "
                             "and run the notebook again.") from None
     key_column = next((theirs for theirs, yours in (columns or {}).items() if yours == key), key)
     _check_needs(mapped, needs, dict(columns or {}))
@@ -94,8 +113,9 @@ def load_input(path: str | Path, *, key: str, columns: Mapping[str, str] | None,
         inputs.check_key(mapped, key_column)
     except RunInputError as err:
         raise TakeHomeError(err.problem.replace(f"'{key_column}'", f"'{key}'"),
-                            f"Make every value of {key} unique, or set key in {PARAMETERS_CELL} to a column "
-                            "that identifies each row.") from None
+                            _fix(f"Make every value of {key} unique, or set key in {PARAMETERS_CELL} to a column "
+                                 "that identifies each row.", f"Make every value of {key} unique, or give a column "
+                                 "that identifies each row: --param key=<column>.")) from None
     rows = mapped if max_rows is None else mapped.head(max_rows)
     if len(rows) < len(mapped):
         print(f"Trial run: the first {len(rows)} of {len(mapped)} rows (max_rows = {max_rows}). "
@@ -111,9 +131,12 @@ def _check_needs(table: pd.DataFrame, needs: Mapping[str, str], columns: Mapping
     name = missing[0]
     have = ", ".join(f"'{c}'" for c in table.columns if c not in columns)
     mapping = {**columns, name: "<your column>"}
+    line = "{" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}"
+    needed = "; ".join(f"'{n}' ({what})" for n, what in needs.items())
     raise TakeHomeError(f"This workflow needs a column '{name}' ({needs[name]}), and your table has none. "
-                        f"Your unmapped columns are: {have}.",
-                        f"In {PARAMETERS_CELL}, map one of your columns to it: columns = {mapping!r}.")
+                        f"The workflow reads: {needed}. Your unmapped columns are: {have}.",
+                        _fix(f"In {PARAMETERS_CELL}, map one of your columns to it: columns = {mapping!r}.",
+                             f"Map one of your columns to it: --param 'columns={line}'."))
 
 
 def default_path(path: str | Path | None, default: Path) -> Path:
@@ -126,8 +149,9 @@ def load_brief(path: str | Path | None, default: Path) -> Brief:
     chosen = default_path(path, default)
     if not chosen.is_file():
         raise TakeHomeError(f"The brief file {chosen} does not exist.",
-                            f"Set brief_path in {PARAMETERS_CELL} to your brief.yaml, or to None for the course's "
-                            "brief.")
+                            _fix(f"Set brief_path in {PARAMETERS_CELL} to your brief.yaml, or to None for the "
+                                 "course's brief.", "Give --param brief_path=your/brief.yaml, or leave it out for "
+                                 "the course's brief."))
     brief = Brief.load(chosen)
     report = brief.lint()
     print(f"Brief: {brief.title or chosen.name} ({chosen.name}).")
@@ -140,7 +164,9 @@ def policy_labels(policy: str | Path) -> dict[str, tuple[str, ...]]:
     path = Path(policy)
     if not path.is_file():
         raise TakeHomeError(f"The labelling policy {path} does not exist.",
-                            f"Set policy_path in {PARAMETERS_CELL} to your policy, or to None for the course's.")
+                            _fix(f"Set policy_path in {PARAMETERS_CELL} to your policy, or to None for the "
+                                 "course's.", "Give --param policy_path=your/policy.md, or leave it out for the "
+                                 "course's."))
     labels: dict[str, tuple[str, ...]] = {}
     for heading, body in re.findall(r"^## (\w+) labels\s*$(.*?)(?=^## |\Z)", path.read_text(encoding="utf-8"),
                                     re.M | re.S):
@@ -182,7 +208,8 @@ def save_output(table: pd.DataFrame, path: str | Path) -> Path:
     try:
         chosen = check_output(path)
     except RunInputError as err:
-        raise TakeHomeError(err.problem, f"{err.fix} Or change output_path in {PARAMETERS_CELL}.") from None
+        raise TakeHomeError(err.problem, _fix(f"{err.fix} Or change output_path in {PARAMETERS_CELL}.",
+                                              f"{err.fix} Give that name with --output.")) from None
     write_table(table, chosen)
     print(f"Saved {len(table)} rows to {chosen}.")
     return chosen

@@ -62,7 +62,7 @@ def test_lab02_workflow_runs_on_our_columns_after_a_columns_param(tmp_path, scri
     assert _run(folder, "--input", source, "--output", out, "--param", f"columns={MAPPING}",
                 "--param", "workers=2") == ExitCode.OK, capsys.readouterr().err
     result = pd.read_csv(out)
-    assert list(result["sku"]) == list(ours["product_code"])  # the key joins back to our rows
+    assert list(result["product_code"]) == list(ours["product_code"])  # the key keeps our name and joins back
     assert (result["status"] == "ok").all()
     # our 'title' column reached the workflow as the 'name' its brief writes the task with
     asked = sorted(product_name(body) for body in scripted.requests)
@@ -80,7 +80,7 @@ def test_parquet_output_has_the_same_rows(tmp_path, scripted):
     assert _run(folder, "--input", source, "--output", tmp_path / "out.parquet", "--param",
                 f"columns={MAPPING}") == ExitCode.OK
     result = pd.read_parquet(tmp_path / "out.parquet")
-    assert list(result["sku"]) == list(ours["product_code"]) and result["description"].str.len().min() > 100
+    assert list(result["product_code"]) == list(ours["product_code"]) and result["description"].str.len().min() > 100
     # and Parquet works as an input too
     ours.to_parquet(tmp_path / "ours.parquet")
     assert _run(folder, "--input", tmp_path / "ours.parquet", "--output", tmp_path / "again.csv", "--param",
@@ -127,7 +127,9 @@ def test_a_column_the_workflow_needs_is_named_with_the_fix(tmp_path, scripted, c
     assert _run(folder, "--input", source, "--output", tmp_path / "out.csv", "--param",
                 "key=product_code") == ExitCode.BAD_INPUT
     err = capsys.readouterr().err
-    assert "'tagline'" in err and "--param 'columns={name_it_needs: your_column}'" in err
+    assert "'tagline'" in err and "--param 'columns={tagline: your_column}'" in err
+    # it lists the workflow's columns with what each feeds, and the user's own columns
+    assert "'tagline' (required" in err and "feeds the faithfulness check" in err and "'product_code'" in err
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -169,8 +171,9 @@ def test_a_workflow_that_loses_a_row_exits_3(tmp_path, scripted, capsys):
     folder = workflow_losing_a_row(tmp_path)
     source = write_csv(our_products(3), tmp_path / "ours.csv")
     assert _run(folder, "--input", source, "--output", tmp_path / "out.csv", "--param",
-                f"columns={MAPPING}") == ExitCode.ROWS_LOST
-    assert "1 row(s) lost" in capsys.readouterr().err
+                f"columns={MAPPING}") == ExitCode.ROWS_NOT_USABLE
+    err = capsys.readouterr().err
+    assert "1 row(s) are missing from the output" in err and "RO-1003: missing from the output" in err
     assert len(pd.read_csv(tmp_path / "out.csv")) == 2
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from marketlab.workflow.budget import BudgetMeter, Usage
-from marketlab.workflow.retry import classify
+from marketlab.workflow.retry import NOT_ANSWERED_CODE, classify
 from marketlab.workflow.settings import RunSettings
 
 from .exitcodes import RunFailedError, RunInputError
@@ -155,8 +155,15 @@ def read_answers(text: str) -> dict[str, Answer]:
 
 
 def unanswered(code: str, message: str) -> Answer:
-    """The answer of a request the batch did not run (expired, cancelled, lost)."""
-    return Answer(503, {"error": {"message": message, "type": "server_error", "param": None, "code": code}})
+    """The answer of a request the batch did not run (expired, cancelled, lost): a row never answered.
+
+    It is not a server error and not worth an immediate retry: the runner names it `not_sent`
+    (marketlab.workflow.retry.NOT_ANSWERED_CODE) and the outcome counts it apart from failed rows.
+    """
+    why = {"batch_expired": "the batch expired before the provider answered it (the 24-hour window ended)",
+           "batch_cancelled": "the batch was cancelled before the provider answered it"}.get(code, message)
+    return Answer(400, {"error": {"message": f"Never answered: {why}.".replace("..", "."),
+                                  "type": "batch_not_answered", "param": None, "code": NOT_ANSWERED_CODE}})
 
 
 class BudgetGate:
@@ -313,7 +320,7 @@ def run_through_batches(run_pass: Callable[[openai.OpenAI], pd.DataFrame], clien
                 report.notes.append(f"{len(pending)} {what} were not sent: together they could use {over}.")
                 continue
         report.requests += len(pending)
-        batches = []
+        batches, members = [], []
         for chunk in chunks(pending, options):
             key = digest(list(chunk))
             batch = _resume(provider, state.find(key), say, report)
@@ -326,7 +333,8 @@ def run_through_batches(run_pass: Callable[[openai.OpenAI], pd.DataFrame], clien
                 say(f"Sent batch {batch.id} ({len(chunk):,} requests: {what}). Its id is saved in "
                     f"{state_path.name}: if this run is stopped, the same command picks the batch up again.")
             batches.append(batch)
-        for batch in provider.wait(batches):
+            members.append(list(chunk))
+        for batch, asked in zip(provider.wait(batches), members):
             found = provider.answers(batch)
             completed, failed = (batch.request_counts.completed, batch.request_counts.failed) \
                 if batch.request_counts else (len(found), 0)
@@ -337,11 +345,13 @@ def run_through_batches(run_pass: Callable[[openai.OpenAI], pd.DataFrame], clien
                                      f"Delete {state_path.name} and run again; if it fails again, run without "
                                      "--batch-api.")
             if batch.status != "completed":
-                report.notes.append(f"Batch {batch.id} ended as {batch.status}: requests it did not answer failed.")
+                report.notes.append(f"Batch {batch.id} {batch.status}: the requests it did not answer were never "
+                                    "answered; the same command sends them again in a new batch.")
             answers.update(found)
-        for cid in pending:
-            if cid not in answers:
-                answers[cid] = unanswered("not_in_results", "The batch ended without an answer to this request.")
+            for cid in asked:
+                if cid not in answers:
+                    answers[cid] = unanswered(f"batch_{batch.status}", f"batch {batch.id} ended ({batch.status}) "
+                                              "without an answer to this request")
     raise RunFailedError(f"After {MAX_ROUNDS} batches the workflow still asked for new requests: its messages "
                          "change from one pass to the next (a time stamp or a random choice in build_messages?), "
                          "so no batch can answer them.",

@@ -13,13 +13,28 @@ DESCRIPTION = """Run a take-home notebook or a packaged workflow folder (workflo
 evaluate.py) on a CSV or Parquet file without opening Jupyter: a progress bar, the run summary,
 the output (.csv or .parquet, by its extension) and an evaluation report next to it."""
 
-EPILOG = "exit status:\n" + "\n".join(f"  {int(code):<4}{MEANINGS[code]}" for code in ExitCode) + """
+EXAMPLES = (
+    "marketlab run labs/take-home/product-descriptions.ipynb --input my_products.csv --output results.csv "
+    "--param key=sku --param max_rows=null",
+    "marketlab run labs/take-home/lead-notes.ipynb --input leads.csv --output notes.csv --param token_budget=5000",
+    "marketlab run my-workflow/ --input products.csv --output out/descriptions.csv",
+    "marketlab run my-workflow/ --input ours.csv --output out.parquet --param 'columns={name: title, sku: code}'",
+    "marketlab run my-workflow/ --input big.csv --output out.csv --batch-api",
+)
+
+EPILOG = "exit status (one outcome record decides it, the summary line and the report):\n" + "\n".join(
+    f"  {int(code):<4}{MEANINGS[code]}" for code in ExitCode) + """
+  When several apply, the first of 130, 2, 1, 3, 4 is the status.
+
+every row ends as one of: ok, repaired (usable), failed (sent, no usable reply), skipped by the budget,
+not sent (an expired batch, or left out of a trial run by max_rows), lost (missing from the output).
+A folder run keeps finished rows in OUTPUT.checkpoint.jsonl while rows are left; they are reused only
+by a run of the same input, workflow, model and output; rows that broke a rule are sent again
+(--param retry_failed=false keeps them).
 
 examples:
-  marketlab run my-workflow/ --input products.csv --output out/descriptions.csv
-  marketlab run my-workflow/ --input ours.csv --output out.parquet --param 'columns={name: title, sku: code}'
-  marketlab run my-workflow/ --input big.csv --output out.csv --batch-api       (half price, within 24 h)
-  marketlab run take-home/reviews.ipynb --input reviews.csv --output insights.csv --param budget_usd=2"""
+""" + "\n".join(f"  {line}" for line in EXAMPLES) + """
+  (--batch-api: half price, answered within 24 h; a take-home notebook runs 3 rows unless max_rows=null)"""
 
 
 def add_command(commands: Any) -> None:
@@ -79,14 +94,25 @@ def main(args: argparse.Namespace) -> int:
     if result.summary is not None and not args.quiet:
         _say(str(result.summary))
     if result.evaluation is not None:
-        _say(f"Evaluation ({result.evaluation.source}): {result.evaluation.pass_rate:.0%} of "
-             f"{len(result.evaluation.table)} rows pass every check.")
+        _say(f"Evaluation ({result.evaluation.source}): {result.evaluation.pass_rate:.0%} of the "
+             f"{len(result.evaluation.table)} answered rows pass every check (rows never sent are not counted).")
     if result.acceptance is not None:
         _say(result.acceptance.describe())
+    outcome = result.outcome
+    if outcome.reused:
+        _say(f"Reused: {outcome.reused} row(s) from this output's earlier run ({outcome.reused_from}), not sent "
+             "again.")
     for problem in result.problems:
         _say(f"Problem: {problem}", sys.stderr)
+    shown = [p for p in outcome.problem_rows][:10]
+    if shown:
+        name = result.key or "row"
+        _say("Rows not usable: " + "; ".join(f"{name} {p.key}: {p.reason or p.status}" for p in shown)
+             + (f"; and {len(outcome.problem_rows) - len(shown)} more (see the report)." if
+                len(outcome.problem_rows) > len(shown) else "."), sys.stderr)
     written = [str(p) for p in (result.output, result.report, result.notebook) if p is not None and p.exists()]
     _say(f"Wrote {', '.join(written)}." if written else "Wrote nothing.")
+    _say(outcome.headline())
     _say(f"Exit status {int(result.exit_code)}: {result.exit_code.meaning()}.")
     return int(result.exit_code)
 

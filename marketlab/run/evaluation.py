@@ -32,6 +32,12 @@ class Evaluation:
     source: str  # "evaluate.py" or "the workflow's checks"
     checks: list[str]
     rates: dict[str, float]
+    keys: list[str] | None = None  # each evaluated row's key, as the user's table spells it
+
+    @property
+    def rows(self) -> int:
+        """How many rows were evaluated (rows never sent are not)."""
+        return len(self.table)
 
     @property
     def pass_rate(self) -> float:
@@ -77,7 +83,8 @@ class AcceptanceResult:
             f"{c.name} is {c.reached:.0%} where at least {c.target:.0%} is required" for c in self.missed()) + "."
 
 
-def from_evaluator(evaluator: ModuleType, outputs: pd.DataFrame, products: pd.DataFrame) -> Evaluation:
+def from_evaluator(evaluator: ModuleType, outputs: pd.DataFrame, products: pd.DataFrame,
+                   keys: list[str] | None = None) -> Evaluation:
     """Run evaluate.py's evaluate(outputs_df, products_df) and check that it returned an evaluation table."""
     from marketlab.errors import MarketlabError
 
@@ -97,22 +104,33 @@ def from_evaluator(evaluator: ModuleType, outputs: pd.DataFrame, products: pd.Da
         checks = check_columns(table, "the table evaluate() returned")
     except MarketlabError as err:
         raise RunFailedError(err.problem, err.fix) from None
-    return Evaluation(table.reset_index(drop=True), "evaluate.py", checks, pass_rates(table, checks).to_dict())
+    return Evaluation(table.reset_index(drop=True), "evaluate.py", checks, pass_rates(table, checks).to_dict(), keys)
 
 
-def from_run_checks(outputs: pd.DataFrame, key: str | None) -> Evaluation | None:
-    """The evaluation in the check columns run_batch(..., checks=...) wrote, or None when it wrote none."""
+def from_run_checks(outputs: pd.DataFrame, key: str | None, keys: list[str] | None = None) -> Evaluation | None:
+    """The evaluation in the check columns run_batch(..., checks=...) wrote, over the rows it checked.
+
+    Rows that were never checked (no usable reply, never sent) are not in it: a pass rate is over
+    the replies that were read. None when the output has no check columns or no checked row.
+    """
     names = [str(c) for c in outputs.columns if str(c).startswith(CHECK_PREFIX) and c != "check_reason"]
     if not names or "checks" not in outputs.columns:
         return None
-    table = pd.DataFrame({key: outputs[key]} if key and key in outputs.columns else {}, index=outputs.index)
+    checked = outputs["checks"].astype(str).isin(["passed", "failed"]).to_numpy()
+    if not checked.any():
+        return None
+    if keys is None and key and key in outputs.columns:
+        keys = outputs[key].astype(str).tolist()
+    keys = [k for k, c in zip(keys, checked) if c] if keys is not None else None
+    rows = outputs[checked]
+    table = pd.DataFrame(index=rows.index)
     checks = [name[len(CHECK_PREFIX):] for name in names]
     for name, column in zip(checks, names):
-        table[name] = outputs[column].astype("boolean").fillna(False).astype(bool)
-    table[OVERALL] = outputs["checks"].astype(str).eq("passed")
-    table["reason"] = outputs.get("check_reason", pd.Series("", index=outputs.index)).fillna("")
+        table[name] = rows[column].astype("boolean").fillna(False).astype(bool)
+    table[OVERALL] = rows["checks"].astype(str).eq("passed")
+    table["reason"] = rows.get("check_reason", pd.Series("", index=rows.index)).fillna("")
     table = table.reset_index(drop=True)
-    return Evaluation(table, "the workflow's checks", checks, pass_rates(table, checks).to_dict())
+    return Evaluation(table, "the workflow's checks", checks, pass_rates(table, checks).to_dict(), keys)
 
 
 def acceptance_of(acceptance: Any, evaluation: Evaluation) -> AcceptanceResult | None:

@@ -1,13 +1,18 @@
 """The exit status of `marketlab run` (for cron and schedulers) and the errors that lead to each.
 
-    0   OK                 every row came back and the run met its acceptance criteria (or has none)
-    1   FAILED             the run did not finish: the workflow, notebook or evaluation stopped, the batch
-                           failed, or not one row came back usable
-    2   BAD_INPUT          nothing was run: a missing, empty or unreadable input, a bad --param, a broken
-                           workflow folder or notebook
-    3   ROWS_LOST          the output has fewer rows than the input
-    4   ACCEPTANCE_MISSED  the run finished but missed its own acceptance criteria (evaluate.py's ACCEPTANCE)
+    0   OK                 every row came back usable and the acceptance criteria (where declared) are met
+    1   FAILED             the run did not finish: the workflow, a notebook cell, evaluate.py or the batch
+                           stopped it
+    2   BAD_INPUT          nothing was sent: the input, a --param, the column mapping or the workflow folder or
+                           notebook needs fixing first
+    3   ROWS_NOT_USABLE    the run finished, but some rows (or all) did not come back usable: they failed,
+                           were skipped by the budget, never answered (an expired batch), left out of a trial
+                           run (max_rows), or lost; the output and the report name each by its key
+    4   ACCEPTANCE_MISSED  every row came back usable, but the results missed the acceptance criteria
     130 INTERRUPTED        stopped by Ctrl-C; run the same command again to resume
+
+The status is read from one outcome record (marketlab.run.outcome.Outcome), the same one the console
+summary and the report show. When several apply, the first in the order 130, 2, 1, 3, 4 wins.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1
     BAD_INPUT = 2
-    ROWS_LOST = 3
+    ROWS_NOT_USABLE = 3
+    ROWS_LOST = 3  # the former name of ROWS_NOT_USABLE
     ACCEPTANCE_MISSED = 4
     INTERRUPTED = 130
 
@@ -33,11 +39,12 @@ class ExitCode(IntEnum):
 
 
 MEANINGS: dict[ExitCode, str] = {
-    ExitCode.OK: "every row came back and the run met its acceptance criteria (or has none)",
-    ExitCode.FAILED: "the run did not finish, or not one row came back usable",
-    ExitCode.BAD_INPUT: "nothing was run: the input, a --param or the workflow needs fixing first",
-    ExitCode.ROWS_LOST: "the output has fewer rows than the input",
-    ExitCode.ACCEPTANCE_MISSED: "the run finished but missed its own acceptance criteria",
+    ExitCode.OK: "every row came back usable and the acceptance criteria (where declared) are met",
+    ExitCode.FAILED: "the run did not finish (the workflow, a notebook cell, evaluate.py or the batch stopped it)",
+    ExitCode.BAD_INPUT: "nothing was sent: the input, a --param or the column mapping needs fixing first",
+    ExitCode.ROWS_NOT_USABLE: "some rows did not come back usable: failed, skipped by the budget, never answered "
+                              "or sent, or lost",
+    ExitCode.ACCEPTANCE_MISSED: "every row came back usable, but the results missed the acceptance criteria",
     ExitCode.INTERRUPTED: "the run was interrupted; run the same command again to resume",
 }
 

@@ -12,6 +12,7 @@ import pandas as pd
 from .batch import BatchOptions, BatchRun
 from .evaluation import AcceptanceResult, Evaluation
 from .exitcodes import ExitCode, RunInputError
+from .outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -28,35 +29,50 @@ class RunRequest:
 
 @dataclass
 class RunResult:
-    """What came of a run: the exit status and why, the tables' sizes, the summary, evaluation and files."""
+    """What came of a run: its one outcome record (which decides the exit status), the summary and the files."""
 
     kind: str  # "folder" or "notebook"
     title: str
     rows_in: int
     source: Path | None = None
     rows_out: int = 0
-    exit_code: ExitCode = ExitCode.OK
-    problems: list[str] = field(default_factory=list)  # why the exit status is not OK, in plain words
+    outcome: Outcome = field(default=None)  # type: ignore[assignment]  # made from rows_in when not given
     output: Path | None = None
     report: Path | None = None
     notebook: Path | None = None
-    key: str | None = None
+    key: str | None = None  # the key column as the user's table names it
     summary: Any = None  # marketlab.workflow.RunSummary, when the output is a run_batch table
     evaluation: Evaluation | None = None
-    acceptance: AcceptanceResult | None = None
     batch: BatchRun | None = None
     outputs: pd.DataFrame | None = field(default=None, repr=False)
 
-    def fail(self, code: ExitCode, problem: str) -> None:
-        """Record a problem; the exit status is that of the first, most serious, problem found."""
-        self.problems.append(problem)
-        if self.exit_code is ExitCode.OK or _rank(code) < _rank(self.exit_code):
-            self.exit_code = code
+    def __post_init__(self) -> None:
+        if self.outcome is None:
+            self.outcome = Outcome(self.rows_in, key=self.key)
 
+    @property
+    def exit_code(self) -> ExitCode:
+        """The exit status, read from the outcome record."""
+        return self.outcome.exit_code
 
-def _rank(code: ExitCode) -> int:
-    order = (ExitCode.INTERRUPTED, ExitCode.BAD_INPUT, ExitCode.FAILED, ExitCode.ROWS_LOST, ExitCode.ACCEPTANCE_MISSED)
-    return order.index(code) if code in order else len(order)
+    @property
+    def acceptance(self) -> AcceptanceResult | None:
+        """The acceptance criteria against this run (None when none are declared)."""
+        return self.outcome.acceptance
+
+    @acceptance.setter
+    def acceptance(self, value: AcceptanceResult | None) -> None:
+        self.outcome.acceptance = value
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the exit status is not 0, in plain words, from the outcome record."""
+        return self.outcome.explanations()
+
+    def stop(self, problem: str) -> None:
+        """The run did not finish: record why (the first reason is kept)."""
+        if self.outcome.stopped is None:
+            self.outcome.stopped = problem
 
 
 def run(request: RunRequest, client: openai.OpenAI | None = None) -> RunResult:

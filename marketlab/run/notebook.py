@@ -5,11 +5,14 @@ The notebook's parameters cell (the cell tagged `parameters`) sets at least `inp
 parameter of the same name. papermill runs the notebook in its own folder on a fresh kernel and
 saves the executed copy next to the output, with every cell's output, for the record. A cell that
 raises stops the run (exit status 1); a notebook that raises marketlab.run.AcceptanceMissed
-ends it with exit status 4.
+ends it with exit status 4. A TakeHomeError (the notebook's check of the table and the parameters,
+before any model call) ends it with exit status 2 and a fix that names --param, not the notebook's cell.
 """
 
 from __future__ import annotations
 
+import ast
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from marketlab.workflow import META_COLUMNS, summarize
 
 from . import inputs, outputs
 from .evaluation import from_run_checks
-from .exitcodes import AcceptanceMissed, ExitCode, RunInputError
+from .exitcodes import AcceptanceMissed, RunInputError
 from .job import RunRequest, RunResult
 from .report import write_report
 
@@ -27,7 +30,10 @@ INPUT_PARAMETER = "input_path"
 OUTPUT_PARAMETER = "output_path"
 PARAMETERS_TAG = "parameters"
 DEFAULT_KERNEL = "python3"
-USABLE = ("ok", "repaired")
+KEY_PARAMETER = "key"
+MAX_ROWS_PARAMETER = "max_rows"
+HEADLESS_ENV = "MARKETLAB_RUN_HEADLESS"  # set while marketlab run executes a notebook
+INPUT_ERRORS = ("TakeHomeError", "RunInputError")  # raised by a notebook's checks before any model call
 
 
 def _read(path: Path) -> Any:
@@ -43,6 +49,11 @@ def _read(path: Path) -> Any:
 
 def declared_parameters(path: Path) -> list[str]:
     """The names the notebook's parameters cell sets; an error when it has no such cell."""
+    return list(parameter_defaults(path))
+
+
+def parameter_defaults(path: Path) -> dict[str, Any]:
+    """The parameters cell's names and default values (None where the default is not a plain value)."""
     from papermill.translators import papermill_translators
 
     notebook = _read(path)
@@ -52,13 +63,21 @@ def declared_parameters(path: Path) -> list[str]:
                             "input and output paths.",
                             "In JupyterLab select the cell that sets input_path and output_path, open the "
                             "property inspector (the gear icon) and add the tag 'parameters'.")
-    names = [p.name for p in papermill_translators.find_translator(*_kernel(notebook)).inspect(cell)]
-    missing = [name for name in (INPUT_PARAMETER, OUTPUT_PARAMETER) if name not in names]
+    translator = papermill_translators.find_translator(*_kernel(notebook))
+    found = {p.name: _literal(p.default) for p in translator.inspect(cell)}
+    missing = [name for name in (INPUT_PARAMETER, OUTPUT_PARAMETER) if name not in found]
     if missing:
         raise RunInputError(f"The parameters cell of {path.name} does not set {' and '.join(missing)}.",
                             f"Add a line such as {missing[0]} = \"data.csv\" to that cell, and read the input "
                             "from input_path and write the results to output_path.")
-    return names
+    return found
+
+
+def _literal(text: Any) -> Any:
+    try:
+        return ast.literal_eval(str(text))
+    except (ValueError, SyntaxError):
+        return None
 
 
 def _kernel(notebook: Any) -> tuple[str, str]:
@@ -72,14 +91,15 @@ def _kernel(notebook: Any) -> tuple[str, str]:
 
 
 def run_notebook(request: RunRequest) -> RunResult:
-    """Run the notebook on the input; keep the executed copy; check, summarise and report the output."""
+    """Run the notebook on the input; keep the executed copy; read the outcome from its output and report it."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     source = Path(request.source)
-    names = declared_parameters(source)
+    defaults = parameter_defaults(source)
+    names = list(defaults)
     output = outputs.check_output(request.output, (Path(request.input), source))
-    rows_in = len(inputs.read_table(request.input))  # a missing, empty or non-UTF-8 input stops here, not in a cell
+    table = inputs.read_table(request.input)  # a missing, empty or non-UTF-8 input stops here, not in a cell
     unknown = [name for name in request.params if name not in names]
     if unknown:
         raise RunInputError(f"--param {unknown[0]} is not set in the parameters cell of {source.name}.",
@@ -87,49 +107,71 @@ def run_notebook(request: RunRequest) -> RunResult:
     for name in (INPUT_PARAMETER, OUTPUT_PARAMETER):
         if name in request.params:
             raise RunInputError(f"--param {name} is given by --input and --output.", f"Leave --param {name} out.")
+    chosen = {**defaults, **request.params}
+    key = chosen.get(KEY_PARAMETER) if isinstance(chosen.get(KEY_PARAMETER), str) else None
+    if key is not None and key not in table.columns:
+        raise RunInputError(f"--param key={key} names a column your table does not have. Its columns are: "
+                            f"{', '.join(repr(str(c)) for c in table.columns)}.",
+                            f"Give the column that identifies each row: --param key=<one of the columns above>.")
+    max_rows = chosen.get(MAX_ROWS_PARAMETER)
+    max_rows = max_rows if isinstance(max_rows, int) and not isinstance(max_rows, bool) else None
     executed = outputs.sidecar(output, "notebook")
     parameters = {**request.params, INPUT_PARAMETER: str(Path(request.input).resolve()),
                   OUTPUT_PARAMETER: str(output.resolve())}
-    title = source.stem
-    result = RunResult("notebook", title, rows_in, source, output=output, notebook=executed)
+    result = RunResult("notebook", source.stem, len(table), source, output=output, notebook=executed, key=key)
     kernel, language = _kernel(_read(source))
+    previous = os.environ.get(HEADLESS_ENV)
+    os.environ[HEADLESS_ENV] = "1"  # the notebook's own messages then give --param fixes, not Jupyter ones
     try:
         papermill.execute_notebook(str(source), str(executed), parameters=parameters, cwd=str(source.parent),
                                    kernel_name=kernel, language=language, progress_bar=request.echo)
     except PapermillExecutionError as err:
-        code = ExitCode.ACCEPTANCE_MISSED if err.ename == AcceptanceMissed.__name__ else ExitCode.FAILED
+        problem, _, fix = str(err.evalue).partition("\nHow to fix: ")
+        if err.ename in INPUT_ERRORS:
+            executed.unlink(missing_ok=True)
+            raise RunInputError(" ".join(problem.split()), " ".join(fix.split())) from None
         message = " ".join(str(err.evalue).split())[:1000]
-        result.fail(code, f"The notebook stopped at cell {err.exec_count or err.cell_index + 1} with {err.ename}: "
-                          f"{message}. The executed notebook {executed.name} shows the cell and the whole error.")
+        if err.ename == AcceptanceMissed.__name__:
+            result.outcome.acceptance_missed_text = message
+        else:
+            result.stop(f"the notebook stopped at cell {err.exec_count or err.cell_index + 1} with {err.ename}: "
+                        f"{message}. The executed notebook {executed.name} shows the cell and the whole error.")
+    finally:
+        if previous is None:
+            os.environ.pop(HEADLESS_ENV, None)
+        else:
+            os.environ[HEADLESS_ENV] = previous
     if output.exists():
-        _read_output(result, output)
-    elif result.exit_code is ExitCode.OK:
-        result.fail(ExitCode.FAILED, f"The notebook finished without writing {output.name}: its last cells must "
-                                     "save the results to output_path.")
+        _read_output(result, output, table, max_rows)
+    elif result.outcome.stopped is None:
+        result.stop(f"the notebook finished without writing {output.name}: its last cells must save the results "
+                    "to output_path.")
     result.report = write_report(result, outputs.sidecar(output, "report"))
     return result
 
 
-def _read_output(result: RunResult, output: Path) -> None:
-    """The notebook's output table: lost rows, the run summary and its check columns."""
+def _read_output(result: RunResult, output: Path, table: Any, max_rows: int | None) -> None:
+    """The notebook's output table, counted into the outcome: usable, failed, unsent, left out by a trial, lost."""
     try:
         out = inputs.read_table(output, "output")
     except RunInputError as err:  # an empty or unreadable output: nothing came back
-        result.fail(ExitCode.ROWS_LOST if "no rows" in err.problem else ExitCode.FAILED,
-                    f"The notebook's output cannot be used: {err.problem}")
+        result.stop(f"the notebook's output cannot be used: {err.problem}")
         return
     result.outputs, result.rows_out = out, len(out)
+    if result.key is None or result.key not in out.columns:
+        try:
+            result.key = result.outcome.key = inputs.find_key(out)
+        except RunInputError:
+            result.key = result.outcome.key = None
+    result.outcome.count_table(out)
     if len(out) < result.rows_in:
-        result.fail(ExitCode.ROWS_LOST, f"The output has {len(out)} rows; the input has {result.rows_in}: "
-                                        f"{result.rows_in - len(out)} row(s) lost.")
-    try:
-        result.key = inputs.find_key(out)
-    except RunInputError:
-        result.key = None
+        came = set(out[result.key].astype(str)) if result.key in out.columns else set()
+        keys = table[result.key].astype(str).tolist() if result.key in table.columns else \
+            [str(i + 1) for i in range(result.rows_in)]
+        missing = [k for k in keys if k not in came] or keys[len(out):]
+        result.outcome.left_out(result.rows_in - len(out), missing, max_rows)
     if set(META_COLUMNS) <= set(out.columns):
         result.summary = summarize(out)
-        if not out["status"].isin(USABLE).any():
-            result.fail(ExitCode.FAILED, f"Not one of the {len(out)} rows came back usable.")
     result.evaluation = from_run_checks(out, result.key)
 
 

@@ -4,6 +4,8 @@
     out.report.html       the evaluation report
     out.executed.ipynb    the executed notebook (notebook runs), kept for the record
     out.batch.json        the Batch API state while a batch runs (deleted when the run finishes)
+    out.checkpoint.jsonl  the rows a folder run finished, while it has rows left (budget, errors), so the
+                          next run of the same input, workflow, model and output resumes from it
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import pandas as pd
 from .exitcodes import RunFailedError, RunInputError
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-SIDECARS = {"report": ".report.html", "notebook": ".executed.ipynb", "batch": ".batch.json"}
+SIDECARS = {"report": ".report.html", "notebook": ".executed.ipynb", "batch": ".batch.json",
+            "checkpoint": ".checkpoint.jsonl"}
 
 
 def check_output(output: str | Path, sources: tuple[Path, ...] = ()) -> Path:

@@ -11,6 +11,7 @@ input table, its output written, evaluated and reported.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ from marketlab.workflow import META_COLUMNS, RunSettings, WorkflowInputError, lo
 from . import inputs, outputs
 from .batch import REPLAY_SETTINGS, BudgetGate, run_through_batches
 from .evaluation import acceptance_of, from_evaluator, from_run_checks
-from .exitcodes import ExitCode, RunFailedError, RunInputError
+from .exitcodes import RunFailedError, RunInputError
+from .outcome import NOT_SENT_KINDS
 from .job import RunRequest, RunResult
 from .params import FolderParams, folder_params
 from .report import write_report
@@ -34,7 +36,9 @@ from .report import write_report
 WORKFLOW_FILE = "workflow.py"
 EVALUATE_FILE = "evaluate.py"
 BRIEF_FILE = "brief.yaml"
-USABLE = ("ok", "repaired")
+# Columns of a product-facts table that feed evaluate.py's faithfulness check when present.
+FACT_COLUMNS = {"not_true": "faithfulness", "key_specs": "faithfulness", "price_eur": "faithfulness",
+                "category": "faithfulness"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ class _Plan:
     model: str
 
 
-def _plan(package: Package, params: FolderParams, key: str, batch: bool, echo: bool) -> _Plan:
+def _plan(package: Package, params: FolderParams, key: str, batch: bool, echo: bool, output: Path) -> _Plan:
     from marketlab import llm
     from marketlab.llm.prices import batch_prices
 
@@ -111,6 +115,10 @@ def _plan(package: Package, params: FolderParams, key: str, batch: bool, echo: b
     model = params.model or getattr(package.workflow, "MODEL", None) or llm.model_name()
     if params.model:
         kwargs["model"] = params.model
+    inherited = base.storage.checkpoint if base is not None else True
+    if kwargs.get("checkpoint", inherited) is True and not batch:
+        # Saved rows belong to this output: another output path starts afresh instead of reusing them.
+        kwargs["checkpoint"] = str(outputs.sidecar(output, "checkpoint").resolve())
     if batch:
         listed = kwargs.get("prices") or (base.budget.prices if base is not None else None)
         prices = batch_prices(model, tuple(listed) if listed else None)
@@ -123,16 +131,15 @@ def _plan(package: Package, params: FolderParams, key: str, batch: bool, echo: b
     return _Plan(kwargs, settings, model)
 
 
-def _call(package: Package, table: pd.DataFrame, client: openai.OpenAI, kwargs: dict[str, Any]) -> pd.DataFrame:
+def _call(package: Package, table: pd.DataFrame, client: openai.OpenAI, kwargs: dict[str, Any],
+          params: FolderParams) -> pd.DataFrame:
     """workflow.run(table, client, **kwargs), with its errors in words that fit the command line."""
     try:
         return package.workflow.run(table, client, **kwargs)
     except WorkflowInputError as err:
-        fix = err.fix
         if "column" in err.problem:
-            fix = ("Map one of your columns onto it: --param 'columns={name_it_needs: your_column}', or add the "
-                   "column to the input file.")
-        raise RunInputError(err.problem, fix) from None
+            raise RunInputError(*mapping_help(package, table, params, err.problem)) from None
+        raise RunInputError(err.problem, err.fix) from None
     except (MarketlabError, KeyboardInterrupt):
         raise
     except Exception as err:  # a bug in the learner's workflow: one line, no stack trace
@@ -142,28 +149,61 @@ def _call(package: Package, table: pd.DataFrame, client: openai.OpenAI, kwargs: 
                              "where.") from None
 
 
+def workflow_columns(package: Package) -> dict[str, str]:
+    """The columns the workflow reads, each with what it is for: required, or the check it feeds."""
+    described: dict[str, str] = {}
+    settings = getattr(package.workflow, "SETTINGS", None)
+    for name in getattr(settings, "required_columns", ()) or ():
+        described[str(name)] = "required: the messages are built from it"
+    for name in getattr(package.workflow, "COLUMNS", ()) or ():
+        described.setdefault(str(name), "read when present")
+    for name, check in FACT_COLUMNS.items():
+        described.setdefault(name, f"optional: feeds the {check} check (without it that check has less to go on)")
+    return described
+
+
+def mapping_help(package: Package, table: pd.DataFrame, params: FolderParams, problem: str) -> tuple[str, str]:
+    """A column-mapping problem as problem and fix: the workflow's columns, what each feeds, the user's columns."""
+    needed = workflow_columns(package)
+    mapped_back = {theirs: yours for theirs, yours in params.columns.items()}
+    yours = [mapped_back.get(str(c), str(c)) for c in table.columns]
+    named = re.search(r"column '([^']+)'", problem)
+    missing = named.group(1) if named else next((name for name, why in needed.items()
+                                                 if why.startswith("required") and name not in table.columns), None)
+    if missing and missing not in needed:
+        needed = {missing: "required: build_messages reads it", **needed}
+    listing = "; ".join(f"'{name}' ({why})" for name, why in needed.items())
+    mapping = {**params.columns, (missing or "column_it_needs"): "your_column"}
+    line = "--param 'columns={" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}'"
+    return (f"{problem} The workflow reads these columns: {listing}. Your table has: "
+            f"{', '.join(repr(c) for c in yours)}.",
+            f"Map one of your columns onto the workflow's name (the workflow's name first, then yours): {line} "
+            "with your_column one of the columns above, or rename the column in your file.")
+
+
 def run_package(package: Package, request: RunRequest, client: openai.OpenAI | None = None) -> RunResult:
-    """Run a workflow folder on the input: output, summary, evaluation, acceptance and report."""
+    """Run a workflow folder on the input: output, outcome, evaluation, acceptance and report."""
     started = time.perf_counter()
     params = folder_params(request.params)
     output = outputs.check_output(request.output, (Path(request.input),))
     table = inputs.map_columns(inputs.read_table(request.input), params.columns)
     key = inputs.find_key(table, params.key)
     inputs.check_key(table, key)
+    theirs = params.columns.get(key, key)  # the key column as the user's table names it
     products = table if params.products is None else inputs.read_table(params.products, "products")
-    plan = _plan(package, params, key, request.batch is not None, request.echo)
+    plan = _plan(package, params, key, request.batch is not None, request.echo, output)
     if client is None:
         from marketlab import llm
 
         client = llm.client()
-    result = RunResult("folder", package.title, len(table), package.folder, output=output, key=key)
+    result = RunResult("folder", package.title, len(table), package.folder, output=output, key=theirs)
     if request.batch is not None:
         out, result.batch = run_through_batches(
-            lambda replay: _call(package, table, replay, plan.kwargs), client, outputs.sidecar(output, "batch"),
-            request.batch, BudgetGate(plan.settings, plan.model), request.echo)
+            lambda replay: _call(package, table, replay, plan.kwargs, params), client,
+            outputs.sidecar(output, "batch"), request.batch, BudgetGate(plan.settings, plan.model), request.echo)
     else:
-        out = _call(package, table, client, plan.kwargs)
-    out = _checked_output(out, table, key, result)
+        out = _call(package, table, client, plan.kwargs, params)
+    out = _checked_output(out, table, key)
     if result.batch is not None and "workflow" in out.attrs:
         details = dict(out.attrs["workflow"])
         details["wall_s"] = round(time.perf_counter() - started, 3)
@@ -171,48 +211,57 @@ def run_package(package: Package, request: RunRequest, client: openai.OpenAI | N
                             f"Sent through the Batch API ({', '.join(result.batch.batch_ids) or 'no new batch'}); "
                             "costs are at the batch price."]
         out.attrs = {**out.attrs, "workflow": details}
-    outputs.write_table(out, output)
-    result.outputs, result.rows_out = out, len(out)
+    shown = out.rename(columns={key: theirs}) if theirs != key else out
+    outputs.write_table(shown, output)
+    result.outputs, result.rows_out = shown, len(out)
+    result.outcome.count_table(shown)
+    if len(out) < len(table):
+        came = set(out[key].astype(str)) if key in out.columns else set()
+        missing = [k for k in table[key].astype(str) if k not in came]
+        result.outcome.left_out(len(table) - len(out), missing, None)
     if set(META_COLUMNS) <= set(out.columns):
         result.summary = summarize(out)
-        usable = int(out["status"].isin(USABLE).sum())
-        if usable == 0:
-            result.fail(ExitCode.FAILED, f"Not one of the {len(out)} rows came back usable.")
-    _evaluate(package, out, products, result)
+        if result.outcome.reused:
+            result.outcome.reused_from = str(plan.settings.storage.checkpoint)
+    _evaluate(package, out, products, result, key)
     result.report = write_report(result, outputs.sidecar(output, "report"), package.brief)
     return result
 
 
-def _checked_output(out: Any, table: pd.DataFrame, key: str, result: RunResult) -> pd.DataFrame:
-    """The workflow's output as a table with the key column; lost rows are recorded."""
+def _checked_output(out: Any, table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The workflow's output as a table with the key column (lost rows are counted by the outcome)."""
     if not isinstance(out, pd.DataFrame):
         raise RunFailedError(f"The workflow's run() returned a {type(out).__name__}, not a table.",
                              "Return the table run_batch gives: one row per input row.")
-    if len(out) < len(table):
-        result.fail(ExitCode.ROWS_LOST, f"The output has {len(out)} rows; the input has {len(table)}: "
-                                        f"{len(table) - len(out)} row(s) lost.")
-    elif "status" in out.columns and out["status"].isna().any():
-        result.fail(ExitCode.ROWS_LOST, f"{int(out['status'].isna().sum())} output row(s) have no status: they "
-                                        "were never run.")
     if key not in out.columns and len(out) == len(table):
         out = out.copy()
         out.insert(0, key, table[key].to_numpy())
     return out
 
 
-def _evaluate(package: Package, out: pd.DataFrame, products: pd.DataFrame, result: RunResult) -> None:
-    """Evaluate the output (evaluate.py, else the workflow's own checks) and hold it to ACCEPTANCE."""
+def _sent_rows(out: pd.DataFrame) -> pd.Series:
+    """True for the rows a model answered: rows never sent (budget, an expired batch) are not evaluated."""
+    if "status" not in out.columns:
+        return pd.Series(True, index=out.index)
+    never = (out["status"] == "skipped_budget") | (
+        (out["status"] == "failed") & out.get("error_kind", pd.Series("", index=out.index)).isin(NOT_SENT_KINDS))
+    return ~never & out["status"].notna()
+
+
+def _evaluate(package: Package, out: pd.DataFrame, products: pd.DataFrame, result: RunResult, key: str) -> None:
+    """Evaluate the rows that were sent (evaluate.py, else the workflow's own checks) and hold them to ACCEPTANCE."""
+    sent = out[_sent_rows(out).to_numpy()].reset_index(drop=True)
+    if not len(sent):
+        return
+    keys = sent[key].astype(str).tolist() if key in sent.columns else None
     try:
         if package.evaluator is not None:
-            result.evaluation = from_evaluator(package.evaluator, out.reset_index(drop=True), products)
+            result.evaluation = from_evaluator(package.evaluator, sent, products, keys)
             result.acceptance = acceptance_of(getattr(package.evaluator, "ACCEPTANCE", None), result.evaluation)
         else:
-            result.evaluation = from_run_checks(out, result.key)
+            result.evaluation = from_run_checks(sent, key, keys)
     except RunFailedError as err:
-        result.fail(ExitCode.FAILED, f"{err.problem} {err.fix}".strip())
-        return
-    if result.acceptance is not None and not result.acceptance.met:
-        result.fail(ExitCode.ACCEPTANCE_MISSED, result.acceptance.describe())
+        result.stop(f"{err.problem} {err.fix}".strip())
 
 
 __all__ = ["BRIEF_FILE", "EVALUATE_FILE", "Package", "WORKFLOW_FILE", "load_package", "run_package"]

@@ -18,7 +18,6 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from marketlab.workflow.errors import ERROR_KINDS
 from marketlab.workflow.redact import Redactor
 
 from .job import RunResult
@@ -75,13 +74,14 @@ def _evaluation(result: RunResult, text: _Text) -> tuple[dict[str, Any] | None, 
     context = {"source": evaluation.source, "rows": len(table), "pass_rate": f"{evaluation.pass_rate:.0%}",
                "failed": int((~passed).sum()), "plot": _plot(table),
                "checks": [[text(name), f"{rate:.0%}"] for name, rate in evaluation.rates.items()]}
+    keys = evaluation.keys if evaluation.keys is not None else [str(i + 1) for i in range(len(table))]
     outputs = result.outputs
-    keys = outputs[result.key].tolist() if outputs is not None and result.key in outputs.columns else \
-        list(range(1, len(table) + 1))
+    texts: dict[str, Any] = {}
     column = next((c for c in TEXT_COLUMNS if outputs is not None and c in outputs.columns), None)
-    texts = outputs[column].tolist() if column else [""] * len(table)
+    if column and result.key and result.key in outputs.columns:
+        texts = dict(zip(outputs[result.key].astype(str), outputs[column]))
     reasons = table["reason"].tolist() if "reason" in table.columns else [""] * len(table)
-    failing = [{"key": text(keys[i], 80), "reason": text(reasons[i]), "text": text(texts[i], 200)}
+    failing = [{"key": text(keys[i], 80), "reason": text(reasons[i]), "text": text(texts.get(str(keys[i]), ""), 200)}
                for i in range(len(table)) if not passed[i]][:MAX_ROWS]
     return context, failing
 
@@ -94,16 +94,29 @@ def _acceptance(result: RunResult) -> dict[str, Any] | None:
     return {"met": result.acceptance.met, "verdict": result.acceptance.describe(), "rows": rows}
 
 
-def _unusable(result: RunResult, text: _Text) -> tuple[list[list[str]], int]:
-    out = result.outputs
-    if out is None or "status" not in out.columns:
-        return [], 0
-    bad = out[~out["status"].isin(["ok", "repaired"])]
-    keys = bad[result.key].tolist() if result.key in bad.columns else [i + 1 for i in range(len(bad))]
-    rows = [[text(k, 80), text(status), text(f"{ERROR_KINDS.get(kind, kind or '')}: {error}")]
-            for k, status, kind, error in zip(keys, bad["status"], bad.get("error_kind", [""] * len(bad)),
-                                              bad.get("error", [""] * len(bad)))]
-    return rows[:MAX_ROWS], len(bad)
+LABELS = {"failed": "sent, no usable reply", "skipped_budget": "not sent: budget",
+          "not_sent": "not sent", "lost": "lost"}
+
+
+def _rows(result: RunResult, text: _Text, statuses: tuple[str, ...]) -> tuple[list[list[str]], int]:
+    found = [p for p in result.outcome.problem_rows if p.status in statuses]
+    return [[text(p.key, 80), LABELS.get(p.status, p.status), text(p.reason)] for p in found[:MAX_ROWS]], len(found)
+
+
+def _outcome(result: RunResult) -> list[list[str]]:
+    o = result.outcome
+    accepted = {None: "none declared", True: "met", False: "missed"}[o.acceptance_met]
+    rows = [["Rows in the input", f"{o.rows_in:,}"], ["Usable: ok", f"{o.ok:,}"], ["Usable: repaired", f"{o.repaired:,}"],
+            ["Sent, no usable reply (failed)", f"{o.failed:,}"], ["Not sent: the budget ran out", f"{o.skipped_budget:,}"],
+            ["Not sent or never answered (trial, expired batch)", f"{o.not_sent:,}"]]
+    if o.lost:
+        rows.append(["Lost (missing from the output)", f"{o.lost:,}"])
+    rows.append(["Acceptance criteria", accepted])
+    if o.reused:
+        rows.append(["Reused from this output's earlier run", f"{o.reused:,} row(s), from {o.reused_from or 'the checkpoint'}"])
+    if o.from_cache:
+        rows.append(["Answered from the response cache", f"{o.from_cache:,} row(s)"])
+    return rows
 
 
 def _batch(result: RunResult, text: _Text) -> list[list[str]]:
@@ -117,13 +130,21 @@ def _batch(result: RunResult, text: _Text) -> list[list[str]]:
     return rows + [["Note", text(note)] for note in batch.notes]
 
 
+NO_EVALUATION = {
+    "folder": "No evaluation: the folder has no evaluate.py and the workflow wrote no check columns. Add the "
+              "evaluate.py that Lab 3 saved to report pass rates and hold the run to its acceptance criteria.",
+    "notebook": "No evaluation table in the output: this notebook shows its checks in the executed notebook "
+                "(open it to read them), or no row was checked because none came back usable.",
+}
+
+
 def report_context(result: RunResult, brief: Any = None) -> dict[str, Any]:
-    """Everything the report shows, as plain text (redacted and cut) and numbers."""
+    """Everything the report shows, as plain text (redacted and cut) and numbers, all from the outcome record."""
     text = _Text()
     evaluation, failing = _evaluation(result, text)
-    unusable, unusable_total = _unusable(result, text)
-    facts = [["Rows in the input", f"{result.rows_in:,}"], ["Rows in the output", f"{result.rows_out:,}"],
-             ["Output", text(result.output)], ["Key column", text(result.key or "none")]]
+    unusable, unusable_total = _rows(result, text, ("failed", "lost"))
+    unsent, unsent_total = _rows(result, text, ("skipped_budget", "not_sent"))
+    facts = [["Output", text(result.output)], ["Key column (as your table names it)", text(result.key or "none found")]]
     if result.notebook is not None:
         facts.append(["Executed notebook", text(result.notebook)])
     objective = getattr(getattr(brief, "objective", None), "statement", "") if brief is not None else ""
@@ -131,14 +152,14 @@ def report_context(result: RunResult, brief: Any = None) -> dict[str, Any]:
         "title": text(result.title, 120), "kind": "Workflow folder" if result.kind == "folder" else "Notebook",
         "source": text(result.source), "stamp": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "exit_code": int(result.exit_code), "verdict": result.exit_code.meaning(),
+        "headline": text(result.outcome.headline(), 1000), "outcome": _outcome(result),
         "problems": [text(p, 1000) for p in result.problems], "facts": facts, "objective": text(objective),
         "brief_acceptance": [text(line) for line in (getattr(brief, "acceptance", None) or [])],
-        "evaluation": evaluation, "failing": failing, "acceptance": _acceptance(result), "key": text(result.key or ""),
-        "no_evaluation": "No evaluation: the folder has no evaluate.py and the workflow wrote no check columns. "
-                         "Add the evaluate.py that Lab 3 saved to report pass rates and hold the run to its "
-                         "acceptance criteria.",
+        "evaluation": evaluation, "failing": failing, "acceptance": _acceptance(result),
+        "key": text(result.key or ""), "no_evaluation": NO_EVALUATION[result.kind],
         "summary": text(result.summary, 5000) if result.summary is not None else "",
-        "unusable": unusable, "unusable_total": unusable_total, "batch": _batch(result, text),
+        "unusable": unusable, "unusable_total": unusable_total, "unsent": unsent, "unsent_total": unsent_total,
+        "batch": _batch(result, text),
     }
 
 

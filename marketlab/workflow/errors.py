@@ -21,6 +21,8 @@ ERROR_KINDS: dict[str, str] = {
     "rejected": "the model service rejected the request",
     "auth": "the model service rejected the key",
     "budget": "the budget ran out",
+    "not_sent": "never answered: the batch expired or was cancelled first",
+    "model_stopped": "the built-in model stopped",
 }
 
 

@@ -15,6 +15,7 @@ from ..llm.errors import ModelStoppedDuringCallError
 
 RETRYABLE_STATUS = (408, 409, 429)
 FATAL_STATUS = (401, 403)  # a rejected key fails every row the same way: stop the run
+NOT_ANSWERED_CODE = "batch_not_answered"  # a Batch API request that expired or was cancelled unanswered
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ def classify(err: BaseException) -> CallFailure | None:
         if status in RETRYABLE_STATUS:
             return CallFailure("server_error", f"the model service asked to try again (HTTP {status})", True,
                                retry_after=retry_after_seconds(err.response.headers))
+        if code == f": {NOT_ANSWERED_CODE}":  # our own message (marketlab.run.batch), never the provider's text
+            body = err.body if isinstance(err.body, dict) else {}
+            inner = body.get("error") if isinstance(body.get("error"), dict) else body
+            message = str(inner.get("message") or "never answered").rstrip(".") if isinstance(inner, dict) else ""
+            return CallFailure("not_sent", message[:1].lower() + message[1:], False)
         if status in FATAL_STATUS:
             return CallFailure("auth", f"the model service rejected the key (HTTP {status}{code})", False, fatal=True)
         if status == 404:

@@ -489,6 +489,8 @@ class _Run:
                     record_result(position, result)
                     continue
                 hit = self.cache.get(self._key(messages)) if self.cache is not None else None
+                if hit is not None and self.settings.storage.retry_failed and not self._usable(hit, record):
+                    hit = None  # a cached reply that broke a rule is asked for again, not served again
                 need = Usage() if hit is not None or not self.budget.limited else self.budget.estimate(messages)
                 while True:
                     while len(pending) >= ahead:
@@ -578,6 +580,15 @@ class _Run:
             return RowResult(None, "failed", f"{text[0].upper()}{text[1:]}.", "input")
         return messages
 
+    def _usable(self, hit: dict[str, Any], record: dict[str, Any]) -> bool:
+        """True when a cached reply passes validation as it stands (no repair needed)."""
+        try:
+            reply = _Reply(**hit)
+            return read_reply(reply.content, reply.finish_reason, self.schema, self.rules, record, reply.refusal,
+                              self.params["max_tokens"]).ok
+        except Exception:  # an old or damaged cache entry: ask the model again
+            return False
+
     def _skipped(self) -> RowResult:
         return RowResult(None, "skipped_budget", f"Not sent: the budget ({self.budget.describe()}) cannot cover it; "
                                                  f"{self.budget.left()} left.", "budget")
@@ -632,6 +643,7 @@ def _fix(kind: str) -> str:
         "invalid_json": " Fix: make the brief ask for the JSON fields plainly; keep fields few and simple.",
         "schema": " Fix: loosen the schema or say its limits in the brief.",
         "rules": " Fix: say the limit in the brief (e.g. the word count), or loosen the rule.",
+        "not_sent": " Fix: run the same command again: it sends these rows in a new batch.",
     }.get(kind, "")
 
 

@@ -95,7 +95,8 @@ class Storage(_Group):
 
     cache: Union[bool, str] = True
     checkpoint: Union[bool, str] = True
-    retry_failed: bool = Field(False, description="on resume, send the rows that failed last time again")
+    retry_failed: bool = Field(True, description="on a rerun, send again the rows whose saved or cached reply "
+                                                 "broke a rule or could not be read (False keeps them as they were)")
     cache_size_mb: int = Field(512, ge=1, description="the cache drops its oldest replies beyond this size")
 
 
