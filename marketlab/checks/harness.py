@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import socket
 import socketserver
 import subprocess
@@ -244,14 +245,22 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 @contextmanager
 def serve(endpoint: Any, harness: Harness, *, timeout: float = 2.0, max_retries: int = 0) -> Iterator[wire.ClientSpec]:
     """Serve a ScriptedEndpoint on a unix socket the harness's processes can reach; yields the client spec."""
-    folder = harness.socket_dir()
-    handle, path = tempfile.mkstemp(prefix="endpoint-", suffix=".sock", dir=folder)
-    os.close(handle)
-    os.unlink(path)
+    # The socket is made in a new folder of its own, mode 0700 (mkdtemp), inside the harness's socket
+    # folder, which the learner's processes cannot write (the grader's, read-only in the sandbox). While
+    # that folder is still closed, the socket is opened to the sandbox's user; only then is the folder
+    # opened for passing through (through its descriptor). No name the learner could have replaced is
+    # ever changed: the critical finding of issue 21 was a chmod that followed a swapped-in link.
+    folder = Path(tempfile.mkdtemp(prefix="endpoint-", dir=harness.socket_dir()))
+    path = str(folder / "model.sock")
     server = _Server(path, _Handler)
     server.endpoint = endpoint  # type: ignore[attr-defined]
     server.timeout_hold = timeout + 0.5  # type: ignore[attr-defined]
-    os.chmod(path, 0o777)  # the sandbox runs as another user; the folder is what guards the socket
+    os.chmod(path, 0o777)  # in the closed folder made above: nobody else can have put anything there
+    opened = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fchmod(opened, 0o711)
+    finally:
+        os.close(opened)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -259,7 +268,7 @@ def serve(endpoint: Any, harness: Harness, *, timeout: float = 2.0, max_retries:
     finally:
         server.shutdown()
         server.server_close()
-        Path(path).unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def socket_alive(path: str) -> bool:

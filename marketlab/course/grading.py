@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,45 @@ def prepare(course: Course) -> None:
     jobs.mkdir(exist_ok=True)
     os.chmod(base, 0o711)
     os.chmod(jobs, 0o711)  # sandbox users may pass through to their own job's folders, never list or write
+
+
+@contextmanager
+def sweeping(course: Course) -> Iterator[None]:
+    """Remove job folders (and the runtime folders their job files name) before and after a run.
+
+    A worker's own clean-up runs in `grade`'s finally; a worker that was killed, or an autograde run
+    that was, leaves its folders, kernel connection files included. The sweep runs only while this
+    run holds the course's grading lock, so it never takes folders from another run in progress.
+    """
+    lock_path = grading_dir(course) / "autograde.lock"
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield  # another run of this course is grading: leave its folders alone
+            return
+        _sweep(course)
+        try:
+            yield
+        finally:
+            _sweep(course)
+
+
+def _sweep(course: Course) -> None:
+    jobs = grading_dir(course) / "jobs"
+    for folder in list(jobs.iterdir()) if jobs.is_dir() else []:
+        try:
+            job = SandboxJob.load(folder / "job.json")
+        except (OSError, ValueError, KeyError, TypeError):
+            job = None
+        tmp = Path(_short_tmp()).resolve()
+        if job is not None:
+            for extra in (job.runtime_dir, job.private_dir):
+                # Only our own kinds of folder, directly in the temporary folder: a job file is data.
+                if extra is not None and extra.parent.resolve() == tmp and \
+                        extra.name.startswith(("marketlab-run-", "marketlab-own-")):
+                    shutil.rmtree(extra, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 _worker: dict[str, Any] = {}
@@ -158,13 +199,27 @@ def _make_job(course: Course, job: Job, limits: Limits, uid: int | None, sandbox
     # Unix socket paths must stay under 108 bytes, whatever the course's path: sockets get a short folder of
     # their own (private: 0700, a random name made with O_EXCL), removed with the job.
     run = Path(tempfile.mkdtemp(prefix="marketlab-run-", dir=_short_tmp()))
+    private = private_folder()
     if uid is not None:
+        # Before any learner process exists: nothing in these folders can be a swapped-in link yet.
         for path in (work, *work.rglob("*"), run):
             os.lchown(path, uid, uid)
     sandbox_job = SandboxJob(workdir=work, lab=job.lab, runtime_dir=run, log_path=folder / "kernel.log",
-                             limits=limits, uid=uid, sandboxed=sandboxed)
+                             limits=limits, uid=uid, sandboxed=sandboxed, private_dir=private)
     sandbox_job.save(folder / "job.json")
     return sandbox_job, folder
+
+
+def private_folder() -> Path:
+    """A new folder of the grader's for one job: mode 0711, so a sandbox user may pass through to a name
+    it is given (a socket, its connection file) but never list, create, rename or remove anything there."""
+    folder = Path(tempfile.mkdtemp(prefix="marketlab-own-", dir=_short_tmp()))
+    opened = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fchmod(opened, 0o711)
+    finally:
+        os.close(opened)
+    return folder
 
 
 def _short_tmp() -> str:
@@ -193,8 +248,10 @@ def grade(job: Job) -> dict[str, Any]:
         detail = f"{type(exc).__name__}: {exc}"
     finally:
         CURRENT.pop("job", None)
-        shutil.rmtree(folder, ignore_errors=True)
-        shutil.rmtree(sandbox_job.runtime_dir, ignore_errors=True)
+        # shutil.rmtree works through directory descriptors without following links (safe as root).
+        for path in (folder, sandbox_job.runtime_dir, sandbox_job.private_dir):
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
     record = build_record(course, job, ctx, detail, round(time.monotonic() - started, 2))
     records.write(course, record)
     return record.as_dict()

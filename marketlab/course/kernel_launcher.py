@@ -42,14 +42,11 @@ def main(argv: list[str]) -> int:
 
     parent = os.getppid()
     job = SandboxJob.load(Path(os.environ[JOB_ENV]))
-    # The kernel reads its connection file inside the sandbox: a copy in this job's own runtime folder.
+    # The kernel reads its connection file inside the sandbox: a copy in the grader's own folder for this
+    # job (read-only inside), made new under a fresh name and changed through its descriptor only.
     original = Path(argv[argv.index("-f") + 1])
-    connection = job.runtime_dir / "connection.json"
-    connection.write_bytes(original.read_bytes())
-    os.chmod(connection, 0o600)
     view = job.view()
-    if view.uid is not None:
-        os.chown(connection, view.uid, view.uid)
+    connection = _write_connection(job.private_dir or job.runtime_dir, original.read_bytes(), view.uid)
     if job.sandboxed:
         command = sandbox.command(view, [sys.executable, "-I", "-m", "marketlab.course.kernel", "-f", str(connection)])
         options = sandbox.spawn_options(view)
@@ -82,6 +79,22 @@ def main(argv: list[str]) -> int:
     if kept > keep:
         job.log_path.with_suffix(".cut").write_text(str(kept))
     return process.wait()
+
+
+def _write_connection(folder: Path, content: bytes, uid: int | None) -> Path:
+    """A new file in folder (O_EXCL, O_NOFOLLOW), owned by the sandbox user when there is one, mode 0600."""
+    import secrets
+
+    path = folder / f"connection-{secrets.token_hex(8)}.json"
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(handle, content)
+        if uid is not None:
+            os.fchown(handle, uid, uid)
+        os.fchmod(handle, 0o600)
+    finally:
+        os.close(handle)
+    return path
 
 
 def _stop_when_orphaned(process: subprocess.Popen, parent: int, every_s: float = 1.0) -> None:  # type: ignore[type-arg]
