@@ -46,7 +46,8 @@ pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None,
                                 reason=f"no grading sandbox here: {sandbox.unavailable_reason()}")
 
 
-def _attacks(graders: Path, course: Path, token: str, port: int, abstract: str) -> dict[str, dict[str, Any]]:
+def _attacks(graders: Path, course: Path, token: str, port: int, abstract: str,
+             canary: str = "/nonexistent") -> dict[str, dict[str, Any]]:
     """student -> how they hand in (answer, extra cells, files). Host paths are known to the attacker."""
     secret = f"{graders}/holdout/secret.csv"
     probe = textwrap.dedent(f"""
@@ -197,6 +198,42 @@ def _attacks(graders: Path, course: Path, token: str, port: int, abstract: str) 
         "atk_exit": dict(after=["import os\nos._exit(1)"]),
         # An honest submission whose record path a previous run turned into a folder.
         "atk_record_dir": dict(),
+        # Issue 21: swaps links to a root-owned canary over every name it can reach in the grading's
+        # temporary folders (its kernel's runtime folder, the grader's own folder) for the whole grading.
+        "atk_swap": dict(after=[textwrap.dedent(f"""
+            import glob, os, threading, time
+            def swap():
+                n, end = 0, time.time() + 30
+                while time.time() < end:
+                    for folder in glob.glob('/tmp/marketlab-*') + glob.glob('/tmp/marketlab-*/*/'):
+                        try:
+                            names = os.listdir(folder)
+                        except OSError:
+                            names = []
+                        for name in names + ['connection.json', 'model.sock', 'endpoint.sock']:
+                            if name.startswith('kernel'):
+                                continue  # its own kernel's sockets: the attack must outlive them
+                            n += 1
+                            link = os.path.join(folder, f'.swap{{n}}')
+                            try:
+                                os.symlink({canary!r}, link)
+                                os.rename(link, os.path.join(folder, name))
+                            except OSError:
+                                try:
+                                    os.unlink(link)
+                                except OSError:
+                                    pass
+                    time.sleep(0.001)
+            threading.Thread(target=swap, daemon=True).start()
+            print('swapping')
+            """)]),
+        # Prints 8 MB every time the check calls its function: a check's request is capped too.
+        "atk_loud": dict(answer="def double(x):\n    print('z' * (8 << 20))\n    return 2 * x"),
+        # Odd file names beside an honest notebook (one is not UTF-8: made in the fixture).
+        "atk_names": dict(files={"bell\x07.txt": "x", "new\nline.txt": "x", "rtl\u202egnp.txt": "x",
+                                 ("n" * 200) + ".txt": "x"}),
+        # A valid notebook whose metadata is nested deeper than a JSON reader goes (made in the fixture).
+        "deep_meta": dict(),
         # A plain wrong answer: proves the grader can fail.
         "wrong": dict(answer=WRONG),
         # Copy/paste of the answer and the check cell (metadata kept).
@@ -316,7 +353,10 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> Graded:
     release = course.folder("release") / LAB / NOTEBOOK
     submitted = course.folder("submitted")
     listener = Listener()
-    attacks = _attacks(graders, course.root, token, listener.port, listener.abstract)
+    canary = base / "canary.txt"  # root's file outside every copy: its mode, owner and text must not change
+    canary.write_text("canary")
+    canary.chmod(0o600)
+    attacks = _attacks(graders, course.root, token, listener.port, listener.abstract, str(canary))
     for student in HONEST:
         hand_in(submitted / student / LAB, learner_notebook(release))
     for student, spec in attacks.items():
@@ -330,9 +370,18 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> Graded:
     (links / "holdout.csv").symlink_to(graders / "holdout" / "secret.csv")
     (links / "holdout_dir").symlink_to(graders / "holdout")
     os.link(graders / "holdout" / "secret.csv", links / "hard.csv")
+    names = submitted / "atk_names" / LAB
+    os.close(os.open(os.fsencode(names) + b"/notes\xff.txt", os.O_WRONLY | os.O_CREAT, 0o644))
+    deep = learner_notebook(release)
+    deep.cells[0].metadata["deep"] = "DEEP"
+    nested = '{"n": ' * 3000 + "{}" + "}" * 3000  # valid JSON, deeper than json's reader recurses
+    (submitted / "deep_meta" / LAB).mkdir(parents=True, exist_ok=True)
+    (submitted / "deep_meta" / LAB / NOTEBOOK).write_text(json.dumps(deep).replace('"DEEP"', nested))
     planted = records.record_path(course, "atk_record_dir", LAB)
     (planted / "inside").mkdir(parents=True)  # a previous run left a folder where the record goes
     before = _tree_bytes(submitted)
+    canary_before = canary.stat()
+    temporary_before = set(Path("/tmp").glob("marketlab-run-*")) | set(Path("/tmp").glob("marketlab-own-*"))
     env = {name: f"{name.lower()}-value-{secrets.token_hex(10)}" for name in SECRET_ENV}
     log = base / "instructor.log"
     with pytest.MonkeyPatch.context() as mp:
@@ -347,9 +396,11 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> Graded:
         shadow = Path("/etc/shadow").read_text().splitlines()[0]
     except (OSError, IndexError):
         shadow = None
+    temporary_after = set(Path("/tmp").glob("marketlab-run-*")) | set(Path("/tmp").glob("marketlab-own-*"))
     return Graded(course=course, base=base, graders=graders, marker=marker, token=token, env=env, log=log,
                   records={r["student"]: r for r in graded_records}, before=before, connections=connections,
-                  shadow=shadow, left=_our_processes())
+                  shadow=shadow, left=_our_processes(), canary=canary, canary_before=canary_before,
+                  temporary_left=sorted(temporary_after - temporary_before))
 
 
 # --- every learner ---------------------------------------------------------------------------------
@@ -454,6 +505,45 @@ def test_output_is_capped_at_the_file_descriptor(graded: Graded) -> None:
     assert graded.record("atk_flood")["auto_score"] == 1.0
 
 
+# --- issue 21: no root operation on a learner's name, odd names, limits, clean-up ----------------------
+
+def test_no_file_outside_the_copy_changes_while_a_kernel_swaps_links_in(graded: Graded) -> None:
+    assert "swapping" in graded.printed("atk_swap"), "the attack ran"
+    after = graded.canary.stat()
+    before = graded.canary_before
+    assert (after.st_mode, after.st_uid, after.st_gid) == (before.st_mode, before.st_uid, before.st_gid)
+    assert graded.canary.read_text() == "canary"
+
+
+def test_odd_file_names_are_refused_with_a_reason_and_the_batch_finishes(graded: Graded) -> None:
+    record = graded.record("atk_names")
+    assert record["auto_score"] == 1.0, record
+    refused = [p["cell"] for p in record["problems"] if p["kind"] == "refused_file"]
+    assert len(refused) == 5, refused
+    assert all(name.isprintable() and len(name) <= 120 for name in refused), refused
+    assert any("\\xff" in name for name in refused), "the undecodable byte is shown escaped"
+    json.dumps(record, ensure_ascii=False).encode("utf-8")  # the record is plain text throughout
+
+
+def test_what_a_learners_function_prints_during_a_check_is_not_kept(graded: Graded) -> None:
+    record = graded.record("atk_loud")
+    assert record["auto_score"] == 1.0, record
+    notebook = graded.course.folder("autograded") / "atk_loud" / LAB / NOTEBOOK
+    assert notebook.stat().st_size < 2 * LIMITS.output_kb * 1024 + 200_000
+    assert "huge_output" in graded.kinds("atk_loud")
+
+
+def test_deep_but_valid_metadata_gets_its_own_reason(graded: Graded) -> None:
+    record = graded.record("deep_meta")
+    assert "deep_notebook" in graded.kinds("deep_meta") and "corrupt_notebook" not in graded.kinds("deep_meta")
+    assert "nested" in records.explain("deep_notebook") and record["status"] == "failed"
+
+
+def test_no_runtime_folder_is_left_after_the_batch(graded: Graded) -> None:
+    assert graded.temporary_left == []
+    assert list((graded.course.root / ".grading" / "jobs").iterdir()) == []
+
+
 # --- network and planting -----------------------------------------------------------------------------
 
 def test_no_network_not_even_loopback(graded: Graded) -> None:
@@ -479,8 +569,10 @@ def test_writes_stay_in_the_submissions_own_copy(graded: Graded) -> None:
     inbound = graded.course.folder("exchange") / "marketlab" / "inbound"
     assert not inbound.exists() or list(inbound.iterdir()) == []
     refused = graded.course.folder("submitted") / "atk_links" / LAB / "hard.csv"  # the links were never files
-    assert _tree_bytes(graded.course.folder("submitted")) == {p: b for p, b in graded.before.items() if p != refused}, \
-        "collected submissions are never changed by grading"
+    odd_names = graded.course.folder("submitted") / "atk_names"  # refused at intake, left out of the copy
+    assert _tree_bytes(graded.course.folder("submitted")) == {
+        p: b for p, b in graded.before.items() if p != refused and not (
+            p.is_relative_to(odd_names) and p.name != NOTEBOOK)}, "collected submissions are never changed by grading"
     assert graded.record("aa_honest")["auto_score"] == 1.0
 
 

@@ -29,6 +29,9 @@ def default_workers() -> int:
     return max(2, 2 * (os.cpu_count() or 1))
 
 
+UNRUNNABLE = ("corrupt_notebook", "deep_notebook", "not_submitted")  # never reach nbgrader
+
+
 def autograde(course: Course, *, labs: list[str] | None = None, students: list[str] | None = None,
               workers: int | None = None, limits: Limits | None = None, force: bool = False,
               sandboxed: bool = True, progress: bool = True,
@@ -61,7 +64,7 @@ def autograde(course: Course, *, labs: list[str] | None = None, students: list[s
         problems = [{"kind": "refused_file", "cell": r.name} for r in refused] + inspect_submission(course, student, lab)
         jobs.append(Job(student, lab, fingerprint, problems))
 
-    unrunnable = [job for job in jobs if any(p["kind"] in ("corrupt_notebook", "not_submitted") for p in job.problems)]
+    unrunnable = [job for job in jobs if any(p["kind"] in UNRUNNABLE for p in job.problems)]
     runnable = [job for job in jobs if job not in unrunnable]
     _register(course, jobs)
     for job in unrunnable:
@@ -88,6 +91,9 @@ def inspect_submission(course: Course, student: str, lab: str) -> list[dict[str,
             continue
         try:
             submitted = nbformat.read(path, as_version=4)
+        except RecursionError:  # valid JSON, nested deeper than any notebook tool writes: say so
+            problems.append({"kind": "deep_notebook", "cell": source.name})
+            continue
         except Exception:  # noqa: BLE001 - any parse failure means the same thing to the learner
             problems.append({"kind": "corrupt_notebook", "cell": source.name})
             continue
@@ -137,10 +143,11 @@ def _without_hidden_tests(source: str) -> str:
 
 
 def _fingerprint(folder: Path) -> str:
+    """What the submission holds, as a short hash: names as bytes (whatever their encoding) and contents."""
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
         if path.is_file() and not path.is_symlink():
-            digest.update(str(path.relative_to(folder)).encode())
+            digest.update(os.fsencode(path.relative_to(folder)))
             digest.update(path.read_bytes())
     return digest.hexdigest()[:20]
 
@@ -183,6 +190,12 @@ def _run(course: Course, jobs: list[Job], workers: int, limits: Limits, sandboxe
          on_record: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
     """Grade jobs in a process pool; a worker that dies costs its one job, never the batch."""
     grading.prepare(course)
+    with grading.sweeping(course):  # folders a killed worker (or a killed earlier run) left are removed
+        return _grade_all(course, jobs, workers, limits, sandboxed, bar, on_record)
+
+
+def _grade_all(course: Course, jobs: list[Job], workers: int, limits: Limits, sandboxed: bool, bar: Any,
+               on_record: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
     done: list[dict[str, Any]] = []
     retries: dict[tuple[str, str], int] = {}
     queue = list(jobs)

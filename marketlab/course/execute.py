@@ -107,7 +107,8 @@ class SandboxHarness(Harness):
                 stream.close()
 
     def socket_dir(self) -> Path:
-        return self._ctx.job.runtime_dir
+        job = self._ctx.job
+        return job.private_dir if job.private_dir is not None else job.runtime_dir
 
     def inside(self, path: Path) -> str:
         job = self._ctx.job
@@ -304,8 +305,17 @@ class SandboxedExecute(Execute):
         size = len(json.dumps(content, default=str)) if isinstance(content, dict) else 0
         ctx = context()
         limit = ctx.job.limits.output_kb * 1024
-        if cell_index == getattr(self, "_probe_index", None):  # a check's request: capped by wire.MAX_TEXT
-            return super().output(outs, msg, display_id, cell_index)
+        if cell_index == getattr(self, "_probe_index", None):
+            # A check's request: only the answer is kept (one display of the wire's type, at most
+            # wire.MAX_TEXT); whatever the learner's function prints meanwhile is dropped, not held.
+            data = content.get("data") if isinstance(content, dict) else None
+            answer = isinstance(data, dict) and wire.MIME in data and size <= 2 * wire.MAX_TEXT
+            if answer and not any(wire.MIME in out.get("data", {}) for out in outs):
+                return super().output(outs, msg, display_id, cell_index)
+            if size > limit and not ctx.output_cut:
+                ctx.output_cut = True
+                ctx.note("huge_output")
+            return None
         self._used_output += size
         if self._used_output > limit:
             if not ctx.output_cut:

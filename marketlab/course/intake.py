@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +29,29 @@ class Refused:
     """A file left out, and why (a catalogue-style word, never learner text)."""
 
     name: str
-    why: str  # link, device, hard_link, too_large, kind, too_many, too_deep
+    why: str  # link, device, hard_link, too_large, kind, too_many, too_deep, name
+
+
+MAX_NAME_CHARS = 120
 
 
 def _safe_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\x00" not in name
+    """A name that is text: valid UTF-8, no control characters, not too long (nothing to escape later)."""
+    if not name or name in (".", "..") or "/" in name or len(name) > MAX_NAME_CHARS:
+        return False
+    try:
+        name.encode("utf-8")  # os.listdir gives undecodable bytes as lone surrogates, which fail here
+    except UnicodeEncodeError:
+        return False
+    return not any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") for char in name)
+
+
+def shown_name(name: str) -> str:
+    """A name as it may appear in a record or feedback: undecodable bytes and control characters escaped."""
+    raw = os.fsencode(name) if isinstance(name, str) else bytes(name)
+    text = raw.decode("utf-8", errors="backslashreplace")
+    return "".join(char if unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
+                   else f"\\x{ord(char):02x}" for char in text)[:MAX_NAME_CHARS]
 
 
 def copy_tree(source: Path, destination: Path) -> list[Refused]:
@@ -56,9 +75,9 @@ def copy_tree(source: Path, destination: Path) -> list[Refused]:
 def _copy_dir(dir_fd: int, destination: Path, prefix: str, depth: int, refused: list[Refused],
               budget: dict[str, int]) -> None:
     for name in sorted(os.listdir(dir_fd)):
-        shown = f"{prefix}{name}"[:120]
+        shown = f"{prefix}{shown_name(name)}"[:MAX_NAME_CHARS]
         if not _safe_name(name):
-            refused.append(Refused(shown, "kind"))
+            refused.append(Refused(shown, "name"))
             continue
         try:
             info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)

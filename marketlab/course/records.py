@@ -25,6 +25,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "corrupt_notebook": ("The notebook file is damaged",
                          "The notebook cannot be opened; it may have been cut off while saving. Re-download the "
                          "lab, copy your answers in, save and submit again."),
+    "deep_notebook": ("The notebook's hidden settings are nested too deeply",
+                      "The notebook file is valid, but its metadata (hidden settings) is nested more deeply than "
+                      "grading reads, so it was not run. Re-download the lab, copy your answers in, save and "
+                      "submit again."),
     "missing_cells": ("Some check cells are missing",
                       "Check cells were deleted, so they score 0. Re-download the lab, copy your answers in and "
                       "submit again."),
@@ -36,8 +40,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                                             "graded and the copy was ignored."),
     "extra_cell": ("A cell carried grading marks", "A cell carried grading marks the lab does not have; they were "
                                                    "ignored and the cell ran as ordinary code."),
-    "refused_file": ("A file was refused", "A file in the submission was not a plain file (a link, a device, or too "
-                                           "large) and was left out."),
+    "refused_file": ("A file was refused", "A file in the submission was not a plain file (a link, a device, too "
+                                           "large, or a name that is not plain text: unreadable characters, "
+                                           "control characters, or over 120 characters) and was left out. "
+                                           "Rename it with letters, digits, spaces, dots or dashes."),
     "timeout": ("Took too long", "A cell ran past the time limit for one cell and was stopped. Look for a loop "
                                  "that never ends."),
     "time_limit": ("Ran out of time", "The notebook used all the time one submission may take; the checks that "
