@@ -9,7 +9,7 @@ import importlib
 import sys
 
 BENCHMARKS = ["llm_http_overhead", "workflow_runner", "course_autograde", "evaluate_checks", "judge_runner",
-              "batch_api", "serving", "engine"]
+              "batch_api", "serving", "engine", "evaluate_faithfulness"]
 
 
 def main(argv: list[str]) -> None:

@@ -97,7 +97,7 @@ def test_results_are_tidy_same_index_and_order(products: pd.DataFrame) -> None:
     results = run_checks(rated, products)
     assert list(results.index) == list(rated.index)
     assert list(results.columns) == ["output_id", "sku", "channel", "prompt_version", "rater_id",
-                                     *(c.name for c in DEFAULT_CHECKS), "passed", "reason"]
+                                     *(c.name for c in DEFAULT_CHECKS), "passed", "outcome", "unchecked", "reason"]
     checks = [c.name for c in DEFAULT_CHECKS]
     assert (results["passed"] == results[checks].all(axis=1)).all()
     assert ((results["reason"] == "") == results["passed"]).all()

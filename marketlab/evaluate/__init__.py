@@ -9,7 +9,9 @@ calibration against people and an A/B verdict.
     evaluate.compare(results_v1, results_v2, evaluate.Acceptance(min_pass_rate=0.9)).verdict
     evaluate.plot(results, calibration)                                  # pass rates and the confusion table
 
-The same checks run inside a workflow: ``run_batch(..., checks=[evaluate.faithfulness()])``.
+The same checks run inside a workflow: ``run_batch(..., checks=[evaluate.faithfulness()])``. faithfulness() reads the course's
+outdoor vocabulary pack; on another catalogue pass faithfulness(vocabulary=None) (general claim forms only)
+or your own pack. A text in which it recognised no claim is "unchecked", never "passed".
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .judge import JudgeVerdict, Rubric, judge, pairwise, tone_rubric
 from .plots import plot
 from .quality import check_quality
 from .suite import DEFAULT_CHECKS, DEFECT_CHECKS, default_checks, run_checks
+from .vocabulary import VocabularyError, VocabularyPack, load_vocabulary
 from .voice import BrandVoice
 
 
@@ -44,5 +47,6 @@ __all__ = [
     "DEFECT_CHECKS", "EvaluateInputError", "Finding", "JudgeVerdict", "Rubric", "TONE_RUBRIC", "banned_words",
     "calibrate", "check_quality", "claims", "compare", "default_checks", "disclaimers", "faithfulness", "hype",
     "judge", "length", "load_evaluator", "make_check", "pairwise", "plot", "repetition", "required_facts",
-    "run_checks", "save_evaluator", "tone_rubric", "valid_json",
+    "load_vocabulary", "run_checks", "save_evaluator", "tone_rubric", "valid_json", "VocabularyError",
+    "VocabularyPack",
 ]

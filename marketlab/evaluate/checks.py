@@ -33,10 +33,17 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 @dataclass(frozen=True)
 class Finding:
-    """The outcome of one check on one text: passed, or failed with the offending text as evidence."""
+    """The outcome of one check on one text: passed, failed (with the offending text as evidence), or
+    unchecked (the check found nothing it could check; never counted as passed, so `passed` is False)."""
 
     passed: bool
     evidence: str = ""
+    unchecked: bool = False
+
+    @property
+    def outcome(self) -> str:
+        """"passed", "failed" or "unchecked"."""
+        return "unchecked" if self.unchecked else "passed" if self.passed else "failed"
 
 
 PASSED = Finding(True)

@@ -113,6 +113,8 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     paired: bool = True
     n_b: int | None = None  # texts of B, when the two samples differ in size
+    unchecked_a: int = 0  # texts of A a check could not check (no claim recognised): not passed, counted apart
+    unchecked_b: int = 0
 
     def table(self) -> pd.DataFrame:
         """Pass rates by check plus the overall row (every check passed), as one tidy table."""
@@ -137,6 +139,9 @@ class Comparison:
         if self.pairwise is not None and self.pairwise.b_win_rate is not None:
             lines.append(f"  Pairwise judge: B won {self.pairwise.b_win_rate:.0%} of {self.pairwise.pairs} pairs "
                          f"({self.pairwise.ties} ties, {self.pairwise.unanswered} unanswered).")
+        if self.unchecked_a or self.unchecked_b:
+            lines.append(f"  Unchecked (a check recognised nothing to check; counted as not passing): "
+                         f"{self.unchecked_a} text(s) of A, {self.unchecked_b} of B.")
         lines.append(f"  Verdict: {self.verdict.upper()}. {self.why}")
         lines += [f"  Note: {note}" for note in self.notes]
         return "\n".join(lines)
@@ -316,7 +321,15 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, acceptance: Acceptance | None = No
         notes.append(f"The pairwise judge picked the text it saw first in {summary.first_shown_won:.0%} of decided "
                      "pairs: an order bias, so read its win rate with care.")
     return Comparison(len(a), checks_a, by_check, overall_a, overall_b, difference, interval, a_only, b_only,
-                      p_value, criteria, verdict, why, acceptance, summary, CONFIDENCE, notes, paired, len(b))
+                      p_value, criteria, verdict, why, acceptance, summary, CONFIDENCE, notes, paired, len(b),
+                      _unchecked(a), _unchecked(b))
+
+
+def _unchecked(results: pd.DataFrame) -> int:
+    """How many texts run_checks called unchecked (its `outcome` column); 0 for tables without it."""
+    if "outcome" not in results.columns:
+        return 0
+    return int(results["outcome"].astype(str).eq("unchecked").sum())
 
 
 def _test(passed_a: np.ndarray, passed_b: np.ndarray, paired: bool, notes: list[str]) -> tuple[int, int, float]:

@@ -25,14 +25,18 @@ from typing import Any
 from marketlab.brief import is_missing, split_list
 
 from .checks import PASSED, Finding
-from .claimwords import FEATURES, MATERIALS, RATE, ROLES, SPEC_WORDS, Feature, role_of
+from . import general
+from .claimwords import RATE, ROLES, SPEC_WORDS, Feature, role_of
 from .finders import Finder, clause_at, finder, leading_words, negated, sentence_at, trigger_finder, word_forms
 from .limits import Limit, parse_limit
 from .units import Quantity, quantities, same_quantity, singular
+from .vocabulary import COURSE_PACK, VocabularyPack, load_packs
 from .voice import BrandVoice, ProofRule, as_voice, product_specs
 
-__all__ = ["Claim", "FEATURES", "Faithfulness", "Feature", "MATERIALS", "ProductFacts", "claims", "compile_facts",
-           "faithfulness", "parse_limit"]
+__all__ = ["Claim", "Faithfulness", "Feature", "ProductFacts", "claims", "compile_facts", "faithfulness",
+           "parse_limit"]
+UNCHECKED = Finding(False, "unchecked: no claim recognised, so nothing was compared with the product facts",
+                    unchecked=True)
 
 NOT_IN_FACTS = "not in the product facts"
 DENIES_A_FACT = "the copy denies it, but the product facts say it"
@@ -58,8 +62,16 @@ class Claim:
 
 
 # A sentence about the order, not the product ("Every order ships in recycled cardboard packaging.").
-_ABOUT_THE_SHOP = re.compile(r"\b(?:packag\w*|orders?|ships?|shipping|shipped|deliver\w*|parcels?|returns?|"
-                             r"customer service|gear team)\b", re.I)
+_SHOP_WORDS = (r"packag\w*|orders?|ships?|shipping|shipped|deliver\w*|parcels?|returns?|customer service|"
+               r"our\s+(?:\w+\s+)?team")
+
+
+def _shop_pattern(extra: Iterable[str] = ()) -> re.Pattern[str]:
+    words = "|".join([_SHOP_WORDS, *(r"\s+".join(map(re.escape, w.split())) for w in extra if w.strip())])
+    return re.compile(rf"\b(?:{words})\b", re.I)
+
+
+_ABOUT_THE_SHOP = _shop_pattern()
 # After "battery" or "fuel": the word is an attribute ("battery life", "fuel type"), not the thing in the box.
 _ATTRIBUTE_AFTER = re.compile(r"[\s-]+(?:life|level|levels|indicator|type|types|capacity|gauge|compartment|pocket|"
                               r"port|holder|storage|consumption|efficiency|usage|options?)\b", re.I)
@@ -90,6 +102,11 @@ class ProductFacts:
     certifications: tuple[str, ...]
     other_certifications: Finder | None
     by_spec_word: Mapping[str, tuple[Quantity, ...]]  # "capacity" -> the quantities of specs named with that word
+    specs: tuple[general.SpecFact, ...] = ()  # yes/no spec lines, read as attribute: value
+    word_rules: tuple[general.WordRule, ...] = ()  # not_true phrases read as word rules (paraphrases)
+    spec_values: Mapping[str, str] = None  # type: ignore[assignment]
+    certifications_text: str = ""
+    restated: tuple[str, ...] = ()  # the row's own phrases, bar the name: restating one is a checked claim
 
 
 def _certification_forms(name: str) -> list[str]:
@@ -121,9 +138,14 @@ def compile_facts(product: Mapping[str, Any], voice: BrandVoice) -> ProductFacts
     materials = split_list(product.get("materials"))
     spec_lines, found = [], []
     by_word: dict[str, list[Quantity]] = {}
-    for spec, value in product_specs(product).items():
+    specs = product_specs(product)
+    said_no = []
+    for spec, value in specs.items():
+        if value.strip().lower() in general.NO_VALUES:
+            said_no.append(f"{spec}: {value}")  # "Induction: no" supports no claim about induction
+            continue
         spec_lines.append(f"{spec}: {value}")
-        noun = "#" + singular(spec.split()[-1])  # "Doors: 2" counts doors
+        noun = "#" + singular(spec.split(" per ")[0].split()[-1])  # "Doors: 2" counts doors; "Invoices per month: 50"
         got = [q if q.dim else Quantity(q.value, spec, noun, q.base, q.decimals, 0, 0, q.text)
                for q in quantities(value, unitless=True)]
         found += got
@@ -141,7 +163,7 @@ def compile_facts(product: Mapping[str, Any], voice: BrandVoice) -> ProductFacts
         found += quantities(value)
     # Restating the product's own facts word for word is never an invented claim: the name, a spec line
     # ("Fuel: butane canister"), a material, a certification, a required disclaimer.
-    own = [name, *spec_lines, *materials, *(form for cert in certs for form in _certification_forms(cert)),
+    own = [name, *spec_lines, *said_no, *materials, *(form for cert in certs for form in _certification_forms(cert)),
            *(d.text for d in voice.required_disclaimers)]
     masks = tuple(sorted({" ".join(m.lower().split()) for m in own if m and m.strip()}, key=len, reverse=True))
     rules = voice.proof_rules()
@@ -154,10 +176,13 @@ def compile_facts(product: Mapping[str, Any], voice: BrandVoice) -> ProductFacts
     others = sorted({k for k in known if k.lower() not in mine}, key=len, reverse=True)
     other_finder = finder("|".join(rf"{re.escape(o.lower())}(?![\w-])" for o in others),
                            [o.split()[0].lower() for o in others]) if others else None
+    rules_of_words = tuple(r for item in split_list(product.get("not_true")) if (r := general.word_rule(item)))
+    restated = tuple(m for m in masks if m != " ".join(name.lower().split()))
     return ProductFacts(masks, tuple(found), frozenset(q.value for q in quantities(name, unitless=True)), limits,
                         proofs, " ; ".join([name, str(product.get("category", "")), *spec_lines, *materials,
                                             *certs]).lower(), tuple(certs),
-                        other_finder, {word: tuple(qs) for word, qs in by_word.items()})
+                        other_finder, {word: tuple(qs) for word, qs in by_word.items()},
+                        general.spec_facts(specs), rules_of_words, dict(specs), " ; ".join(certs).lower(), restated)
 
 
 # -- "comes with X": what the copy says is in the box or on the product -----------------------------
@@ -205,7 +230,8 @@ def included_claims(masked: str, lowered: str, facts_text: str) -> list[Claim]:
 
 
 # -- the check ------------------------------------------------------------------------------------
-_PRIORITY = {"not_true": 0, "proof": 1, "certification": 2, "material": 3, "feature": 4, "included": 5, "number": 6}
+_PRIORITY = {"not_true": 0, "spec": 0.5, "proof": 1, "certification": 2, "material": 3, "feature": 4, "general": 4.5,
+             "included": 5, "number": 6}
 
 
 class Faithfulness:
@@ -216,9 +242,17 @@ class Faithfulness:
     describe = ("Every number, material, certification and feature claim is in the product's facts, and none "
                 "contradicts its not_true list.")
 
-    def __init__(self, voice: BrandVoice | Mapping[str, Any] | None = None, *,
-                 features: Iterable[Feature] = FEATURES, materials: Iterable[Feature] = MATERIALS) -> None:
+    def __init__(self, voice: BrandVoice | Mapping[str, Any] | None = None, *, vocabulary: Any = COURSE_PACK,
+                 features: Iterable[Feature] | None = None, materials: Iterable[Feature] | None = None) -> None:
         self.voice = as_voice(voice)
+        self.packs: tuple[VocabularyPack, ...] = load_packs(vocabulary)
+        if features is None:
+            features = [f for pack in self.packs for f in pack.feature_list()]
+        if materials is None:
+            materials = [m for pack in self.packs for m in pack.material_list()]
+        self.synonyms = general.Synonyms(tuple(tuple(str(w).lower() for w in group) for pack in self.packs
+                                               for group in pack.synonyms))
+        self._shop = _shop_pattern([w for pack in self.packs for w in pack.shop_words])
         self._lists = [(kind, feature, self._claim_finder(feature), re.compile(feature.evidence.lower()))
                        for kind, listed in (("feature", features), ("material", materials)) for feature in listed]
         # One pass over the key words tells which of the many feature patterns can match at all.
@@ -235,7 +269,8 @@ class Faithfulness:
         return finder(rf"(?:{claim})(?![\w-])", feature.words or leading_words(claim))
 
     def __repr__(self) -> str:
-        return f"faithfulness(voice={self.voice.brand!r})"
+        packs = [p.name for p in self.packs]
+        return f"faithfulness(voice={self.voice.brand!r}, vocabulary={packs or None!r})"
 
     def facts(self, product: Mapping[str, Any]) -> ProductFacts:
         """The product's compiled facts (read once per distinct product row)."""
@@ -272,7 +307,7 @@ class Faithfulness:
         for index in sorted(active):
             kind, feature, finder, evidence = self._lists[index]
             for start, end in finder.all_spans(lowered):
-                if _in_shop_sentence(masked, start):
+                if self._shop.search(sentence_at(masked, start)):
                     continue
                 denied = negated(masked, start, end)
                 if feature.name == "certified":  # the product's own certifications are masked by now
@@ -306,8 +341,40 @@ class Faithfulness:
                     found.append(Claim(masked[start:end], "certification", False,
                                        f"{NOT_IN_FACTS} (its certifications: {have})", start, end))
         found += included_claims(masked, lowered, facts.facts_text)
+        found += self._general_claims(masked, lowered, facts)
         found += [self._number_claim(lowered, q, facts) for q in numbers]
         return _without_overlaps(found)
+
+    def _general_claims(self, masked: str, lowered: str, facts: ProductFacts) -> list[Claim]:
+        """The claim forms that need no vocabulary: spec lines, not_true word rules, compounds, purposes."""
+        out = []
+        plain = general.plain_for_negation(masked)
+        for spec in facts.specs:
+            for m in spec.pattern.finditer(lowered):
+                start, end = m.span()
+                if negated(plain, start, end):
+                    if not spec.says_no:  # "not induction-ready" for a pan whose facts say "Induction: yes"
+                        out.append(Claim(masked[start:end], "spec", False, DENIES_A_FACT, start, end, spec.line))
+                    else:
+                        out.append(Claim(masked[start:end], "spec", True, f"in the facts ({spec.line})", start, end,
+                                         spec.line))
+                elif spec.says_no:
+                    out.append(Claim(masked[start:end], "spec", False, f'the product facts say "{spec.line}"',
+                                     start, end, spec.line))
+                else:
+                    out.append(Claim(masked[start:end], "spec", True, f"in the facts ({spec.line})", start, end,
+                                     spec.line))
+        for rule in facts.word_rules:
+            for start, end in general.rule_spans(rule, masked, lowered):
+                out.append(Claim(masked[start:end], "not_true", False, rule.fact, start, end, rule.item))
+        forms = general.compound_claims(masked, lowered, facts.facts_text, facts.certifications_text, facts.specs,
+                                        self.synonyms)
+        forms += general.purpose_claims(masked, lowered, facts.facts_text, facts.spec_values or {}, self.synonyms)
+        forms += general.other_claims(masked, lowered, facts.facts_text, self.synonyms)
+        forms += general.spec_number_claims(lowered, facts.spec_values or {}, lambda v: quantities(v, unitless=True))
+        out += [Claim(f.text, "general", f.supported, f.fact, f.start, f.end) for f in forms
+                if not self._shop.search(sentence_at(masked, f.start))]
+        return out
 
     @staticmethod
     def _limit_claims(masked: str, lowered: str, numbers: list[Quantity], limit: Limit,
@@ -337,6 +404,19 @@ class Faithfulness:
     @staticmethod
     def _number_claim(lowered: str, q: Quantity, facts: ProductFacts) -> Claim:
         match = next((f for f in facts.quantities if same_quantity(q, f)), None)
+        before = re.search(r"([a-z][\w-]*)\s*:?\s*$", lowered[max(0, q.start - 30):q.start])
+        if match is None and before is not None:
+            # "a pH 4.5 toner", "SPF 50 protection": the word before the figure names the spec, the word after
+            # is no unit
+            word = before.group(1)
+            named = [f for f in facts.quantities if f.unit and word in re.findall(r"[a-z][\w-]*", f.unit.lower())]
+            if named:
+                said = f"{word} {q.value:g}"
+                if any(abs(f.value - q.value) < 1e-9 for f in named):
+                    return Claim(said, "number", True, f"in the facts ({named[0].unit}: {named[0].text})", q.start,
+                                 q.end)
+                return Claim(said, "number", False, f"the facts give {'; '.join(f.text for f in named)} for the "
+                             f"{named[0].unit}", q.start, q.end)
         roles = role_of(lowered, q.start, q.end)
         role = roles[0] if roles else None
         if role and q.dim not in ROLES[role]:
@@ -366,9 +446,20 @@ class Faithfulness:
     def __call__(self, text: str, product: Mapping[str, Any] | None, channel: str = "web") -> Finding:
         if product is None:
             return Finding(False, "no product facts to compare with")
-        bad = [c for c in self.claims(text, product) if not c.supported]
+        found = self.claims(text, product)
+        bad = [c for c in found if not c.supported]
         if not bad:
-            return PASSED
+            if found:
+                return PASSED
+            lowered = " ".join(text.lower().split())
+            facts = self.facts(product)
+            # Restating a fact word for word, or denying what not_true denies, is a claim that was checked.
+            if any(phrase in lowered for phrase in facts.restated) \
+                    or any(general.mentions(rule, lowered) for rule in facts.word_rules) \
+                    or any(limit.finder is not None and next(limit.finder.spans(lowered), None) is not None
+                           for limit in facts.limits):
+                return PASSED
+            return UNCHECKED
         return Finding(False, "; ".join(dict.fromkeys(c.evidence() for c in bad)))
 
 
@@ -405,9 +496,11 @@ def _without_overlaps(found: list[Claim]) -> list[Claim]:
     return sorted(kept, key=lambda c: c.start)
 
 
-def faithfulness(voice: BrandVoice | Mapping[str, Any] | None = None, **lists: Any) -> Faithfulness:
-    """The faithfulness check (default: the course brand voice's claim rules, the built-in feature lists)."""
-    return Faithfulness(voice, **lists)
+def faithfulness(voice: BrandVoice | Mapping[str, Any] | None = None, *, vocabulary: Any = COURSE_PACK,
+                 **lists: Any) -> Faithfulness:
+    """The faithfulness check: the brand voice's claim rules (default: the course's), a vocabulary pack (default:
+    the course's "outdoor"; None for the general claim forms only, or your own pack's name or .yaml file)."""
+    return Faithfulness(voice, vocabulary=vocabulary, **lists)
 
 
 _DEFAULT: Faithfulness | None = None

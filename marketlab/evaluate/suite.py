@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -84,7 +84,12 @@ def _check_outputs(outputs: Any, text: str, channel: str | None, need_sku: bool)
 def run_checks(outputs: pd.DataFrame, products: pd.DataFrame | None, checks: Sequence[Check] = DEFAULT_CHECKS, *,
                text: str = "text", channel: str | None = "channel",
                voice: BrandVoice | Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Run every check on every text: id columns, one True/False column per check (True = passed), passed, reason.
+    """Run every check on every text: id columns, one True/False column per check (True = passed), passed,
+    outcome ("passed", "failed" or "unchecked"), unchecked (the checks that recognised nothing to check) and reason.
+
+    A check that recognised nothing to check (faithfulness on a text with no claim) is False in its
+    column, so it never counts as passed, and is named in `unchecked`; `outcome` is "unchecked" when
+    no check failed and at least one could not check.
 
     voice= rebuilds the default checks from another brand voice (e.g. a holdout's); it cannot be
     combined with your own list of checks.
@@ -110,6 +115,9 @@ def run_checks(outputs: pd.DataFrame, products: pd.DataFrame | None, checks: Seq
     for name, values in columns.items():
         out[name] = pd.Series(values, index=outputs.index, dtype=bool)
     out["passed"] = out[list(columns)].all(axis=1) if columns else True
+    out["outcome"] = pd.Series(verdicts.outcomes, index=outputs.index, dtype=object)
+    out["unchecked"] = pd.Series([", ".join(names) for names in verdicts.unchecked], index=outputs.index,
+                                 dtype=object)
     out["reason"] = pd.Series(reasons, index=outputs.index, dtype=object)
     return out
 
@@ -120,6 +128,8 @@ class Verdicts:
 
     passed: dict[str, list[bool]]
     reasons: list[str]
+    outcomes: list[str] = field(default_factory=list)  # "passed", "failed" or "unchecked", per text
+    unchecked: list[list[str]] = field(default_factory=list)  # the checks that recognised nothing, per text
 
 
 def check_texts(texts: Sequence[Any], products: Sequence[Mapping[str, Any] | None], channels: Sequence[str],
@@ -127,15 +137,23 @@ def check_texts(texts: Sequence[Any], products: Sequence[Mapping[str, Any] | Non
     """Every check on every text (with its product and channel): the loop run_checks and run_batch share."""
     passed: dict[str, list[bool]] = {c.name: [] for c in checks}
     reasons: list[str] = []
+    outcomes: list[str] = []
+    unchecked: list[list[str]] = []
     for cell, product, where in zip(texts, products, channels):
-        problems = []
+        problems, failed, could_not = [], False, []
         for check in checks:
             finding = _run_one(check, cell, product, where)
             passed[check.name].append(finding.passed)
-            if not finding.passed:
+            if getattr(finding, "unchecked", False):
+                could_not.append(check.name)
+                problems.append(f"{check.name}: {finding.evidence}")
+            elif not finding.passed:
+                failed = True
                 problems.append(f"{check.name}: {finding.evidence}")
         reasons.append("; ".join(problems))
-    return Verdicts(passed, reasons)
+        outcomes.append("failed" if failed else "unchecked" if could_not else "passed")
+        unchecked.append(could_not)
+    return Verdicts(passed, reasons, outcomes, unchecked)
 
 
 def _run_one(check: Check, cell: Any, product: Mapping[str, Any] | None, channel: str) -> Finding:
