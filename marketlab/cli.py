@@ -165,10 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `marketlab` command (also `python -m marketlab`)."""
-    args = build_parser().parse_args(argv)
     from .errors import MarketlabError
 
     try:
+        args = build_parser().parse_args(argv)  # --help writes here: a closed pipe is caught below
         if args.command == "course":
             from .course.cli import run
 
@@ -177,6 +177,27 @@ def main(argv: list[str] | None = None) -> int:
     except MarketlabError as exc:
         print(f"Problem: {exc.problem}" + (f"\nHow to fix: {exc.fix}" if exc.fix else ""), file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+CLOSED_PIPE_STATUS = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
+
+
+def _closed_pipe() -> int:
+    """The reader of our output went away (`marketlab doctor | head -6`): stop quietly, no traceback.
+
+    Python would try to flush stdout again at exit and print a BrokenPipeError; pointing stdout at
+    /dev/null first keeps that quiet (the recipe of the Python docs, signal module, "Note on SIGPIPE").
+    """
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return CLOSED_PIPE_STATUS
 
 
 if __name__ == "__main__":

@@ -65,18 +65,29 @@ def test_each_notebook_runs_headless_on_their_columns_and_keeps_their_key(name, 
     assert history["run"].tolist() == [1] and int(history["rows"].iloc[0]) >= ROWS
 
 
-def test_a_wrong_mapping_stops_in_the_first_cell_and_says_what_to_change(tmp_path, scripted, capsys):
+def test_a_wrong_mapping_stops_before_any_model_call_with_exit_2_and_command_line_advice(tmp_path, scripted, capsys):
     theirs = data.load("products").head(2).rename(columns={"name": "title"})
     source = tmp_path / "theirs.csv"
     theirs.to_csv(source, index=False)
     out = tmp_path / "results.csv"
     code = _run(TAKE_HOME / "product-descriptions.ipynb", "--input", source, "--output", out,
                 "--param", "columns={name: product_title}")
-    assert code == ExitCode.FAILED
+    assert code == ExitCode.BAD_INPUT
     said = capsys.readouterr()
-    message = said.out + said.err
-    assert "TakeHomeError" in message and "'product_title'" in message and "'title'" in message
+    assert "'product_title'" in said.err and "'title'" in said.err and "--param 'columns={name:" in said.err
+    assert "parameters cell" not in said.err and "Traceback" not in said.err  # command-line words, not Jupyter's
     assert not out.exists()
+
+
+def test_a_key_the_table_does_not_have_exits_2_before_the_notebook_runs(tmp_path, scripted, capsys):
+    theirs = data.load("products").head(2).rename(columns={"sku": "Item Code"})
+    source = tmp_path / "theirs.csv"
+    theirs.to_csv(source, index=False)
+    out = tmp_path / "results.csv"
+    assert _run(TAKE_HOME / "lead-notes.ipynb", "--input", source, "--output", out) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert "key=lead_id" in err and "'Item Code'" in err and "--param key=" in err
+    assert "parameters cell" not in err and not out.exists() and not out.with_name("results.executed.ipynb").exists()
 
 
 @pytest.mark.parametrize("content, expected", [

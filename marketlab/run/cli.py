@@ -13,13 +13,12 @@ DESCRIPTION = """Run a take-home notebook or a packaged workflow folder (workflo
 evaluate.py) on a CSV or Parquet file without opening Jupyter: a progress bar, the run summary,
 the output (.csv or .parquet, by its extension) and an evaluation report next to it."""
 
-EXAMPLES = (
+EXAMPLES = (  # tests/test_run_outcome.py runs each one as written
     "marketlab run labs/take-home/product-descriptions.ipynb --input my_products.csv --output results.csv "
-    "--param key=sku --param max_rows=null",
-    "marketlab run labs/take-home/lead-notes.ipynb --input leads.csv --output notes.csv --param token_budget=5000",
-    "marketlab run my-workflow/ --input products.csv --output out/descriptions.csv",
+    "--param max_rows=null",
+    "marketlab run my-workflow/ --input products.csv --output descriptions.csv",
     "marketlab run my-workflow/ --input ours.csv --output out.parquet --param 'columns={name: title, sku: code}'",
-    "marketlab run my-workflow/ --input big.csv --output out.csv --batch-api",
+    "marketlab run my-workflow/ --input big.csv --output big-results.csv --batch-api",
 )
 
 EPILOG = "exit status (one outcome record decides it, the summary line and the report):\n" + "\n".join(
@@ -102,12 +101,14 @@ def main(args: argparse.Namespace) -> int:
     if outcome.reused:
         _say(f"Reused: {outcome.reused} row(s) from this output's earlier run ({outcome.reused_from}), not sent "
              "again.")
+    for note in result.notes if args.quiet else []:
+        _say(f"Note: {note}", sys.stderr)
     for problem in result.problems:
         _say(f"Problem: {problem}", sys.stderr)
     shown = [p for p in outcome.problem_rows][:10]
     if shown:
         name = result.key or "row"
-        _say("Rows not usable: " + "; ".join(f"{name} {p.key}: {p.reason or p.status}" for p in shown)
+        _say("Rows not usable: " + "; ".join(f"{name} {p.key}: {(p.reason or p.status).rstrip('.')}" for p in shown)
              + (f"; and {len(outcome.problem_rows) - len(shown)} more (see the report)." if
                 len(outcome.problem_rows) > len(shown) else "."), sys.stderr)
     written = [str(p) for p in (result.output, result.report, result.notebook) if p is not None and p.exists()]

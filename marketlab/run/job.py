@@ -45,6 +45,7 @@ class RunResult:
     evaluation: Evaluation | None = None
     batch: BatchRun | None = None
     outputs: pd.DataFrame | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a problem (e.g. columns not used)
 
     def __post_init__(self) -> None:
         if self.outcome is None:

@@ -36,9 +36,6 @@ from .report import write_report
 WORKFLOW_FILE = "workflow.py"
 EVALUATE_FILE = "evaluate.py"
 BRIEF_FILE = "brief.yaml"
-# Columns of a product-facts table that feed evaluate.py's faithfulness check when present.
-FACT_COLUMNS = {"not_true": "faithfulness", "key_specs": "faithfulness", "price_eur": "faithfulness",
-                "category": "faithfulness"}
 
 
 @dataclass(frozen=True)
@@ -154,12 +151,34 @@ def workflow_columns(package: Package) -> dict[str, str]:
     described: dict[str, str] = {}
     settings = getattr(package.workflow, "SETTINGS", None)
     for name in getattr(settings, "required_columns", ()) or ():
-        described[str(name)] = "required: the messages are built from it"
-    for name in getattr(package.workflow, "COLUMNS", ()) or ():
-        described.setdefault(str(name), "read when present")
-    for name, check in FACT_COLUMNS.items():
-        described.setdefault(name, f"optional: feeds the {check} check (without it that check has less to go on)")
+        described[str(name)] = "required: the workflow stops without it"
+    checks = [getattr(c, "name", "") for module in (package.workflow, package.evaluator) if module is not None
+              for c in (getattr(module, "CHECKS", None) or [])]
+    if "faithfulness" in checks:
+        from marketlab.evaluate.facts import PRODUCT_FIELDS
+
+        for name in PRODUCT_FIELDS:
+            what = {"name": "named in each request; feeds the faithfulness check",
+                    "not_true": "the product's limits ('do not say'): sent with each request and feeds the "
+                                "faithfulness check"}.get(name, "sent with each request; feeds the faithfulness "
+                                                                "check")
+            described.setdefault(name, f"optional: {what}")
     return described
+
+
+def unused_columns(package: Package, table: pd.DataFrame, params: FolderParams, key: str) -> str | None:
+    """A note when the user's table lacks columns the workflow reads and has columns it does not read."""
+    needed = workflow_columns(package)
+    lacking = [name for name in needed if name not in table.columns and name != key]
+    known = set(needed) | {key} | set(params.columns)
+    theirs = [str(c) for c in table.columns if str(c) not in known]
+    if not lacking or not theirs:
+        return None
+    mapping = {**params.columns, lacking[0]: "<your column>"}
+    line = "--param 'columns={" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}'"
+    return (f"Your column(s) {', '.join(repr(c) for c in theirs)} are not read by this workflow, and it reads "
+            + "; ".join(f"'{name}' ({needed[name]})" for name in lacking)
+            + f", which your table lacks. If one of your columns holds that, map it: {line}.")
 
 
 def mapping_help(package: Package, table: pd.DataFrame, params: FolderParams, problem: str) -> tuple[str, str]:
@@ -172,6 +191,8 @@ def mapping_help(package: Package, table: pd.DataFrame, params: FolderParams, pr
                                                  if why.startswith("required") and name not in table.columns), None)
     if missing and missing not in needed:
         needed = {missing: "required: build_messages reads it", **needed}
+    elif missing:
+        needed = {missing: needed[missing], **needed}
     listing = "; ".join(f"'{name}' ({why})" for name, why in needed.items())
     mapping = {**params.columns, (missing or "column_it_needs"): "your_column"}
     line = "--param 'columns={" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}'"
@@ -197,6 +218,11 @@ def run_package(package: Package, request: RunRequest, client: openai.OpenAI | N
 
         client = llm.client()
     result = RunResult("folder", package.title, len(table), package.folder, output=output, key=theirs)
+    note = unused_columns(package, table, params, key)
+    if note:
+        result.notes.append(note)
+        if request.echo:
+            print(f"Note: {note}", flush=True)
     if request.batch is not None:
         out, result.batch = run_through_batches(
             lambda replay: _call(package, table, replay, plan.kwargs, params), client,

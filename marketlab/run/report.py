@@ -147,6 +147,7 @@ def report_context(result: RunResult, brief: Any = None) -> dict[str, Any]:
     facts = [["Output", text(result.output)], ["Key column (as your table names it)", text(result.key or "none found")]]
     if result.notebook is not None:
         facts.append(["Executed notebook", text(result.notebook)])
+    facts += [["Note", text(note, 1000)] for note in result.notes]
     objective = getattr(getattr(brief, "objective", None), "statement", "") if brief is not None else ""
     return {
         "title": text(result.title, 120), "kind": "Workflow folder" if result.kind == "folder" else "Notebook",
