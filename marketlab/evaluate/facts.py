@@ -365,11 +365,12 @@ class Faithfulness:
                     out.append(Claim(masked[start:end], "spec", True, f"in the facts ({spec.line})", start, end,
                                      spec.line))
         for rule in facts.word_rules:
-            for start, end in general.rule_spans(rule, masked, lowered):
+            for start, end in general.rule_spans(rule, masked, lowered, self.synonyms):
                 out.append(Claim(masked[start:end], "not_true", False, rule.fact, start, end, rule.item))
         forms = general.compound_claims(masked, lowered, facts.facts_text, facts.certifications_text, facts.specs,
                                         self.synonyms)
-        forms += general.purpose_claims(masked, lowered, facts.facts_text, facts.spec_values or {}, self.synonyms)
+        forms += general.purpose_claims(masked, lowered, facts.facts_text, facts.spec_values or {}, self.synonyms,
+                                        _VAGUE)
         forms += general.other_claims(masked, lowered, facts.facts_text, self.synonyms)
         forms += general.spec_number_claims(lowered, facts.spec_values or {}, lambda v: quantities(v, unitless=True))
         out += [Claim(f.text, "general", f.supported, f.fact, f.start, f.end) for f in forms

@@ -47,8 +47,8 @@ _PREFIXED = re.compile(r"(?<![\w-])(?:non|anti)-?[a-z]{3,}(?:-[a-z]+)?(?![\w-])"
 _PROMISE = re.compile(r"(?<![\w-])(?:(?:lifetime|life-long|\d+[- ](?:year|month|day)s?|money[- ]back)[\s-]+)?"
                       r"(?:warrant(?:y|ies)|guarantees?)(?![\w-])")
 # "made in Portugal", "hand-forged in Japan": where it comes from must be in the row
-_ORIGIN = re.compile(r"(?<![\w-])(?:hand[- ]?)?(?:made|manufactured|produced|forged|crafted|sewn|assembled|"
-                     r"built|grown|sourced|printed|brewed|distilled)\s+in\s+(?:the\s+)?([A-Z][\w-]+)")
+_ORIGIN = re.compile(r"(?<![\w-])(?i:(?:hand[- ]?)?(?:made|manufactured|produced|forged|crafted|sewn|assembled|"
+                     r"built|grown|sourced|printed|brewed|distilled)\s+in\s+(?:the\s+)?)([A-Z][\w-]+)")
 _HAND = re.compile(r"(?<![\w-])hand[- ]?(?:made|forged|crafted|sewn|stitched|woven|finished|poured|painted)(?![\w-])")
 _COMPOUND = re.compile(rf"(?<![\w-])([a-z0-9][a-z0-9]*(?:-[a-z0-9]+)*)[- ]({_SUFFIXES})(?![\w-])")
 _PURPOSE = re.compile(
@@ -65,6 +65,9 @@ _FOR_WHOM = re.compile(r"(?<![\w-])for\s+((?:all|every|any|[a-z]+(?:(?:,\s*|\s+a
 _OBJECT_STOP = re.compile(r"\b(?:to|that|which|so|because|when|as|while|without|in|at|from|by|is|are|it|you|"
                           r"your|with|for|thanks|whenever|of|the)\b|[.;:!?()]")
 _UNIVERSAL = frozenset({"all", "every", "any"})
+# What it is made of or contains: every telling word must be in the row ("made with organic oats").
+_MADE_OF = re.compile(r"(?<![\w-])(?:contains?|containing|made\s+(?:with|from|of)|formulated\s+with|enriched\s+with|"
+                      r"infused\s+with|rich\s+in)\s+((?:[\w%+-]+)(?:(?:\s+|,\s*)(?:and\s+)?[\w%+-]+){0,3})")
 
 
 def lemma(word: str) -> str:
@@ -229,7 +232,12 @@ def mentions(rule: WordRule, lowered: str) -> bool:
     return any(has_word(lowered, w) for w in words)
 
 
-def rule_spans(rule: WordRule, masked: str, lowered: str) -> list[tuple[int, int]]:
+def _word_pattern(word: str, synonyms: Synonyms) -> str:
+    """A regex for a word with any ending, or any of its synonyms from the pack."""
+    return "(?:" + "|".join(lemma(v) for v in synonyms.variants(word)) + ")"
+
+
+def rule_spans(rule: WordRule, masked: str, lowered: str, synonyms: Synonyms = Synonyms()) -> list[tuple[int, int]]:
     """Where the copy says what the rule denies, not itself denied: (start, end) of each stretch."""
     out = []
     if rule.only is not None:
@@ -241,7 +249,7 @@ def rule_spans(rule: WordRule, masked: str, lowered: str) -> list[tuple[int, int
                 out.append(m.span())
         return out
     for alternative in rule.alternatives:
-        first = re.compile(rf"(?<![\w-]){lemma(alternative[0])}(?![\w])")
+        first = re.compile(rf"(?<![\w-]){_word_pattern(alternative[0], synonyms)}(?![\w])")
         for m in first.finditer(lowered):
             sentence = sentence_at(lowered, m.start())
             if rule.bounded and re.search(r"\d", sentence):
@@ -250,7 +258,7 @@ def rule_spans(rule: WordRule, masked: str, lowered: str) -> list[tuple[int, int
             start, end = m.start(), m.end()
             ok = True
             for word in alternative[1:]:
-                other = re.search(rf"(?<![\w-]){lemma(word)}(?![\w])", sentence)
+                other = re.search(rf"(?<![\w-]){_word_pattern(word, synonyms)}(?![\w])", sentence)
                 if other is None:
                     ok = False
                     break
@@ -358,14 +366,16 @@ def _object_words(text: str) -> str:
 
 
 def purpose_claims(masked: str, lowered: str, facts_text: str, specs_all: Mapping[str, str],
-                   synonyms: Synonyms) -> list[FormClaim]:
-    """"Suitable for X", "safe to use during X", "works on X", "runs on X", "for X skin" and the like."""
+                   synonyms: Synonyms, vague: frozenset[str] = frozenset()) -> list[FormClaim]:
+    """"Suitable for X", "safe to use during X", "works on X", "runs on X", "for X skin", "made with X" and the
+    like (vague words such as "quality" or "care" are no claim)."""
     out = []
     found = [(m, _object_words(m.group(1))) for m in _PURPOSE.finditer(lowered)]
+    found += [(m, _object_words(m.group(1))) for m in _MADE_OF.finditer(lowered)]
     found += [(m, m.group(1)) for m in _OFFLINE.finditer(lowered)]
     found += [(m, m.group(1)) for m in _FOR_WHOM.finditer(lowered)]
     for m, obj in found:
-        words = content_words(obj)
+        words = [w for w in content_words(obj) if w not in vague]
         if not words:
             continue
         end = m.start(1) + len(obj.rstrip(" ,"))
@@ -374,7 +384,7 @@ def purpose_claims(masked: str, lowered: str, facts_text: str, specs_all: Mappin
             supported = any(words[0] in name.lower() and value.strip().lower().startswith(("all", "every", "any"))
                             for name, value in specs_all.items())
         else:
-            supported = words_in_facts(words, facts_text, synonyms)
+            supported = in_facts(" ".join(words), facts_text, synonyms) or words_in_facts(words, facts_text, synonyms)
         if negated(plain_for_negation(masked), m.start(), end):
             continue
         out.append(FormClaim(masked[m.start():end], m.start(), end, supported,
