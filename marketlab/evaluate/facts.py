@@ -107,6 +107,8 @@ class ProductFacts:
     spec_values: Mapping[str, str] = None  # type: ignore[assignment]
     certifications_text: str = ""
     restated: tuple[str, ...] = ()  # the row's own phrases, bar the name: restating one is a checked claim
+    audience: str = ""  # the row's persona: who the product is for, lower case
+    figures: tuple[general.SpecFigure, ...] = ()  # spec lines with figures, for "SPF 50" against "SPF: 30"
 
 
 def _certification_forms(name: str) -> list[str]:
@@ -182,7 +184,9 @@ def compile_facts(product: Mapping[str, Any], voice: BrandVoice) -> ProductFacts
                         proofs, " ; ".join([name, str(product.get("category", "")), *spec_lines, *materials,
                                             *certs]).lower(), tuple(certs),
                         other_finder, {word: tuple(qs) for word, qs in by_word.items()},
-                        general.spec_facts(specs), rules_of_words, dict(specs), " ; ".join(certs).lower(), restated)
+                        general.spec_facts(specs), rules_of_words, dict(specs), " ; ".join(certs).lower(), restated,
+                        "" if is_missing(product.get("persona")) else str(product.get("persona")).lower(),
+                        general.spec_figures(specs, lambda v: quantities(v, unitless=True)))
 
 
 # -- "comes with X": what the copy says is in the box or on the product -----------------------------
@@ -350,7 +354,7 @@ class Faithfulness:
         out = []
         plain = general.plain_for_negation(masked)
         for spec in facts.specs:
-            for m in spec.pattern.finditer(lowered):
+            for m in (spec.pattern.finditer(lowered) if spec.key in lowered else ()):
                 start, end = m.span()
                 if negated(plain, start, end):
                     if not spec.says_no:  # "not induction-ready" for a pan whose facts say "Induction: yes"
@@ -369,10 +373,10 @@ class Faithfulness:
                 out.append(Claim(masked[start:end], "not_true", False, rule.fact, start, end, rule.item))
         forms = general.compound_claims(masked, lowered, facts.facts_text, facts.certifications_text, facts.specs,
                                         self.synonyms)
-        forms += general.purpose_claims(masked, lowered, facts.facts_text, facts.spec_values or {}, self.synonyms,
-                                        _VAGUE)
+        forms += general.purpose_claims(masked, lowered, f"{facts.facts_text} ; {facts.audience}",
+                                        facts.spec_values or {}, self.synonyms, _VAGUE)
         forms += general.other_claims(masked, lowered, facts.facts_text, self.synonyms)
-        forms += general.spec_number_claims(lowered, facts.spec_values or {}, lambda v: quantities(v, unitless=True))
+        forms += general.spec_number_claims(lowered, facts.figures, lambda v: quantities(v, unitless=True))
         out += [Claim(f.text, "general", f.supported, f.fact, f.start, f.end) for f in forms
                 if not self._shop.search(sentence_at(masked, f.start))]
         return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .finders import negated, sentence_at
 
@@ -49,7 +50,11 @@ _PROMISE = re.compile(r"(?<![\w-])(?:(?:lifetime|life-long|\d+[- ](?:year|month|
 # "made in Portugal", "hand-forged in Japan": where it comes from must be in the row
 _ORIGIN = re.compile(r"(?<![\w-])(?i:(?:hand[- ]?)?(?:made|manufactured|produced|forged|crafted|sewn|assembled|"
                      r"built|grown|sourced|printed|brewed|distilled)\s+in\s+(?:the\s+)?)([A-Z][\w-]+)")
+_ORIGIN_VERBS = ("made", "manufactur", "produced", "forged", "crafted", "sewn", "assembled", "built", "grown", "sourced",
+                 "printed", "brewed", "distilled")
 _HAND = re.compile(r"(?<![\w-])hand[- ]?(?:made|forged|crafted|sewn|stitched|woven|finished|poured|painted)(?![\w-])")
+_SUFFIX_KEYS = ("free", "safe", "proof", "resist", "test", "proven", "recommend", "compatib", "certif", "approv",
+                "complian", "ready")
 _COMPOUND = re.compile(rf"(?<![\w-])([a-z0-9][a-z0-9]*(?:-[a-z0-9]+)*)[- ]({_SUFFIXES})(?![\w-])")
 _PURPOSE = re.compile(
     r"(?<![\w-])(?:(?:suitable|suited|safe|approved|recommended|gentle enough|mild enough|formulated)"
@@ -60,7 +65,7 @@ _PURPOSE = re.compile(
     r"|compatible\s+with|integrates?\s+with|syncs?\s+with)\s+((?:[\w+-]+)(?:(?:\s+|,\s*)(?:and\s+|or\s+)?[\w+-]+){0,5})")
 _OFFLINE = re.compile(r"(?<![\w-])works?\s+(offline|wirelessly|underwater)\b")
 _FOR_WHOM = re.compile(r"(?<![\w-])for\s+((?:all|every|any|[a-z]+(?:(?:,\s*|\s+and\s+|\s+or\s+)[a-z]+)?)\s+"
-                       r"(?:skin|hair|people|ages|users|kids|children|adults|babies|teams|businesses))"
+                       r"(?:skin|hair|scalps?|ages|kids|children|babies|toddlers|infants))"
                        r"(?:\s+types?)?\b")
 _OBJECT_STOP = re.compile(r"\b(?:to|that|which|so|because|when|as|while|without|in|at|from|by|is|are|it|you|"
                           r"your|with|for|thanks|whenever|of|the)\b|[.;:!?()]")
@@ -81,6 +86,17 @@ def lemma(word: str) -> str:
     if len(word) >= 5 and word.endswith(("s", "y", "e")):
         return re.escape(word[:-1]) + r"\w*"
     return re.escape(word) + r"(?:s|es|ed|ing)?"
+
+
+def lemma_key(word: str) -> str:
+    """Plain text every match of lemma(word) starts with (for a quick test before the regex)."""
+    word = word.lower().strip("-")
+    first = word.split("-")[0]
+    if len(first) >= 7:
+        return first[:len(first) - 3]
+    if len(first) >= 5 and first.endswith(("s", "y", "e")):
+        return first[:-1]
+    return first
 
 
 def has_word(text: str, word: str) -> bool:
@@ -131,6 +147,7 @@ class SpecFact:
     value: str
     pattern: re.Pattern[str]
     says_no: bool
+    key: str = ""  # plain text every mention contains
 
 
 def spec_facts(specs: Mapping[str, str]) -> tuple[SpecFact, ...]:
@@ -147,7 +164,7 @@ def spec_facts(specs: Mapping[str, str]) -> tuple[SpecFact, ...]:
         key = words[:1] if "-" in words[0] or len(words) == 1 or len(words[0]) >= 7 else words
         body = r"(?:\s+\w+){0,2}?\s+".join(lemma(w) for w in key)
         out.append(SpecFact(f"{name}: {value.strip()}", low, re.compile(rf"(?<![\w-]){body}(?![\w])"),
-                            low in NO_VALUES))
+                            low in NO_VALUES, lemma_key(key[0])))
     return tuple(out)
 
 
@@ -242,6 +259,8 @@ def rule_spans(rule: WordRule, masked: str, lowered: str, synonyms: Synonyms = S
     out = []
     if rule.only is not None:
         keep, head = rule.only
+        if lemma_key(head) not in lowered:
+            return out
         for m in re.finditer(rf"(?<![\w-])([a-z]+)[\s-]+{lemma(head)}(?![\w])", lowered):
             before = m.group(1)
             if before != keep and before not in _STOP_BEFORE and before not in _GENERIC \
@@ -249,6 +268,8 @@ def rule_spans(rule: WordRule, masked: str, lowered: str, synonyms: Synonyms = S
                 out.append(m.span())
         return out
     for alternative in rule.alternatives:
+        if not any(lemma_key(v) in lowered for v in synonyms.variants(alternative[0])):
+            continue
         first = re.compile(rf"(?<![\w-]){_word_pattern(alternative[0], synonyms)}(?![\w])")
         for m in first.finditer(lowered):
             sentence = sentence_at(lowered, m.start())
@@ -280,30 +301,35 @@ class FormClaim:
     fact: str
 
 
+_NON = re.compile(r"(?i)\b(non)(?=-?[a-z])")
+
+
+@lru_cache(maxsize=256)
 def plain_for_negation(masked: str) -> str:
     """The text with "non-" prefixes blunted, so "non-comedogenic and fragrance-free" denies nothing after it."""
-    return re.sub(r"(?i)\b(non)(?=-?[a-z])", "nxn", masked)
+    return _NON.sub("nxn", masked) if "non" in masked.lower() else masked
 
 
 def other_claims(masked: str, lowered: str, facts_text: str, synonyms: Synonyms) -> list[FormClaim]:
     """"non-X" and "anti-X", warranties and guarantees, and where it is made: each must be in the row."""
-    out = []
+    out: list[FormClaim] = []
     plain = plain_for_negation(masked)
-    for m in _PREFIXED.finditer(lowered):
+    for m in (_PREFIXED.finditer(lowered) if "non" in lowered or "anti" in lowered else ()):
         if re.search(r"\bnot\s+$", lowered[max(0, m.start() - 5):m.start()]):
             continue  # "not non-comedogenic": the copy denies it (the not_true rules read that)
         supported = in_facts(m.group(), facts_text, synonyms) or in_facts(m.group().replace("-", ""), facts_text,
                                                                           synonyms)
         out.append(FormClaim(masked[m.start():m.end()], m.start(), m.end(), supported,
                              "in the facts" if supported else NOT_IN_FACTS))
-    for m in _PROMISE.finditer(lowered):
+    for m in (_PROMISE.finditer(lowered) if "warrant" in lowered or "guarant" in lowered else ()):
         if negated(plain, m.start(), m.end()):
             continue
         supported = bool(re.search(r"warrant|guarant", facts_text)) and in_facts(m.group(), facts_text, synonyms) \
             if m.group() != m.group().split()[-1] else bool(re.search(r"warrant|guarant", facts_text))
         out.append(FormClaim(masked[m.start():m.end()], m.start(), m.end(), supported,
                              "in the facts" if supported else NOT_IN_FACTS))
-    for m in [*_ORIGIN.finditer(masked), *_HAND.finditer(lowered)]:
+    origins = [*_ORIGIN.finditer(masked)] if " in " in lowered and any(v in lowered for v in _ORIGIN_VERBS) else []
+    for m in [*origins, *(_HAND.finditer(lowered) if "hand" in lowered else ())]:
         said = m.group(1).lower() if m.re is _ORIGIN else m.group()
         supported = in_facts(said, facts_text, synonyms)
         out.append(FormClaim(masked[m.start():m.end()], m.start(), m.end(), supported,
@@ -311,18 +337,41 @@ def other_claims(masked: str, lowered: str, facts_text: str, synonyms: Synonyms)
     return out
 
 
-def spec_number_claims(lowered: str, specs_all: Mapping[str, str], quantities_of) -> list[FormClaim]:
-    """"SPF 50" when the row says "SPF: 30": a figure right after a spec's name must be that spec's figure."""
+@dataclass(frozen=True)
+class SpecFigure:
+    """A spec line with figures ("SPF: 30"), and a pattern for its name followed by a figure in copy."""
+
+    name: str
+    value: str
+    key: str
+    numbers: tuple[float, ...]
+    dims: frozenset[str]
+    pattern: re.Pattern[str]
+
+
+def spec_figures(specs_all: Mapping[str, str], quantities_of) -> tuple[SpecFigure, ...]:
+    """The spec lines whose value has a figure, read once per product."""
     out = []
     for name, value in specs_all.items():
         known = quantities_of(value)
-        numbers = [q.value for q in known]
         words = re.findall(r"[a-z0-9]+", name.lower())
-        if not numbers or not words:
+        if not known or not words:
             continue
-        dims = {q.dim for q in known if q.dim}
         body = r"[\s-]+".join(map(re.escape, words))
-        for m in re.finditer(rf"(?<![\w-]){body}\s*:?\s*(\d+(?:[.,]\d+)?)(?![\d.])", lowered):
+        out.append(SpecFigure(name, value, words[0], tuple(q.value for q in known),
+                              frozenset(q.dim for q in known if q.dim),
+                              re.compile(rf"(?<![\w-]){body}\s*:?\s*(\d+(?:[.,]\d+)?)(?![\d.])")))
+    return tuple(out)
+
+
+def spec_number_claims(lowered: str, figures: Iterable[SpecFigure], quantities_of) -> list[FormClaim]:
+    """"SPF 50" when the row says "SPF: 30": a figure right after a spec's name must be that spec's figure."""
+    out = []
+    for figure in figures:
+        if figure.key not in lowered:
+            continue
+        name, value, numbers, dims = figure.name, figure.value, figure.numbers, figure.dims
+        for m in figure.pattern.finditer(lowered):
             said = float(m.group(1).replace(",", ""))
             read = quantities_of(lowered[m.start(1):m.start(1) + 24])
             if dims and read and read[0].dim and read[0].dim not in dims:
@@ -337,7 +386,9 @@ def spec_number_claims(lowered: str, specs_all: Mapping[str, str], quantities_of
 def compound_claims(masked: str, lowered: str, facts_text: str, certifications: str, specs: tuple[SpecFact, ...],
                     synonyms: Synonyms) -> list[FormClaim]:
     """"BPA-free", "dishwasher safe", "HIPAA compliant", "dermatologist tested" and the like."""
-    out = []
+    out: list[FormClaim] = []
+    if not any(key in lowered for key in _SUFFIX_KEYS):
+        return out
     for m in _COMPOUND.finditer(lowered):
         x, suffix = m.group(1), m.group(2)
         if x in _STOP_BEFORE or x in _GENERIC or x[0].isdigit() or (suffix == "free" and x in _OPINION_FREE):
