@@ -38,7 +38,7 @@ from support.attack_course import (CORRECT, LAB, NOTEBOOK, WRONG, hand_in, learn
 LIMITS = Limits(cell_timeout=5, wall_seconds=40)
 HONEST = ("aa_honest", "mm_honest", "zz_honest")
 SECRET_ENV = ("OPENAI_API_KEY", "DATABASE_URL", "SMTP_PASS", "PGPASSWORD")
-SLEEPS = ("611", "613", "617", "619")  # unusual durations: a `sleep` left running is one of ours
+SLEEPS = ("611", "613", "617", "619", "623")  # unusual durations: a `sleep` left running is one of ours
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root: grading users 61000+ and chown exist only as root")
 
@@ -229,6 +229,10 @@ def _attacks(graders: Path, course: Path, token: str, port: int, abstract: str,
             """)]),
         # Prints 8 MB every time the check calls its function: a check's request is capped too.
         "atk_loud": dict(answer="def double(x):\n    print('z' * (8 << 20))\n    return 2 * x"),
+        # Starts 200 background processes; writes 6 files of 60 MB (each under the per-file limit).
+        "atk_fork": dict(after=["import subprocess\nkids = [subprocess.Popen(['sleep', '623']) for _ in range(200)]"]),
+        "atk_disk": dict(after=["import time\nfor i in range(6):\n    open(f'big{i}.csv', 'wb').write(b'x' * (60 << 20))"
+                                "\ntime.sleep(2)"]),
         # Odd file names beside an honest notebook (one is not UTF-8: made in the fixture).
         "atk_names": dict(files={"bell\x07.txt": "x", "new\nline.txt": "x", "rtl\u202egnp.txt": "x",
                                  ("n" * 200) + ".txt": "x"}),
@@ -539,6 +543,17 @@ def test_deep_but_valid_metadata_gets_its_own_reason(graded: Graded) -> None:
     assert "nested" in records.explain("deep_notebook") and record["status"] == "failed"
 
 
+def test_process_and_disk_limits_stop_a_submission_with_their_reason(graded: Graded) -> None:
+    for student, kind in (("atk_fork", "processes"), ("atk_disk", "disk")):
+        record = graded.record(student)
+        assert kind in graded.kinds(student), record
+        # The limit stops it before the check cell (its extra cell comes first): that check scores 0.
+        assert record["auto_score"] == 0.0 and record["checks"][0]["reason"] == "kernel_died", record
+        assert kind in records.CATALOGUE and records.explain(kind)
+    copies = graded.course.root / ".grading" / "jobs"
+    assert not copies.exists() or list(copies.iterdir()) == [], "the 360 MB copy was removed with its job"
+
+
 def test_no_runtime_folder_is_left_after_the_batch(graded: Graded) -> None:
     assert graded.temporary_left == []
     assert list((graded.course.root / ".grading" / "jobs").iterdir()) == []
@@ -755,6 +770,11 @@ def test_as_an_ordinary_user() -> None:
             """)
         hand_in(course.folder("submitted") / "hostile" / LAB, learner_notebook(release, answer=WRONG, after=[hostile]),
                 {"json.py": f"open('/tmp/marketlab-attack-{token}-hijack', 'w').write('ran')\n"})
+        # Issue 21: the process and disk limits hold without root too (one host user for every sandbox).
+        hand_in(course.folder("submitted") / "forker" / LAB, learner_notebook(release, after=[
+            "import subprocess\nkids = [subprocess.Popen(['sleep', '623']) for _ in range(200)]"]))
+        hand_in(course.folder("submitted") / "writer" / LAB, learner_notebook(release, after=[
+            "import time\nfor i in range(6):\n    open(f'big{i}.csv', 'wb').write(b'x' * (60 << 20))\ntime.sleep(2)"]))
         honest_before = (course.folder("submitted") / "honest" / LAB / NOTEBOOK).read_bytes()
         subprocess.run(["chown", "-R", f"{uid}:{uid}", str(base)], check=True)
         os.chmod(base, 0o755)
@@ -767,6 +787,8 @@ def test_as_an_ordinary_user() -> None:
         result = json.loads(done.stdout.strip().splitlines()[-1])
         assert result["honest"]["auto_score"] == 1.0 and result["honest"]["problems"] == []
         assert result["hostile"]["auto_score"] == 0.0
+        assert "processes" in [p["kind"] for p in result["forker"]["problems"]], result["forker"]
+        assert "disk" in [p["kind"] for p in result["writer"]["problems"]], result["writer"]
         printed = outputs(course.folder("autograded") / "hostile" / LAB / NOTEBOOK)
         # Without root the sandbox's own root, /tmp and /var/tmp belong to it: writing there is allowed, and
         # vanishes. What counts is the host.

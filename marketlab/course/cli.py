@@ -55,6 +55,8 @@ def add_commands(commands: Any) -> None:
     grade.add_argument("--timeout", type=int, default=None, help="seconds a cell may run (default: course config)")
     grade.add_argument("--memory-mb", type=int, default=2048, help="memory per submission")
     grade.add_argument("--cpu-seconds", type=int, default=300, help="processor time per process")
+    grade.add_argument("--processes", type=int, default=128, help="processes one submission may run at once")
+    grade.add_argument("--disk-mb", type=int, default=256, help="what one submission's files may hold in all")
     grade.add_argument("--wall-seconds", type=int, default=900,
                        help="time one submission may take in all, every cell and check included")
     grade.add_argument("--no-sandbox", action="store_true",
@@ -146,7 +148,7 @@ def _autograde(args: argparse.Namespace) -> int:
     timeout = args.timeout or int(course.config().Execute.get("timeout", 60))
     try:
         limits = Limits(cell_timeout=timeout, memory_mb=args.memory_mb, cpu_seconds=args.cpu_seconds,
-                        wall_seconds=args.wall_seconds).validated()
+                        wall_seconds=args.wall_seconds, processes=args.processes, disk_mb=args.disk_mb).validated()
         if args.no_sandbox:
             print("Warning: grading WITHOUT the sandbox: learner code runs with your rights.", file=sys.stderr)
         records = autograde(course, labs=args.labs or None, students=args.student, workers=args.workers,

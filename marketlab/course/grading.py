@@ -248,6 +248,9 @@ def grade(job: Job) -> dict[str, Any]:
         detail = f"{type(exc).__name__}: {exc}"
     finally:
         CURRENT.pop("job", None)
+        limit = sandbox_job.log_path.with_suffix(".limit")  # written by the launcher, in the grader's folder
+        if limit.is_file() and limit.read_text() in ("processes", "disk"):
+            ctx.note(limit.read_text())
         # shutil.rmtree works through directory descriptors without following links (safe as root).
         for path in (folder, sandbox_job.runtime_dir, sandbox_job.private_dir):
             if path is not None:

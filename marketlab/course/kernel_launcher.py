@@ -78,7 +78,10 @@ def main(argv: list[str]) -> int:
             kept += len(chunk)
     if kept > keep:
         job.log_path.with_suffix(".cut").write_text(str(kept))
-    return process.wait()
+    status = process.wait()
+    if status in sandbox.GUARD_EXITS:  # the sandbox's guard stopped it: say which limit, for the record
+        job.log_path.with_suffix(".limit").write_text(sandbox.GUARD_EXITS[status])
+    return status
 
 
 def _write_connection(folder: Path, content: bytes, uid: int | None) -> Path:

@@ -56,6 +56,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                                             "killed by a limit, or a cell ended it); the checks after that point "
                                             "score 0."),
     "kernel_failed": ("The notebook could not start", "The grading kernel could not start for this submission."),
+    "processes": ("Started too many processes", "The notebook started more processes at once than a submission "
+                                                "may, so it was stopped; the checks after that point score 0. Look "
+                                                "for code that starts programs or processes in a loop."),
+    "disk": ("Wrote too much to disk", "The notebook's files grew past what a submission may keep, so it was "
+                                       "stopped; the checks after that point score 0. Save smaller files, or fewer."),
     "huge_output": ("Printed far too much", "The notebook printed more output than grading keeps; the rest was "
                                             "cut."),
     "no_grader": ("A check has no grader", "The course has no grader for one of this lab's check cells (an "

@@ -8,6 +8,10 @@ learners and the instructor's home are simply not in its view.
 
 Namespaces: new user, pid, network (no network at all, not even loopback), ipc, uts and mount
 namespaces; a new session; --die-with-parent, so nothing outlives the process that started it.
+The first process of the pid namespace is marketlab's guard (guard.py): it counts the processes
+and the bytes of the writable copy and stops the whole sandbox over either limit, as root and as
+an ordinary user alike (RLIMIT_NPROC counts per host user, so it only serves where each sandbox
+has a user of its own).
 
 Started as root, bwrap would map the sandbox to host root. So as root the command is two bwraps:
 an outer, privileged one builds the view and the pid/net/ipc namespaces, then `setpriv` becomes a
@@ -56,8 +60,9 @@ class Limits:
     cpu_seconds: int = 300          # processor time per process
     file_mb: int = 64               # largest file it may write
     open_files: int = 256
-    processes: int = 128            # processes of the grading user (as root, where each slot has its own user)
+    processes: int = 128            # processes in one sandbox (its guard counts them, as root and not)
     output_kb: int = 1024           # output kept per notebook; the rest is cut
+    disk_mb: int = 256              # everything the submission's copy may hold, all files together
 
     def validated(self) -> Limits:
         """The same limits, or a MarketlabError naming the one that is not a positive whole number."""
@@ -230,24 +235,39 @@ def view_args(view: View) -> list[str]:
     return args + ["--chdir", view.inside]
 
 
+GUARD = Path(__file__).with_name("guard.py")
+GUARD_EXITS = {113: "processes", 114: "disk"}  # guard.py's own statuses -> catalogue kinds
+
+
+def guard(view: View) -> list[str]:
+    """The sandbox's first process (marketlab/course/guard.py): process and disk limits for everyone in it."""
+    disk_mb = view.limits.disk_mb if view.writable else 0  # 0: a read-only copy cannot grow, nothing to watch
+    return [sys.executable, "-I", "-S", str(GUARD), str(view.limits.processes), str(disk_mb), view.inside, "--"]
+
+
 def command(view: View, argv: Sequence[str]) -> list[str]:
-    """The full command line that runs argv inside the sandbox described by view."""
+    """The full command line that runs argv inside the sandbox described by view.
+
+    The guard is process 1 of the sandbox's process namespace (--as-pid-1): as root it runs before
+    the switch to the grading user, so the learner's processes cannot even signal it.
+    """
     bwrap = bwrap_path() or "bwrap"
-    common = ["--die-with-parent", "--new-session"]
+    common = ["--die-with-parent", "--new-session", "--as-pid-1"]
     if os.geteuid() == 0:
         if view.uid is None:
             raise SandboxUnavailable("As root the sandbox needs a grading user id to run as.",
                                      "This is a bug in marketlab: please report it.")
         outer = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                  *common, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-                 "--cap-add", "CAP_SETPCAP", *view_args(view)]
+                 "--cap-add", "CAP_SETPCAP", "--cap-add", "CAP_DAC_READ_SEARCH", *view_args(view)]
         drop = [SETPRIV, f"--reuid={view.uid}", f"--regid={view.uid}", "--clear-groups", "--inh-caps=-all",
                 "--bounding-set=-all", "--no-new-privs", "--"]
         inner = [bwrap, "--unshare-user", "--disable-userns", "--die-with-parent", "--bind", "/", "/",
                  "--chdir", view.inside, "--"]
-        return [*outer, "--", *drop, *inner, *argv]
+        return [*outer, "--", *guard(view), *drop, *inner, *argv]
     # --unshare-all only tries a user namespace; --disable-userns needs it asked for by name.
-    return [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", *common, *view_args(view), "--", *argv]
+    return [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", *common, *view_args(view), "--",
+            *guard(view), *argv]
 
 
 def _set_limits(limits: Limits) -> None:
@@ -262,7 +282,8 @@ def _set_limits(limits: Limits) -> None:
     }
     if os.geteuid() == 0:
         # Counted per user: only meaningful where the sandbox has a user of its own (root starts it as one).
-        wanted[resource.RLIMIT_NPROC] = limits.processes
+        # A backstop above the guard's own count, so that the guard's stop (with its reason) comes first.
+        wanted[resource.RLIMIT_NPROC] = limits.processes + 64
     for which, value in wanted.items():
         hard = resource.getrlimit(which)[1]
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
