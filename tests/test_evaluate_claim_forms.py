@@ -219,3 +219,16 @@ def test_a_malformed_pack_names_the_line(text: str, line: int, says: str) -> Non
 def test_an_unknown_pack_says_which_exist() -> None:
     with pytest.raises(VocabularyError, match="outdoor"):
         load_vocabulary("no-such-pack")
+
+
+def test_a_pack_teaches_its_units(tmp_path) -> None:
+    from marketlab.evaluate.units import quantities
+
+    assert quantities("a 650 fill power down")[0].dim == "fill_power"  # the course's pack, loaded by faithfulness()
+    assert quantities("sleeps 4 campers")[0].dim == "#person"
+    pack = tmp_path / "bakery.yaml"
+    pack.write_text("name: bakery\nunits:\n  - dimension: '#person'\n    words: [diners]\n"
+                    "  - dimension: sweetness\n    words: [brix level]\n", encoding="utf-8")
+    faithfulness(vocabulary=str(pack))
+    assert quantities("serves 6 diners")[0].dim == "#person"
+    assert quantities("a 12 brix level")[0].dim == "sweetness"

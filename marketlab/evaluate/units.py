@@ -19,7 +19,8 @@ _CODE_BEFORE = re.compile(r"\b[A-Z]{2,}[A-Z0-9-]*\s?$")  # "ISO 23537", "EN 1353
 _RANGE = re.compile(r"[ \t]?(?:-|–|to)[ \t]?")
 
 # The units a number can carry: dimension, factor to the dimension's base unit, and the spellings.
-# Looked up as one word after the number; the first table is case-sensitive ("C" is Celsius, "D" denier).
+# Looked up as one word after the number; the first table is case-sensitive ("C" is Celsius). A vocabulary
+# pack adds its shop's own units (add_units).
 _UNIT_WORDS: tuple[tuple[str, float, str], ...] = (
     ("mass", 1000, "kg kgs kilo kilos kilogram kilograms"), ("mass", 1, "g gr gram grams"), ("mass", 0.001, "mg"),
     ("mass", 28.3495, "oz ounce ounces"), ("mass", 453.592, "lb lbs pound pounds"),
@@ -34,15 +35,29 @@ _UNIT_WORDS: tuple[tuple[str, float, str], ...] = (
     ("time", 1 / 60, "s sec secs second seconds"), ("time", 1, "min mins minute minutes"),
     ("time", 60, "h hr hrs hour hours"), ("time", 1440, "day days"), ("time", 10080, "week weeks"),
     ("time", 43800, "month months"), ("time", 525600, "year years yr yrs"),
-    ("temp", 1, "celsius"), ("temp_f", 1, "fahrenheit"), ("denier", 1, "denier"), ("percent", 1, "percent"),
-    ("fill_power", 1, "fp cuin"), ("usd", 1, "usd dollar dollars bucks"),
-    ("breathability", 1, "g/m2/24h g/m²/24h"), ("fabric_weight", 1, "g/m2 g/m² gsm"),
-    ("#person", 1, "people person persons adult adults guest guests camper campers sleeper sleepers kids children "
-                   "hikers"),
+    ("temp", 1, "celsius"), ("temp_f", 1, "fahrenheit"), ("percent", 1, "percent"),
+    ("usd", 1, "usd dollar dollars bucks"), ("fabric_weight", 1, "g/m2 g/m² gsm"),
+    ("#person", 1, "people person persons adult adults guest guests kids children"),
 )
-_CASED = {"C": ("temp", 1.0), "F": ("temp_f", 1.0), "D": ("denier", 1.0), "L": ("volume", 1000.0),
-          "W": ("power", 1.0), "mAh": ("charge", 1.0)}
+_CASED = {"C": ("temp", 1.0), "F": ("temp_f", 1.0), "L": ("volume", 1000.0), "W": ("power", 1.0),
+          "mAh": ("charge", 1.0)}
 _LOWER = {word: (dim, float(factor)) for dim, factor, words in _UNIT_WORDS for word in words.split()}
+# Two-word units ("per cent"; a pack adds its own, such as "fill power"): first word -> {second word: dim}.
+_PHRASES: dict[str, dict[str, str]] = {"per": {"cent": "percent"}}
+
+
+def add_units(dimension: str, factor: float, words: list[str] | tuple[str, ...], cased: bool = False) -> None:
+    """Teach quantities() a shop's units (a vocabulary pack's `units`): one-word spellings such as "denier"
+    or "campers", two-word ones such as "fill power", and (cased=True) case-sensitive letters such as "D"."""
+    for word in words:
+        parts = word.replace("-", " ").split()
+        if len(parts) == 2:
+            _PHRASES.setdefault(parts[0].lower(), {})[parts[1].lower()] = dimension
+        elif cased:
+            _CASED[word] = (dimension, float(factor))
+        else:
+            _LOWER[word.lower()] = (dimension, float(factor))
+    _quantities.cache_clear()
 _TOKEN = re.compile(r"[ \t]?-?[ \t]?([A-Za-z][A-Za-z0-9/²]*|[°º%])")
 _NEXT_WORD = re.compile(r"[ \t-]?([A-Za-z]+)")
 # Words after a number that are not what it counts ("5 of them", "2 has").
@@ -103,10 +118,11 @@ def _unit_at(text: str, pos: int) -> tuple[str, str, float, int] | None:
         return token, "temp", 1.0, end
     if token == "%":
         return token, "percent", 1.0, end
-    if lower in ("per", "fill"):  # "per cent", "fill power" / "fill-power"
+    if lower in _PHRASES:  # "per cent"; a pack's two-word units ("fill power" / "fill-power")
         after = _NEXT_WORD.match(text, end)
-        if after and (lower, after.group(1).lower()) in (("per", "cent"), ("fill", "power")):
-            return text[match.start(1):after.end()], "percent" if lower == "per" else "fill_power", 1.0, after.end()
+        second = _PHRASES[lower].get(after.group(1).lower()) if after else None
+        if second is not None:
+            return text[match.start(1):after.end()], second, 1.0, after.end()
     unit = _CASED.get(token) or (_LOWER.get(lower) if token not in ("c", "f", "d") else None)
     if unit is not None:
         return token, unit[0], unit[1], end

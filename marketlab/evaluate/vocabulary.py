@@ -22,6 +22,8 @@ A pack file:
     synonyms:                      # words that mean the same in this shop's rows and copy
       - [hyaluronic acid, sodium hyaluronate]
     shop_words: [our kitchen team] # sentences with these are about the shop, not the product
+    units:                         # units and counted nouns the number reader should know
+      - {dimension: capacity_cups, words: [cup, cups]}
 """
 
 from __future__ import annotations
@@ -68,6 +70,15 @@ class _Entry(BaseModel):
         return value
 
 
+class _Unit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dimension: str = Field(min_length=1)
+    factor: float = 1.0
+    words: list[str] = Field(min_length=1)
+    cased: bool = False
+
+
 class VocabularyPack(BaseModel):
     """One shop's vocabulary: feature and material claims, synonyms and the words that name the shop."""
 
@@ -79,6 +90,7 @@ class VocabularyPack(BaseModel):
     materials: list[_Entry] = []
     synonyms: list[list[str]] = []
     shop_words: list[str] = []
+    units: list[_Unit] = []
 
     @field_validator("synonyms")
     @classmethod
@@ -158,10 +170,20 @@ def load_vocabulary(pack: Union[str, os.PathLike, VocabularyPack]) -> Vocabulary
     return _load_path(str(path.resolve()), path.stat().st_mtime)
 
 
+def teach_units(pack: VocabularyPack) -> None:
+    """Make the pack's units known to the number reader (they stay known for the rest of the session)."""
+    from .units import add_units
+
+    for unit in pack.units:
+        add_units(unit.dimension, unit.factor, unit.words, unit.cased)
+
+
 def load_packs(vocabulary: Any) -> tuple[VocabularyPack, ...]:
     """None -> no pack; a name, path or pack -> that one; a list -> each of them."""
     if vocabulary is None:
         return ()
-    if isinstance(vocabulary, (list, tuple)):
-        return tuple(load_vocabulary(p) for p in vocabulary)
-    return (load_vocabulary(vocabulary),)
+    packs = tuple(load_vocabulary(p) for p in vocabulary) if isinstance(vocabulary, (list, tuple)) \
+        else (load_vocabulary(vocabulary),)
+    for pack in packs:
+        teach_units(pack)
+    return packs
