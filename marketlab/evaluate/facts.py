@@ -133,8 +133,8 @@ def mask_own_words(text: str, lowered: str, own: Iterable[str]) -> str:
     return "".join(chars)
 
 
-def compile_facts(product: Mapping[str, Any], voice: BrandVoice) -> ProductFacts:
-    """Read one product row into the lookups faithfulness needs."""
+def compile_facts(product: Mapping[str, Any], voice: BrandVoice, contains_forms: Iterable[str] = ()) -> ProductFacts:
+    """Read one product row into the lookups faithfulness needs (contains_forms: a pack's, see parse_limit)."""
     name = "" if is_missing(product.get("name")) else str(product.get("name")).strip()
     certs = split_list(product.get("certifications"))
     materials = split_list(product.get("materials"))
@@ -171,7 +171,7 @@ def compile_facts(product: Mapping[str, Any], voice: BrandVoice) -> ProductFacts
     rules = voice.proof_rules()
     proofs = tuple(_Proof(rule, trigger_finder(rule.trigger_words), rule.allowed(product)) for rule in rules
                    if rule.trigger_words)
-    limits = tuple(limit for item in split_list(product.get("not_true")) if (limit := parse_limit(item, rules)))
+    limits = tuple(limit for item in split_list(product.get("not_true")) if (limit := parse_limit(item, rules, contains_forms)))
     known = {form for rule in rules for cond in rule.allowed_if_any for c in (cond.certification_any or [])
              for form in _certification_forms(c)}
     mine = {form.lower() for cert in certs for form in _certification_forms(cert)}
@@ -257,6 +257,7 @@ class Faithfulness:
         self.synonyms = general.Synonyms(tuple(tuple(str(w).lower() for w in group) for pack in self.packs
                                                for group in pack.synonyms))
         self._shop = _shop_pattern([w for pack in self.packs for w in pack.shop_words])
+        self._contains = tuple(form for pack in self.packs for form in pack.contains_forms)
         self._lists = [(kind, feature, self._claim_finder(feature), re.compile(feature.evidence.lower()))
                        for kind, listed in (("feature", features), ("material", materials)) for feature in listed]
         # One pass over the key words tells which of the many feature patterns can match at all.
@@ -283,7 +284,7 @@ class Faithfulness:
         if facts is None:
             if len(self._cache) > 4096:
                 self._cache.clear()
-            facts = self._cache[key] = compile_facts(product, self.voice)
+            facts = self._cache[key] = compile_facts(product, self.voice, self._contains)
         return facts
 
     def claims(self, text: str, product: Mapping[str, Any]) -> list[Claim]:

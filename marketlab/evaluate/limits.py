@@ -83,8 +83,12 @@ def _bound(item: str, written: str, low: str) -> Limit | None:
     return Limit(item, dim=q.dim, lower=q.base if below else None, upper=None if below else q.base, verb=verb)
 
 
-def parse_limit(item: str, rules: Iterable[ProofRule] = ()) -> Limit | None:
-    """Read one not_true phrase as a rule (None when it states no claim to avoid)."""
+def parse_limit(item: str, rules: Iterable[ProofRule] = (), contains_forms: Iterable[str] = ()) -> Limit | None:
+    """Read one not_true phrase as a rule (None when it states no claim to avoid).
+
+    contains_forms: a vocabulary pack's extra ways copy says a product contains X, as patterns with
+    {stuff} where X goes (the outdoor pack's '{stuff}[- ]filled' reads "down-filled" for "does not contain down").
+    """
     written = " ".join(item.split())
     low = written.lower()  # same length as written: positions carry over
     rules = list(rules)
@@ -102,10 +106,10 @@ def parse_limit(item: str, rules: Iterable[ProofRule] = ()) -> Limit | None:
     contains = re.match(r"^(?:does not|do not)\s+contain\s+(.+)$", low)
     if contains:
         stuff = re.escape(contains.group(1))
+        extra = "".join(f"|{form.replace('{stuff}', stuff)}" for form in contains_forms)
         return Limit(item, finder(
             rf"(?:contain\w*|filled with|stuffed with|made (?:with|from|of))\s+(?:\w+\s+)?{stuff}(?![\w-])"
-            rf"|{stuff}[- ](?:fill(?:ed|ing)?|insulat\w*|feathers?)"
-            rf"|fill[- ]power\s+(?:\w+\s+)?{stuff}(?![\w-])", (contains.group(1),)))
+            + extra, (contains.group(1),)))
     is_not = re.match(r"^(.+?)\s+(?:is|are)\s+not\s+(.+)$", low)
     if is_not:
         return Limit(item, phrase_finder(_key_phrase(is_not.group(2))))

@@ -91,6 +91,19 @@ class VocabularyPack(BaseModel):
     synonyms: list[list[str]] = []
     shop_words: list[str] = []
     units: list[_Unit] = []
+    contains_forms: list[str] = []  # more ways to say "contains X", with {stuff} for X: '{stuff}[- ]filled'
+
+    @field_validator("contains_forms")
+    @classmethod
+    def _forms(cls, value: list[str]) -> list[str]:
+        for form in value:
+            if "{stuff}" not in form:
+                raise ValueError(f"{form!r} has no {{stuff}} where the contained thing goes")
+            try:
+                re.compile(form.replace("{stuff}", "x"))
+            except re.error as err:
+                raise ValueError(f"{form!r} is not a valid pattern ({err})") from None
+        return value
 
     @field_validator("synonyms")
     @classmethod
