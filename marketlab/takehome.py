@@ -29,14 +29,30 @@ from marketlab.run.exitcodes import RunInputError
 HISTORY_SUFFIX = "-history.csv"
 MIN_RUNS_FOR_MONITOR = 6  # runs_settings compares at least 4 reference runs with the last 2
 PARAMETERS_CELL = "the parameters cell at the top of the notebook"
-HEADLESS_ENV = "MARKETLAB_RUN_HEADLESS"  # set by `marketlab run` (marketlab.run.notebook) while it runs a notebook
+HEADLESS_ENV = "MARKETLAB_RUN_HEADLESS"  # set by `marketlab run` (marketlab.run.notebook): where the verdict goes
 
 
 def headless() -> bool:
     """True when the notebook runs under `marketlab run`: advice then names --param, not the parameters cell."""
     import os
 
-    return os.environ.get(HEADLESS_ENV) == "1"
+    return bool(os.environ.get(HEADLESS_ENV))
+
+
+def hold_to_acceptance(met: bool, verdict: str) -> bool:
+    """The notebook's acceptance criteria against this run: printed, and handed to `marketlab run`'s outcome.
+
+    Under `marketlab run` the verdict decides the exit status (4 when missed and every row was usable);
+    in Jupyter it is printed. Returns `met`.
+    """
+    import json
+    import os
+
+    print(("✅ Acceptance met: " if met else "❌ Acceptance missed: ") + verdict)
+    target = os.environ.get(HEADLESS_ENV)
+    if target:
+        Path(target).write_text(json.dumps({"met": bool(met), "verdict": verdict}), encoding="utf-8")
+    return bool(met)
 
 
 def _fix(jupyter: str, command: str) -> str:
@@ -271,5 +287,6 @@ def show_history(history: pd.DataFrame) -> Any:
     return report[[c for c in ("run", "window", *rates, "cost_per_row", "firing") if c in report.columns]]
 
 
-__all__ = ["Input", "TakeHomeError", "default_path", "fields_check", "history_path", "load_brief", "load_input",
+__all__ = ["Input", "TakeHomeError", "default_path", "fields_check", "headless", "history_path", "hold_to_acceptance",
+           "load_brief", "load_input",
            "named_fields", "policy_labels", "rates_table", "record_run", "save_output", "show_history"]

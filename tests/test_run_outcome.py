@@ -91,7 +91,8 @@ def test_a_notebook_run_where_the_endpoint_refuses_everything_never_exits_0(tmp_
                                   "--param", "max_rows=null")
     assert code == ExitCode.ROWS_NOT_USABLE, err
     assert _outcome(printed) == ("Outcome: 0 of 4 rows usable (0 ok, 0 repaired, 4 failed, 0 skipped by the "
-                                 "budget, 0 not sent); no acceptance criteria declared.")
+                                 "budget, 0 not sent); acceptance missed.")
+    assert "misses its acceptance criteria: the better version passes every check on 0% of rows" in err
     table = pd.read_csv(out)
     assert table["item"].tolist() == theirs["item"].tolist()
     assert set(table["status_a"]) == set(table["status_b"]) == {"failed"}

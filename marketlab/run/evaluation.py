@@ -64,6 +64,7 @@ class AcceptanceResult:
     """Every criterion of ACCEPTANCE against one run."""
 
     criteria: list[Criterion]
+    verdict: str | None = None  # the words of a notebook that judged itself (takehome.hold_to_acceptance)
 
     @property
     def met(self) -> bool:
@@ -76,6 +77,9 @@ class AcceptanceResult:
 
     def describe(self) -> str:
         """One sentence: met, or which criteria were missed and by how much."""
+        if self.verdict is not None:
+            return ("The run meets its acceptance criteria: " if self.met else
+                    "The run misses its acceptance criteria: ") + self.verdict.rstrip(".") + "."
         if self.met:
             return "The run meets every acceptance criterion (" + "; ".join(
                 f"{c.name} {c.reached:.0%}, at least {c.target:.0%} needed" for c in self.criteria) + ")."

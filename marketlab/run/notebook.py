@@ -12,7 +12,10 @@ before any model call) ends it with exit status 2 and a fix that names --param, 
 from __future__ import annotations
 
 import ast
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +124,10 @@ def run_notebook(request: RunRequest) -> RunResult:
     result = RunResult("notebook", source.stem, len(table), source, output=output, notebook=executed, key=key)
     kernel, language = _kernel(_read(source))
     previous = os.environ.get(HEADLESS_ENV)
-    os.environ[HEADLESS_ENV] = "1"  # the notebook's own messages then give --param fixes, not Jupyter ones
+    verdict = Path(tempfile.mkdtemp(prefix="marketlab-run-")) / "acceptance.json"
+    # The notebook's own messages then give --param fixes, not Jupyter ones, and its acceptance verdict
+    # (marketlab.takehome.hold_to_acceptance) is written to this file for the outcome.
+    os.environ[HEADLESS_ENV] = str(verdict)
     try:
         papermill.execute_notebook(str(source), str(executed), parameters=parameters, cwd=str(source.parent),
                                    kernel_name=kernel, language=language, progress_bar=request.echo)
@@ -141,6 +147,7 @@ def run_notebook(request: RunRequest) -> RunResult:
             os.environ.pop(HEADLESS_ENV, None)
         else:
             os.environ[HEADLESS_ENV] = previous
+    _read_verdict(result, verdict)
     if output.exists():
         _read_output(result, output, table, max_rows)
     elif result.outcome.stopped is None:
@@ -148,6 +155,22 @@ def run_notebook(request: RunRequest) -> RunResult:
                     "to output_path.")
     result.report = write_report(result, outputs.sidecar(output, "report"))
     return result
+
+
+def _read_verdict(result: RunResult, path: Path) -> None:
+    """The notebook's acceptance verdict, when it declared one (takehome.hold_to_acceptance)."""
+    from .evaluation import AcceptanceResult, Criterion
+
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        found = None
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+    if isinstance(found, dict) and "met" in found:
+        met = bool(found["met"])
+        result.acceptance = AcceptanceResult([Criterion("the notebook's acceptance criteria", 1.0,
+                                                        1.0 if met else 0.0)], str(found.get("verdict") or ""))
 
 
 def _read_output(result: RunResult, output: Path, table: Any, max_rows: int | None) -> None:

@@ -204,12 +204,13 @@ def _row_outcome(row: pd.Series, columns: list[str]) -> tuple[str, str]:
             found.append(("not_sent", f"{version}{error or ERROR_KINDS.get(kind, kind)}"))
         elif status == "failed":
             plain = ERROR_KINDS.get(kind, "")
-            found.append(("failed", f"{version}{plain + ': ' if plain and plain not in error else ''}{error}"))
+            why = f"{plain + ': ' if plain and error and plain not in error else plain}{error}" or "no usable reply"
+            found.append(("failed", f"{version}{why}"))
         else:
             found.append((str(status) if status in USABLE else "failed", ""))
     order = ("lost", "not_sent", "skipped_budget", "failed", "repaired", "ok")
     status = min((s for s, _ in found), key=order.index)
-    reasons = "; ".join(r for s, r in found if s not in USABLE and r)
+    reasons = "; ".join(r for s, r in found if s not in USABLE and r and not r.endswith(": "))
     return status, reasons[:REASON_LIMIT]
 
 

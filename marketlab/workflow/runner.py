@@ -489,7 +489,7 @@ class _Run:
                     record_result(position, result)
                     continue
                 hit = self.cache.get(self._key(messages)) if self.cache is not None else None
-                if hit is not None and self.settings.storage.retry_failed and not self._usable(hit, record):
+                if hit is not None and self.settings.storage.retry_failed and not self._usable(hit, record, messages):
                     hit = None  # a cached reply that broke a rule is asked for again, not served again
                 need = Usage() if hit is not None or not self.budget.limited else self.budget.estimate(messages)
                 while True:
@@ -580,11 +580,19 @@ class _Run:
             return RowResult(None, "failed", f"{text[0].upper()}{text[1:]}.", "input")
         return messages
 
-    def _usable(self, hit: dict[str, Any], record: dict[str, Any]) -> bool:
-        """True when a cached reply passes validation as it stands (no repair needed)."""
+    def _usable(self, hit: dict[str, Any], record: dict[str, Any], messages: list[dict[str, Any]]) -> bool:
+        """True when a cached reply gives a usable row: valid as it stands, or after a repair the cache also holds."""
         try:
             reply = _Reply(**hit)
-            return read_reply(reply.content, reply.finish_reason, self.schema, self.rules, record, reply.refusal,
+            verdict = read_reply(reply.content, reply.finish_reason, self.schema, self.rules, record, reply.refusal,
+                                 self.params["max_tokens"])
+            if verdict.ok or not self.settings.repair or self.cache is None:
+                return verdict.ok
+            repaired = self.cache.get(self._key(repair_messages(messages, reply.content, verdict)))
+            if repaired is None:
+                return True  # the repair request goes to the model as usual
+            again = _Reply(**repaired)
+            return read_reply(again.content, again.finish_reason, self.schema, self.rules, record, again.refusal,
                               self.params["max_tokens"]).ok
         except Exception:  # an old or damaged cache entry: ask the model again
             return False
