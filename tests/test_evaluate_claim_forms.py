@@ -232,3 +232,46 @@ def test_a_pack_teaches_its_units(tmp_path) -> None:
     faithfulness(vocabulary=str(pack))
     assert quantities("serves 6 diners")[0].dim == "#person"
     assert quantities("a 12 brix level")[0].dim == "sweetness"
+
+
+# -- the optional model verifier: its plumbing, on the scripted endpoint ---------------------------
+def test_the_model_verifier_records_model_prompt_and_agreement() -> None:
+    import json
+
+    from marketlab.evaluate.verify import PROMPT_ID, VERIFIER_VERSION, verifier_agreement, verify_claims
+    from marketlab.llm.testing import Fault, ScriptedEndpoint
+
+    products = pd.DataFrame([{**product("BPA-free: yes", not_true="not insulated"), "sku": "T-1"}])
+    texts = pd.DataFrame({"sku": ["T-1"] * 3, "channel": ["web"] * 3,
+                          "text": ["It is BPA-free.", "It keeps drinks cold all day.", "Lovely and fun."]})
+
+    def reply(*claims):
+        return json.dumps({"claims": [{"claim": c, "verdict": v} for c, v in claims]})
+
+    failed_once = []
+
+    def responder(body):
+        sent = body["messages"][-1]["content"]
+        if "BPA-free." in sent:
+            if not failed_once:
+                failed_once.append(True)
+                return Fault.server_error()
+            return reply(("BPA-free", "supported"))
+        if "keeps drinks cold" in sent:
+            return reply(("keeps drinks cold", "contradicted"))
+        return reply()
+
+    endpoint = ScriptedEndpoint(responder=responder)
+    verdicts = verify_claims(texts, products, endpoint.client(), "scripted", cache=False, checkpoint=False,
+                             progress=False, show_summary=False)
+    assert verdicts["verifier_unsupported"].astype(object).fillna("NA").tolist() == [False, True, "NA"]
+    assert verdicts["verifier_calls"].tolist() == [2, 1, 1]
+    assert (verdicts["verifier_model"] == "scripted").all() and (verdicts["verifier_prompt"] == PROMPT_ID).all()
+    assert (verdicts["verifier_version"] == VERIFIER_VERSION).all()
+    sent = next(r for r in endpoint.requests if "BPA-free." in r["messages"][-1]["content"])["messages"][-1]["content"]
+    assert "BPA-free: yes" in sent and "not true: not insulated" in sent
+    rules = run_checks(texts, products, [GENERAL])
+    labels = texts.assign(unsupported_claim=[False, True, False])
+    table = verifier_agreement(verdicts, rules, labels).set_index("pair")
+    assert table.loc["verifier vs people", "n"] == 2 and table.loc["verifier vs people", "agreement"] == 1.0
+    assert table.loc["verifier vs rule check", "n"] == 1  # the rule check left one unchecked, the model another

@@ -30,6 +30,7 @@ from .plots import plot
 from .quality import check_quality
 from .suite import DEFAULT_CHECKS, DEFECT_CHECKS, default_checks, run_checks
 from .vocabulary import VocabularyError, VocabularyPack, load_vocabulary
+from .verify import verifier_agreement, verify_claims
 from .voice import BrandVoice
 
 
@@ -47,6 +48,6 @@ __all__ = [
     "DEFECT_CHECKS", "EvaluateInputError", "Finding", "JudgeVerdict", "Rubric", "TONE_RUBRIC", "banned_words",
     "calibrate", "check_quality", "claims", "compare", "default_checks", "disclaimers", "faithfulness", "hype",
     "judge", "length", "load_evaluator", "make_check", "pairwise", "plot", "repetition", "required_facts",
-    "load_vocabulary", "run_checks", "save_evaluator", "tone_rubric", "valid_json", "VocabularyError",
+    "load_vocabulary", "run_checks", "verifier_agreement", "verify_claims", "save_evaluator", "tone_rubric", "valid_json", "VocabularyError",
     "VocabularyPack",
 ]
