@@ -147,6 +147,28 @@ def test_a_workflow_that_drops_failed_rows_fails_with_rows_lost(solved, tmp_path
     assert not result.passed and any("rows lost" in p for p in result.problems), result.problems
 
 
+def test_a_workflow_that_reports_rows_usable_without_the_model_fails(solved, tmp_path: Path) -> None:
+    """Issue 21: what the run reports comes from the learner's process; the checker holds it against what its
+    own endpoint served. This run sends one row and says every row came back 'ok'."""
+    source = (solved[0] / checks.PACKAGE_DIR / "workflow.py").read_text()
+    folder = _variant(solved, tmp_path, workflow_py=source + textwrap.dedent("""
+
+        _whole_run = run
+
+
+        def run(df, client, model=None, **overrides):
+            one = _whole_run(df.head(1), client, model, **overrides)  # one row sent, every row "answered"
+            forged = df.copy()
+            for column in one.columns:
+                if column not in forged.columns:
+                    forged[column] = one[column].iloc[0]
+            forged["status"], forged["error"] = "ok", ""
+            return forged
+        """))
+    result = _package_result(folder)
+    assert not result.passed and any("usable replies" in p for p in result.problems), result.problems
+
+
 def test_a_workflow_without_a_budget_fails(solved, tmp_path: Path) -> None:
     source = (solved[0] / checks.PACKAGE_DIR / "workflow.py").read_text()
     assert "tokens=100000" in source.replace("_", "")

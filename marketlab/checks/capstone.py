@@ -26,7 +26,9 @@ FILES = ("brief.yaml", "workflow.py", "evaluate.py", "monitor.py", "README.md")
 TASK_KEYS = {"products": "sku", "reviews": "review_id", "leads": "lead_id"}
 UNSEEN_ROWS = 12      # rows of the run under faults
 BUDGET_ROWS = 6       # rows of the run under a tight budget
-DONE = (0, 4)         # exit statuses of a run that completed: acceptance met (0), or computed and missed (4)
+# Exit statuses of a run that completed (marketlab.run.exitcodes): all usable (0), some rows not usable (3: one
+# row fails on purpose here, and a budget skips rows), acceptance computed and missed (4).
+DONE = (0, 3, 4)
 PROBE_TIMEOUT_S = 180.0
 
 
@@ -114,7 +116,22 @@ def _run(served: ModuleProcess, harness: Harness, folder: Path, table: pd.DataFr
                                       "client": spec, "params": params}, timeout=PROBE_TIMEOUT_S)
         except (wire.RemoteError, wire.WireError) as err:
             return None, sum(endpoint.tokens_served), describe_error(err)
+    if isinstance(outcome, dict):
+        # The probe's report comes from the learner's process; what the endpoint served is the checker's own.
+        outcome["usable_replies_served"] = endpoint.usable_replies
     return (outcome if isinstance(outcome, dict) else None), sum(endpoint.tokens_served), ""
+
+
+def _unbacked_rows(label: str, outcome: dict[str, Any]) -> list[str]:
+    """Rows reported usable beyond the usable replies the checking side's endpoint itself served."""
+    out = outcome.get("output")
+    if not isinstance(out, pd.DataFrame) or "status" not in out.columns:
+        return []
+    usable = int(out["status"].isin(["ok", "repaired"]).sum())
+    served = int(outcome.get("usable_replies_served", 0))
+    if usable > served:
+        return [f"{label}: {usable} rows are reported usable, but the model gave only {served} usable replies"]
+    return []
 
 
 def _lost_rows(label: str, outcome: dict[str, Any], table: pd.DataFrame, key: str) -> list[str]:
@@ -154,7 +171,7 @@ def _judge_full(outcome: dict[str, Any] | None, error: str, served: int, table: 
     if code not in DONE:
         said = "; ".join(str(p) for p in (outcome.get("problems") or [])[:2])
         result.fail(f"{label}: marketlab run ended with exit status {code}" + (f" ({said})" if said else ""))
-    for problem in _lost_rows(label, outcome, table, key):
+    for problem in _lost_rows(label, outcome, table, key) + _unbacked_rows(label, outcome):
         result.fail(problem)
     if not outcome.get("acceptance"):
         result.fail(f"{label}: no acceptance criteria were computed (evaluate.py's ACCEPTANCE)")
@@ -173,15 +190,11 @@ def _judge_budget(outcome: dict[str, Any] | None, error: str, served: int, budge
         result.fail(f"{label}: it stopped with {error or 'no answer'}")
         return
     out = outcome.get("output")
-    # A budget too small for even one reply (a big max_tokens is reserved in full) ends with "not one row
-    # usable" (exit status 1); that is the budget kept, not a failure, when every row says so.
-    kept = isinstance(out, pd.DataFrame) and "status" in out.columns and \
-        out["status"].isin(["skipped_budget", "ok", "repaired"]).all()
-    if outcome.get("exit") not in DONE and not (outcome.get("exit") == 1 and kept):
+    if outcome.get("exit") not in DONE:
         result.fail(f"{label}: marketlab run ended with exit status {outcome.get('exit')}")
     if served > budget:
         result.fail(f"{label}: the model served {served} tokens, over the budget")
-    for problem in _lost_rows(label, outcome, table, key):
+    for problem in _lost_rows(label, outcome, table, key) + _unbacked_rows(label, outcome):
         result.fail(problem)
     if isinstance(out, pd.DataFrame) and "status" in out.columns and not (out["status"] == "skipped_budget").any():
         result.fail(f"{label}: no row says skipped_budget, yet the budget could not pay for every row")

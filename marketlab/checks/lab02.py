@@ -218,6 +218,10 @@ class _Observed:
     def tokens(self) -> int:
         return int(sum(self.endpoint.tokens_served))
 
+    def answered(self, name: str) -> bool:
+        """Whether a usable reply (a JSON object) went out for a request that names this product."""
+        return any(name in messages for messages in self.endpoint.usable_for)
+
 
 def faulty_endpoint(fail_name: str, rules: Rules | None, faults: bool = True) -> _CountingEndpoint:
     """The scripted model of the workflow checks: faults first (faults=False: none), then replies that meet
@@ -238,10 +242,23 @@ class _CountingEndpoint(ScriptedEndpoint):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tokens_served: list[int] = []
+        # The messages of every request that got a usable reply: what the checking side saw for itself,
+        # to hold a run's reported row statuses against (a learner's process can report anything).
+        self.usable_for: list[str] = []
+
+    @property
+    def usable_replies(self) -> int:
+        return len(self.usable_for)
 
     def _completion(self, body: dict[str, Any], content: str, finish: str) -> dict[str, Any]:  # type: ignore[override]
         done = ScriptedEndpoint._completion(body, content, finish)
         self.tokens_served.append(int(done["usage"]["total_tokens"]))
+        try:
+            usable = finish == "stop" and isinstance(json.loads(content), dict)
+        except (TypeError, ValueError):
+            usable = False
+        if usable:
+            self.usable_for.append(json.dumps(body.get("messages", []), ensure_ascii=False))
         return done
 
 
@@ -364,6 +381,12 @@ def _judge(saved: dict[str, Any], first: dict[str, Any] | None, first_error: str
                 result.fail(f"the product whose replies were always broken ({fail_name}) came back as "
                             f"'{statuses[position]}', not 'failed'")
                 hints.append("Keep repair to one attempt and let run_batch mark what it cannot fix.")
+        claimed = [name for name, status in zip(names, statuses)
+                   if status in ("ok", "repaired") and name and not seen.answered(name)]
+        if claimed:
+            result.fail(f"run() reported {len(claimed)} row(s) as usable that never got a usable reply from the "
+                        f"model (first: {claimed[0]}); the checking side saw every request and reply")
+            hints.append("Return run_batch's table as it is: its statuses come from the replies themselves.")
         usable = sum(s in ("ok", "repaired") for s in statuses)
         # One row is broken on purpose; a second may be unlucky (a broken reply, then a broken repair).
         if usable < n - 2:
