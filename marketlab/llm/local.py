@@ -327,7 +327,11 @@ def _spawn(port: int, token: str) -> dict[str, Any]:
             ending_path().unlink(missing_ok=True)  # an earlier server's end is history now
             return health
         time.sleep(0.2)
-    process.kill()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the supervisor and the server it started (its own session)
+    except ProcessLookupError:
+        pass
+    process.wait()
     raise LLMSetupError(
         f"The local model server did not answer within {START_TIMEOUT_S:.0f} seconds. Log: {log_path}",
         "The machine may be overloaded; close other heavy programs and try again, or run `marketlab doctor`.",
