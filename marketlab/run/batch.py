@@ -27,7 +27,7 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from marketlab.workflow.budget import BudgetMeter, Usage
-from marketlab.workflow.retry import NOT_ANSWERED_CODE, classify
+from marketlab.workflow.retry import NOT_ANSWERED_CODE, OVER_BUDGET_CODE, classify
 from marketlab.workflow.settings import RunSettings
 
 from .exitcodes import RunFailedError, RunInputError
@@ -40,7 +40,6 @@ ENDED = ("completed", "failed", "expired", "cancelled")
 REUSABLE = ("validating", "in_progress", "finalizing", "completed")
 POLL_START_S = 1.0
 POLL_ERRORS_ALLOWED = 5
-OVER_BUDGET_CODE = "budget_exceeded"
 # Settings of the passes against the replay endpoint: nothing to wait for, retry or checkpoint there.
 REPLAY_SETTINGS = {"progress": False, "show_summary": False, "checkpoint": False, "max_attempts": 1, "rpm": None}
 

@@ -198,7 +198,8 @@ def _row_outcome(row: pd.Series, columns: list[str]) -> tuple[str, str]:
         version = f"version {suffix.lstrip('_').upper()}: " if suffix else ""
         if status is None or (isinstance(status, float) and status != status):
             found.append(("lost", f"{version}no status: the row was never run"))
-        elif status == "skipped_budget":
+        elif status == "skipped_budget" or (status == "failed" and kind == "budget"
+                                            and error.lower().startswith("not sent")):
             found.append(("skipped_budget", f"{version}{error or 'never sent: the budget ran out'}"))
         elif status == "failed" and kind in NOT_SENT_KINDS:
             found.append(("not_sent", f"{version}{error or ERROR_KINDS.get(kind, kind)}"))

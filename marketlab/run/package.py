@@ -269,8 +269,11 @@ def _sent_rows(out: pd.DataFrame) -> pd.Series:
     """True for the rows a model answered: rows never sent (budget, an expired batch) are not evaluated."""
     if "status" not in out.columns:
         return pd.Series(True, index=out.index)
-    never = (out["status"] == "skipped_budget") | (
-        (out["status"] == "failed") & out.get("error_kind", pd.Series("", index=out.index)).isin(NOT_SENT_KINDS))
+    kind = out.get("error_kind", pd.Series("", index=out.index)).fillna("").astype(str)
+    error = out.get("error", pd.Series("", index=out.index)).fillna("").astype(str).str.lower()
+    failed = out["status"] == "failed"
+    never = (out["status"] == "skipped_budget") | (failed & kind.isin(NOT_SENT_KINDS)) | (
+        failed & (kind == "budget") & error.str.startswith("not sent"))
     return ~never & out["status"].notna()
 
 

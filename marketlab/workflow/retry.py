@@ -16,6 +16,7 @@ from ..llm.errors import ModelStoppedDuringCallError
 RETRYABLE_STATUS = (408, 409, 429)
 FATAL_STATUS = (401, 403)  # a rejected key fails every row the same way: stop the run
 NOT_ANSWERED_CODE = "batch_not_answered"  # a Batch API request that expired or was cancelled unanswered
+OVER_BUDGET_CODE = "budget_exceeded"  # a Batch API request kept back because the budget could not cover it
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def classify(err: BaseException) -> CallFailure | None:
             inner = body.get("error") if isinstance(body.get("error"), dict) else body
             message = str(inner.get("message") or "never answered").rstrip(".") if isinstance(inner, dict) else ""
             return CallFailure("not_sent", message[:1].lower() + message[1:], False)
+        if code == f": {OVER_BUDGET_CODE}":  # a Batch API request the run's budget kept back (marketlab.run.batch)
+            return CallFailure("budget", "not sent: the run's budget could not cover it", False)
         if status in FATAL_STATUS:
             return CallFailure("auth", f"the model service rejected the key (HTTP {status}{code})", False, fatal=True)
         if status == 404:
