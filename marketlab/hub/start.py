@@ -82,13 +82,13 @@ def prepare(settings: HubSettings) -> list[str]:
     ensure_group(LEARNER_SYSTEM_GROUP)
     instructors_gid = ensure_group(INSTRUCTOR_SYSTEM_GROUP)
     gateway_uid, gateway_gid = ensure_gateway_account()
+    root = settings.root
+    _folder(root, 0o755)  # first: on a fresh machine it does not exist yet, and its parents are checked below
     # Each path's parents get passed through: "/x" below the root makes the root itself one of them.
     passed = grant_traversal([Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT / "marketlab", settings.root / "x"],
                              [LEARNER_SYSTEM_GROUP, INSTRUCTOR_SYSTEM_GROUP, GATEWAY_ACCOUNT])
     if passed:
         done.append(f"the hub's accounts may pass through {', '.join(map(str, passed))} to reach Python and the hub (x only)")
-    root = settings.root
-    _folder(root, 0o755)
     _folder(settings.state, 0o700)
     _folder(settings.homes, 0o711)  # passable to one's own home, not listable
     _folder(settings.gateway, 0o700, gateway_uid, gateway_gid)

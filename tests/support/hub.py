@@ -120,8 +120,10 @@ class Hub:
     def start(cls, root: Path, *, instructors: list[str], daily_tokens: int = 200_000, rate_per_minute: int = 30,
               upstream_url: str | None = None, upstream_model: str | None = None,
               upstream_key: str | None = None) -> Hub:
-        """Start `marketlab hub start` as a child and wait until its service answers."""
-        root.mkdir(parents=True, exist_ok=True)
+        """Start `marketlab hub start` as a child and wait until its service answers.
+
+        The hub's root is not made here: on a fresh machine it does not exist either (issue 25).
+        """
         port = free_port()
         argv = [str(MARKETLAB), "hub", "start", "--root", str(root), "--port", str(port),
                 "--hub-port", str(free_port()), "--service-port", str(free_port()),
