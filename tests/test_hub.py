@@ -8,15 +8,18 @@ an upstream that needs a key shows budgets, rate limits and that the key never r
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import openai
@@ -279,6 +282,37 @@ def test_the_gateway_serves_thirty_learners_at_once(cohort) -> None:  # type: ig
     ledger = sqlite3.connect(hub.root / "gateway" / "usage.sqlite")
     learners = {r[0] for r in ledger.execute("SELECT learner FROM calls WHERE status=200 AND learner LIKE 'sim%'")}
     assert learners == set(names)
+
+
+def test_a_dead_model_is_reported_restarted_and_refused_in_plain_words(cohort) -> None:  # type: ignore[no-untyped-def]
+    """Issue 25: the gateway watches its built-in model, says why it stopped, and starts it again."""
+    hub, _, tokens = cohort
+    state = json.loads((hub.root / "gateway" / "home" / "server.json").read_text())
+    os.kill(int(state["pid"]), signal.SIGKILL)  # the model server this hub started, by the pid it reported
+    deadline = time.monotonic() + 60
+    health: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        health = httpx2.get(f"{hub.service_url}/health", timeout=5).json()
+        if health.get("model") == "down":
+            break
+        time.sleep(0.2)
+    assert health.get("model") == "down" and "signal 9" in health.get("because", ""), health
+    client = openai.OpenAI(api_key=tokens["bea"], base_url=f"{hub.service_url}/v1", max_retries=0, timeout=60)
+    try:
+        client.chat.completions.create(model="smollm2-135m-instruct", max_tokens=4,
+                                       messages=[{"role": "user", "content": "Hello"}])
+    except openai.APIStatusError as exc:
+        assert exc.status_code == 503 and exc.code == "model_restarting", exc
+        assert "restarting" in exc.message and "Traceback" not in exc.message
+    while time.monotonic() < deadline + 120:  # back-off starts at 5 s; the model starts in seconds
+        health = httpx2.get(f"{hub.service_url}/health", timeout=5).json()
+        if health.get("model") == "ready":
+            break
+        time.sleep(0.5)
+    assert health.get("model") == "ready", health
+    reply = client.chat.completions.create(model="smollm2-135m-instruct", max_tokens=4, temperature=0,
+                                           messages=[{"role": "user", "content": "Hello"}])
+    assert reply.choices[0].message.content is not None
 
 
 def test_the_hub_refuses_to_start_without_root(tmp_path: Path) -> None:

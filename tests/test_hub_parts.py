@@ -130,3 +130,18 @@ def test_the_home_filler_never_overwrites_and_never_writes_through_a_link(tmp_pa
     assert created == [home / "take-home" / "README.md"]
     os.remove(home / "take-home" / "README.md")
     assert copy_missing(source, home) == [home / "take-home" / "README.md"]
+
+
+def test_the_gateways_model_state_says_since_when_and_why() -> None:
+    from marketlab.hub.service import ModelState
+
+    state = ModelState()
+    assert state.as_dict()["model"] == "starting"
+    state.came_up()
+    assert state.as_dict() == {"model": "ready", "since": state.as_dict()["since"]}
+    state.went_down("killed (signal 9): it was killed (often: the machine ran out of memory, or someone ran kill -9)")
+    first = state.since
+    state.went_down("it stopped answering")  # still down: the time it went down stays
+    shown = state.as_dict()
+    assert shown["model"] == "down" and state.since == first and shown["because"] == "it stopped answering"
+    assert "restarting" in state.message() and "Run the cell again" in state.message()

@@ -96,6 +96,9 @@ class ChatHandler(GatewayHandler):
             request = self._parse()
         except OpenAIError as exc:  # not written down: a flood of bad requests must not grow the ledger
             return self.fail(exc)
+        if self.service.model.state == "down":
+            return self.fail(OpenAIError(503, self.service.model.message(), type="server_error",
+                                         code="model_restarting"), **{"Retry-After": "30"})
         if self.service.upstream is None:
             return self.fail(OpenAIError(503, "The hub's model is still starting. Run the cell again in a few seconds.",
                                          type="server_error", code="model_starting"), **{"Retry-After": "5"})
@@ -104,7 +107,8 @@ class ChatHandler(GatewayHandler):
 
     def _parse(self) -> Any:
         if len(self.request.body) > MAX_BODY:
-            raise OpenAIError(413, f"The request is over {MAX_BODY // 1000} kB; send shorter messages.")
+            raise OpenAIError(413, f"The request is over {MAX_BODY // 1000} kB; send shorter messages.",
+                              type="invalid_request_error", code="request_too_large")
         try:
             body = json.loads(self.request.body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -153,9 +157,16 @@ class ChatHandler(GatewayHandler):
             self.fail(OpenAIError(504, "The model took too long to answer. Run the cell again in a minute.",
                                   type="server_error", code="upstream_timeout"))
         except openai.APIConnectionError:
-            status = 502
-            self.fail(OpenAIError(502, "The hub's model service does not answer. Tell your instructor; your "
-                                       "allowance was not used.", type="server_error", code="upstream_unreachable"))
+            if service.local_model:  # the built-in model died: the watch restarts it; say so, plainly
+                status = 503
+                service.model.went_down(service.model.because or "it stopped answering")
+                self.fail(OpenAIError(503, service.model.message() + " Your allowance was not used.",
+                                      type="server_error", code="model_restarting"), **{"Retry-After": "30"})
+            else:
+                status = 502
+                self.fail(OpenAIError(502, "The hub's model service does not answer. Tell your instructor; your "
+                                           "allowance was not used.", type="server_error",
+                                      code="upstream_unreachable"))
         except iostream.StreamClosedError:
             status = 499  # the learner went away mid-stream; what was generated is still counted
         finally:
@@ -226,7 +237,7 @@ class HealthHandler(web.RequestHandler):
         self.service = service
 
     def get(self) -> None:
-        self.finish({"model": "ready" if self.service.upstream is not None else "starting"})
+        self.finish(self.service.model.as_dict())
 
 
 def handlers(prefix: str, service: Any) -> list[tuple[str, type, dict[str, Any]]]:

@@ -166,7 +166,8 @@ class ProgressHandler(ServiceHandler):
             self.finish(data)
             return
         self.finish(TEMPLATES.get_template("progress.html.j2").render(
-            **data, updated=datetime.now(timezone.utc).strftime("%H:%M:%S UTC"), minutes=RECENT_S // 60))
+            **data, updated=datetime.now(timezone.utc).strftime("%H:%M:%S UTC"), minutes=RECENT_S // 60,
+            model=self.service.model.as_dict()))
 
 
 class ReportHandler(ServiceHandler):

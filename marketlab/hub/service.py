@@ -9,6 +9,7 @@ import asyncio
 import os
 import secrets
 import signal
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,6 +30,35 @@ LOCAL_TIMEOUT_S = 600
 UPSTREAM_TIMEOUT_S = 120
 
 
+WATCH_S = 5.0               # how often the gateway checks that the built-in model still answers
+MAX_RESTART_WAIT_S = 300.0  # the longest wait between two restarts of a model that keeps failing
+
+
+class ModelState:
+    """What the gateway knows of its model: starting, ready or down (since when, and why)."""
+
+    def __init__(self) -> None:
+        self.state, self.since, self.because = "starting", time.time(), ""
+
+    def came_up(self) -> None:
+        self.state, self.since, self.because = "ready", time.time(), ""
+
+    def went_down(self, because: str) -> None:
+        if self.state != "down":
+            self.since = time.time()
+        self.state, self.because = "down", because
+
+    def as_dict(self) -> dict[str, str]:
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.since))
+        return {"model": self.state, "since": since, **({"because": self.because} if self.because else {})}
+
+    def message(self) -> str:
+        """For a learner whose request arrives while the model is down."""
+        at = time.strftime("%H:%M UTC", time.gmtime(self.since))
+        why = f" ({self.because})" if self.because else ""
+        return f"The hub's model stopped at {at}{why} and is restarting. Run the cell again in a minute."
+
+
 class Service:
     """Everything the handlers share: hub auth, the ledger, allowances, attempts and the upstream client."""
 
@@ -44,10 +74,38 @@ class Service:
         self.upstream_model = settings.upstream.model or self.model_name
         self.local_model = settings.upstream.url is None
         self.upstream: openai.AsyncOpenAI | None = None  # set by connect() once the model answers
+        self.model = ModelState()
 
     def connect(self) -> None:
         """Start (or find) the model and make the upstream client; the service already listens meanwhile."""
-        self.upstream = self._upstream_client()
+        try:
+            self.upstream = self._upstream_client()
+        except Exception as exc:  # noqa: BLE001 - the watch says why and tries again with back-off
+            self.model.went_down(str(getattr(exc, "problem", exc)))
+            return
+        self.model.came_up()
+
+    async def watch_model(self, every_s: float = WATCH_S) -> None:
+        """Keep the built-in model running: notice when it stops, say why, start it again with back-off."""
+        if not self.local_model:
+            return
+        from ..llm import local
+
+        loop = asyncio.get_running_loop()
+        wait = every_s
+        while True:
+            await asyncio.sleep(wait if self.model.state == "down" else every_s)
+            running = await loop.run_in_executor(None, local.status)
+            if running:
+                if self.model.state != "ready":
+                    self.model.came_up()
+                wait = every_s
+                continue
+            if self.model.state != "down":
+                crash = await loop.run_in_executor(None, local.last_crash)
+                self.model.went_down(crash.ending.sentence() if crash else "it stopped answering")
+            await loop.run_in_executor(None, self.connect)
+            wait = every_s if self.model.state == "ready" else min(wait * 2, MAX_RESTART_WAIT_S)
 
     def _upstream_client(self) -> openai.AsyncOpenAI:
         if self.local_model:
@@ -102,17 +160,21 @@ async def serve() -> None:
     """Run until SIGTERM, then stop what this service started."""
     service = Service(load(os.environ[ROOT_VARIABLE]))
     where = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    # Tornado's own limit sits above the gateway's, so a body just over it gets the gateway's 413 in
+    # OpenAI's shape (with what to do) rather than tornado's bare 400.
     server = application(service).listen(where.port or 80, address=where.hostname or "127.0.0.1",
-                                         max_body_size=gateway.MAX_BODY, max_buffer_size=gateway.MAX_BODY)
+                                         max_body_size=8 * gateway.MAX_BODY, max_buffer_size=8 * gateway.MAX_BODY)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
-    # Listen first (JupyterHub gives a managed service 10 s to answer), then start the model.
+    # Listen first (JupyterHub gives a managed service 10 s to answer), then start the model, then watch it.
     await loop.run_in_executor(None, service.connect)
+    watch = asyncio.create_task(service.watch_model())
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
     try:
         await stopped.wait()
     finally:
+        watch.cancel()
         server.stop()
         service.stop()
 
