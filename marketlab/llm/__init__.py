@@ -33,6 +33,10 @@ def client(*, timeout: float = 120.0, max_retries: int = 2) -> openai.OpenAI:
     """An openai.OpenAI wired to the active backend, recording every call in the usage ledger."""
     chosen = resolve_backend()
     hooks = event_hooks(chosen.name)
+    if chosen.name != "scripted":
+        from .refusals import install
+
+        install()  # in a notebook: an allowance or rate-limit refusal is one plain line, not a traceback
     if chosen.name == "scripted":
         from .testing import ScriptedEndpoint
 
