@@ -145,3 +145,17 @@ def test_the_gateways_model_state_says_since_when_and_why() -> None:
     shown = state.as_dict()
     assert shown["model"] == "down" and state.since == first and shown["because"] == "it stopped answering"
     assert "restarting" in state.message() and "Run the cell again" in state.message()
+
+
+def test_only_the_labs_real_check_names_reach_the_grid(tmp_path) -> None:
+    from marketlab.hub.progress import is_known, known_checks
+
+    assert "batch-cost" in known_checks()["lab00"] and "package" in known_checks()["capstone"]
+    assert is_known("lab02", "schema") and not is_known("lab02", "batch-cost") and not is_known("other", "x")
+    store = Attempts(tmp_path / "attempts.sqlite")
+    for _ in range(5):  # a learner posting made-up text as a check name, failing, to headline the grid
+        store.add("mallory", Attempt(lab="lab03", exercise="FREE PIZZA in room 4", passed=False))
+    store.add("bea", Attempt(lab="lab03", exercise="trust", passed=False))
+    data = grid(store.rows())
+    assert data["hot"][0]["exercise"] == "trust" and len(data["hot"]) == 1
+    assert data["exercises"] == [{"lab": "lab03", "exercise": "trust"}]

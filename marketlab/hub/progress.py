@@ -8,6 +8,9 @@ this at /services/marketlab/ (their own attempts) and in the first check's outpu
 
 from __future__ import annotations
 
+import ast
+import functools
+import re
 import sqlite3
 import time
 from collections import defaultdict, deque
@@ -52,6 +55,30 @@ class Attempt(BaseModel):
     hint: str = Field("", pattern=r"^[0-9a-f]{0,12}$")
 
 
+@functools.cache
+def known_checks() -> dict[str, frozenset[str]]:
+    """The name of every visible check, per lab ("lab03", "capstone"), read from marketlab/checks/ itself.
+
+    A learner's server can post anything: only these names reach the grid and its headline.
+    """
+    import marketlab.checks
+
+    found: dict[str, frozenset[str]] = {}
+    for path in sorted(Path(marketlab.checks.__file__).parent.glob("*.py")):
+        if not re.fullmatch(r"lab\d\d|capstone", path.stem):
+            continue
+        names = {node.args[0].value for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "CheckResult"
+                 and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)}
+        found[path.stem] = frozenset(names)
+    return found
+
+
+def is_known(lab: str, exercise: str) -> bool:
+    """Whether this is a real check of that lab."""
+    return exercise in known_checks().get(lab, frozenset())
+
+
 class Attempts:
     """The attempts store (SQLite in the gateway's folder)."""
 
@@ -94,6 +121,7 @@ class Attempts:
 def grid(rows: list[dict[str, Any]], now: float | None = None) -> dict[str, Any]:
     """Learners x exercises (latest state and attempt count), and the most-failed check of the last ten minutes."""
     now = time.time() if now is None else now
+    rows = [r for r in rows if is_known(r["lab"], r["exercise"])]  # stored before names were checked: ignored
     exercises = sorted({(r["lab"], r["exercise"]) for r in rows})
     learners = sorted({r["learner"] for r in rows})
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -149,6 +177,8 @@ class AttemptHandler(ServiceHandler):
             attempt = Attempt.model_validate_json(self.request.body)
         except ValidationError as exc:
             raise web.HTTPError(400, str(exc.errors()[0]["msg"])) from None
+        if not is_known(attempt.lab, attempt.exercise):
+            raise web.HTTPError(400, "not a check of that lab")
         if not self.service.attempts.add(self.current_user["name"], attempt):
             raise web.HTTPError(429)
         self.set_status(204)
