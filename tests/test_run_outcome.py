@@ -286,7 +286,7 @@ def test_saved_rows_belong_to_one_output_and_rule_breaking_rows_are_retried(tmp_
     assert f"Reused: {done} row(s) from this output's earlier run ({saved})" in printed
     assert _outcome(printed).startswith("Outcome: 6 of 6 rows usable (6 ok")
     html = first.with_name("first.report.html").read_text()
-    assert _fact(html, "Reused from this output's earlier run").startswith(f"{done} row(s)")
+    assert _fact(html, "Reused, not sent again").startswith(f"{done} row(s), from this output")
 
 
 # -- --help: the examples run as written; a closed pipe ends quietly -------------------------------------

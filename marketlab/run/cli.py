@@ -99,8 +99,7 @@ def main(args: argparse.Namespace) -> int:
         _say(result.acceptance.describe())
     outcome = result.outcome
     if outcome.reused:
-        _say(f"Reused: {outcome.reused} row(s) from this output's earlier run ({outcome.reused_from}), not sent "
-             "again.")
+        _say(f"Reused: {outcome.reused} row(s) from {outcome.reused_from or 'an earlier run'}, not sent again.")
     for note in result.notes if args.quiet else []:
         _say(f"Note: {note}", sys.stderr)
     for problem in result.problems:

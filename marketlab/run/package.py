@@ -248,7 +248,7 @@ def run_package(package: Package, request: RunRequest, client: openai.OpenAI | N
     if set(META_COLUMNS) <= set(out.columns):
         result.summary = summarize(out)
         if result.outcome.reused:
-            result.outcome.reused_from = str(plan.settings.storage.checkpoint)
+            result.outcome.reused_from = f"this output's earlier run ({plan.settings.storage.checkpoint})"
     _evaluate(package, out, products, result, key)
     result.report = write_report(result, outputs.sidecar(output, "report"), package.brief)
     return result

@@ -106,14 +106,15 @@ def _rows(result: RunResult, text: _Text, statuses: tuple[str, ...]) -> tuple[li
 def _outcome(result: RunResult) -> list[list[str]]:
     o = result.outcome
     accepted = {None: "none declared", True: "met", False: "missed"}[o.acceptance_met]
-    rows = [["Rows in the input", f"{o.rows_in:,}"], ["Usable: ok", f"{o.ok:,}"], ["Usable: repaired", f"{o.repaired:,}"],
-            ["Sent, no usable reply (failed)", f"{o.failed:,}"], ["Not sent: the budget ran out", f"{o.skipped_budget:,}"],
+    rows = [["Rows in the input", f"{o.rows_in:,}"], ["Usable: ok", f"{o.ok:,}"],
+            ["Usable: repaired", f"{o.repaired:,}"], ["Sent, no usable reply (failed)", f"{o.failed:,}"],
+            ["Not sent: the budget ran out", f"{o.skipped_budget:,}"],
             ["Not sent or never answered (trial, expired batch)", f"{o.not_sent:,}"]]
     if o.lost:
         rows.append(["Lost (missing from the output)", f"{o.lost:,}"])
     rows.append(["Acceptance criteria", accepted])
     if o.reused:
-        rows.append(["Reused from this output's earlier run", f"{o.reused:,} row(s), from {o.reused_from or 'the checkpoint'}"])
+        rows.append(["Reused, not sent again", f"{o.reused:,} row(s), from {o.reused_from or 'an earlier run'}"])
     if o.from_cache:
         rows.append(["Answered from the response cache", f"{o.from_cache:,} row(s)"])
     return rows
