@@ -231,6 +231,16 @@ def save_output(table: pd.DataFrame, path: str | Path) -> Path:
     return chosen
 
 
+def checkpoint_path(output: str | Path, part: str = "") -> str:
+    """Where a run keeps the rows it finished while rows are left (budget, errors): next to its output.
+
+    Saved rows then belong to one output: a run with another output path starts afresh, and a run
+    again on the same output (same rows, workflow and model) resumes without sending them again.
+    """
+    output = Path(output)
+    return str(output.with_name(f"{output.stem}{'-' + part if part else ''}.checkpoint.jsonl").resolve())
+
+
 def history_path(output: str | Path) -> Path:
     """The run history that goes next to the output: <output name>-history.csv."""
     output = Path(output)
@@ -287,6 +297,6 @@ def show_history(history: pd.DataFrame) -> Any:
     return report[[c for c in ("run", "window", *rates, "cost_per_row", "firing") if c in report.columns]]
 
 
-__all__ = ["Input", "TakeHomeError", "default_path", "fields_check", "headless", "history_path", "hold_to_acceptance",
+__all__ = ["Input", "TakeHomeError", "checkpoint_path", "default_path", "fields_check", "headless", "history_path", "hold_to_acceptance",
            "load_brief", "load_input",
            "named_fields", "policy_labels", "rates_table", "record_run", "save_output", "show_history"]

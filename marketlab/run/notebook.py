@@ -187,12 +187,8 @@ def _read_output(result: RunResult, output: Path, table: Any, max_rows: int | No
         except RunInputError:
             result.key = result.outcome.key = None
     result.outcome.count_table(out)
-    if result.outcome.reused:
-        from marketlab.workflow.checkpoint import CHECKPOINT_DIR
-        from marketlab.llm.config import home
-
-        result.outcome.reused_from = (f"an earlier run of this notebook on the same rows with the same settings "
-                                      f"({home() / CHECKPOINT_DIR})")
+    if result.outcome.reused:  # the take-home notebooks keep them next to the output (takehome.checkpoint_path)
+        result.outcome.reused_from = f"this output's earlier run ({output.stem}*.checkpoint.jsonl next to it)"
     if len(out) < result.rows_in:
         came = set(out[result.key].astype(str)) if result.key in out.columns else set()
         keys = table[result.key].astype(str).tolist() if result.key in table.columns else \
