@@ -170,3 +170,29 @@ def test_the_run_history_grows_and_the_monitor_takes_over_after_enough_runs(tmp_
     history = takehome.record_run(results, out)
     report = takehome.show_history(history)
     assert set(report["window"]) >= {"reference", "current"} and "usable_rate" in report.columns
+
+
+def test_saved_rows_are_reused_only_for_the_same_output_and_the_summary_says_so(tmp_path, scripted, capsys):
+    theirs = data.load("products").head(ROWS)
+    source = tmp_path / "theirs.csv"
+    theirs.to_csv(source, index=False)
+    notebook = TAKE_HOME / "product-descriptions.ipynb"
+    first = tmp_path / "first.csv"
+    code = _run(notebook, "--input", source, "--output", first, "--param", "max_rows=null",
+                "--param", "token_budget=1500")
+    printed = capsys.readouterr().out
+    assert code == ExitCode.ROWS_NOT_USABLE
+    done = int((pd.read_csv(first)["status"] == "ok").sum())
+    assert 0 < done < ROWS and f"Outcome: {done} of {ROWS} rows usable" in printed
+    assert first.with_name("first.checkpoint.jsonl").is_file()  # kept beside this output: rows are left
+
+    second = tmp_path / "second.csv"  # another output starts afresh
+    assert _run(notebook, "--input", source, "--output", second, "--param", "max_rows=null") == ExitCode.OK
+    printed = capsys.readouterr().out
+    assert "Reused:" not in printed and pd.read_csv(second)["source"].ne("checkpoint").all()
+
+    assert _run(notebook, "--input", source, "--output", first, "--param", "max_rows=null") == ExitCode.OK
+    printed = capsys.readouterr().out
+    assert f"Reused: {done} row(s) from this output's earlier run (first*.checkpoint.jsonl next to it)" in printed
+    assert int((pd.read_csv(first)["source"] == "checkpoint").sum()) == done
+    assert f"Outcome: {ROWS} of {ROWS} rows usable" in printed
