@@ -3,11 +3,13 @@
     from marketlab.run import RunRequest, run
     result = run(RunRequest(Path("my-workflow"), Path("products.csv"), Path("out/results.csv"),
                             params={"columns": {"name": "title"}, "workers": 2}))
-    result.exit_code, result.summary, result.acceptance, result.report
+    result.exit_code, result.outcome.headline(), result.summary, result.acceptance, result.report
 
 Who does what: inputs (read the table, map columns, the key), params (--param values),
 package (a workflow folder), notebook (papermill), batch and replay (--batch-api), evaluation
-(evaluate.py and ACCEPTANCE), outputs and report (what is written), exitcodes (the status).
+(evaluate.py and ACCEPTANCE), outcome (the one record of what came of every row, from which the
+summary line, the report and the exit status are read), outputs and report (what is written),
+exitcodes (the statuses).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .evaluation import AcceptanceResult, Criterion, Evaluation
 from .exitcodes import AcceptanceMissed, ExitCode, RunFailedError, RunInputError
 from .inputs import read_table
 from .job import RunRequest, RunResult, run
+from .outcome import Outcome, ProblemRow
 
 __all__ = ["AcceptanceMissed", "AcceptanceResult", "BatchOptions", "BatchRun", "Criterion", "Evaluation", "ExitCode",
-           "RunFailedError", "RunInputError", "RunRequest", "RunResult", "read_table", "run"]
+           "Outcome", "ProblemRow", "RunFailedError", "RunInputError", "RunRequest", "RunResult", "read_table", "run"]
