@@ -27,9 +27,9 @@ EPILOG = "exit status (one outcome record decides it, the summary line and the r
 
 every row ends as one of: ok, repaired (usable), failed (sent, no usable reply), skipped by the budget,
 not sent (an expired batch, or left out of a trial run by max_rows), lost (missing from the output).
-A folder run keeps finished rows in OUTPUT.checkpoint.jsonl while rows are left; they are reused only
-by a run of the same input, workflow, model and output; rows that broke a rule are sent again
-(--param retry_failed=false keeps them).
+While rows are left, a run keeps the finished ones beside its output (OUTPUT*.checkpoint.jsonl); they
+are reused only by a run of the same input, workflow, model and output, and the summary says how
+many; rows that broke a rule are sent again (a folder's --param retry_failed=false keeps them).
 
 examples:
 """ + "\n".join(f"  {line}" for line in EXAMPLES) + """
