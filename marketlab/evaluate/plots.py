@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..figures import showable
 from .calibrate import Calibration
 from .compare import Comparison, check_columns, pass_rates
 from .errors import EvaluateInputError
@@ -43,7 +44,7 @@ def plot(results: Comparison | pd.DataFrame | None = None, calibration: Calibrat
         _pass_rates(axes[0], results)
     if calibration is not None:
         _confusion(axes[-1], calibration)
-    return figure
+    return showable(figure)
 
 
 def _pass_rates(ax: Any, results: Comparison | pd.DataFrame) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..figures import showable
 from .errors import MonitorError
 from .presets import CAMPAIGN
 from .rates import weekly_rates
@@ -61,7 +62,7 @@ def plot_counts_and_rate(weekly: pd.DataFrame, settings: MonitorSettings = CAMPA
         ax.axvspan(week.iloc[0], week.iloc[reference - 1], color=REFERENCE, zorder=0)
         ax.tick_params(axis="x", labelrotation=30)
     figure.suptitle("The totals can grow while the rate falls")
-    return figure
+    return showable(figure)
 
 
 def plot_report(report: pd.DataFrame, settings: MonitorSettings = CAMPAIGN, metric: str | None = None) -> Any:
@@ -95,4 +96,4 @@ def plot_report(report: pd.DataFrame, settings: MonitorSettings = CAMPAIGN, metr
         drift.axhline(settings.drift.psi_threshold, color=BAD, linestyle=":", linewidth=1, label="drift threshold")
         drift.set_title("Population stability index, current window vs reference")
         drift.legend(loc="upper left", fontsize=8)
-    return figure
+    return showable(figure)
