@@ -20,7 +20,7 @@ from .errors import MonitorError
 from .settings import Measure, MonitorSettings, Rate, Windows
 
 USABLE = ("ok", "repaired")
-VERDICTS = ("passed", "failed", "not checked")
+VERDICTS = ("passed", "failed", "unchecked", "not checked")
 REFUSAL_OPENERS = ("i'm sorry", "i am sorry", "sorry, i", "i can't", "i cannot", "i can not", "i'm unable",
                    "i am unable", "i won't", "i will not", "as an ai")
 RUNNER_COLUMNS = ("status", "error_kind", "cost_usd")
@@ -110,7 +110,7 @@ def from_runs(results: pd.DataFrame, week: str = "week", text: str | None = None
         "cost_usd": pd.to_numeric(rows["cost_usd"], errors="coerce"),
     })
     if "checks" in rows.columns:
-        per_row["checked"] = (rows["checks"] != "not checked").astype(int)
+        per_row["checked"] = rows["checks"].isin(["passed", "failed"]).astype(int)  # unchecked: neither way
         per_row["passed"] = (rows["checks"] == "passed").astype(int)
     for name in check_columns(rows):
         verdicts = rows[f"check_{name}"]

@@ -94,7 +94,8 @@ def run_batch(df: pd.DataFrame, build_messages: Callable[..., Any], schema: type
     checks (marketlab.evaluate checks, e.g. [banned_words(), faithfulness()]) are run on every usable
     reply's `check_text` field (default: the schema's longest text field), with the input row as the
     product facts and its `channel` column (or "web"): one True/False column `check_<name>` per check,
-    a verdict column `checks` ("passed", "failed" or "not checked") and `check_reason`. `status` still
+    a verdict column `checks` ("passed", "failed", "unchecked" when no check recognised a claim, or "not checked"
+    when there was no usable reply) and `check_reason`. `status` still
     says only whether the reply had the right shape.
     """
     chosen = RunSettings.build(settings, **options)
@@ -152,8 +153,8 @@ class _CheckPlan:
             out[f"check_{check.name}"] = column
         verdict = pd.Series("not checked", index=out.index, dtype=object)
         reason = pd.Series("", index=out.index, dtype=object)
-        for i, text in zip(positions, verdicts.reasons):
-            verdict.iloc[i] = "failed" if text else "passed"
+        for i, outcome, text in zip(positions, verdicts.outcomes, verdicts.reasons):
+            verdict.iloc[i] = outcome  # "passed", "failed", or "unchecked": nothing recognised, never a pass
             reason.iloc[i] = text
         out["checks"], out["check_reason"] = verdict, reason
         out.attrs = dict(out.attrs)

@@ -38,6 +38,7 @@ class RunSummary:
     checked: int = 0  # rows the checks read (the usable ones), when the run had checks
     checks_passed: int = 0  # of those, rows that passed every check
     check_rates: dict[str, float] = field(default_factory=dict)  # pass rate of each check over the checked rows
+    unchecked: int = 0  # usable rows in which no check recognised anything to check: never counted as passed
 
     @property
     def lost(self) -> int:
@@ -57,7 +58,7 @@ class RunSummary:
                 "restored_calls": self.restored_calls, "restored_tokens": self.restored_tokens,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "cost_usd": self.cost_usd, "wait_s": self.wait_s, "wall_s": self.wall_s, "model": self.model,
-                "checked": self.checked, "checks_passed": self.checks_passed,
+                "checked": self.checked, "checks_passed": self.checks_passed, "unchecked": self.unchecked,
                 **{f"check_pass_rate_{k}": v for k, v in self.check_rates.items()}}
 
     def __str__(self) -> str:
@@ -74,6 +75,9 @@ class RunSummary:
                          f"{self.statuses.get('failed', 0) / self.rows:.0%}. Usable (ok, repaired) means the reply "
                          "has the right shape and passes the rules, not that it is true: check the facts before "
                          "it is published.")
+        if self.unchecked:
+            lines.append(f"  Unchecked: {self.unchecked} usable row(s) in which the checks recognised no claim to "
+                         "check; they are not counted as passed. Read them yourself, or add a vocabulary pack.")
         if self.check_rates and not self.checked:
             lines.append("  Checks: no usable row to check.")
         elif self.check_rates:
@@ -156,7 +160,7 @@ def _check_counts(results: pd.DataFrame) -> dict[str, Any]:
             values = results.loc[checked, column].astype("boolean")
             rates[str(column)[len("check_"):]] = float(values.mean()) if checked.any() else float("nan")
     return {"checked": int(checked.sum()), "checks_passed": int((results["checks"] == "passed").sum()),
-            "check_rates": rates}
+            "check_rates": rates, "unchecked": int((results["checks"] == "unchecked").sum())}
 
 
 def failure_report(results: pd.DataFrame, columns: tuple[str, ...] = ()) -> pd.DataFrame:
