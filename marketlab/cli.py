@@ -179,6 +179,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return _closed_pipe()
+    except KeyboardInterrupt:
+        print("Stopped (Ctrl-C).", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a command ends in a problem and a fix, never a traceback
+        if os.environ.get("MARKETLAB_DEBUG"):
+            raise
+        print(f"Problem: marketlab failed unexpectedly ({type(exc).__name__}: {str(exc)[:300]}).\n"
+              "How to fix: run `marketlab doctor`; if the problem stays, run the command again with "
+              "MARKETLAB_DEBUG=1 set and show its output to your instructor.", file=sys.stderr)
+        return 1
 
 
 CLOSED_PIPE_STATUS = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away

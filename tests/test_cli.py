@@ -54,3 +54,13 @@ def test_the_server_error_keeps_openais_body_shape():
     assert error.body() == {"error": {"message": "The model `x` does not exist.", "type": "invalid_request_error",
                                       "param": "model", "code": "model_not_found"}}
     assert pickle.loads(pickle.dumps(error)).body() == error.body()
+
+
+def test_an_unexpected_failure_is_a_problem_and_a_fix_not_a_traceback(tmp_path):
+    """Issue 23: every command's failure reads as a problem and a fix (a bug included)."""
+    home = tmp_path / "home"
+    home.write_text("a file where the marketlab home folder should be")  # mkdir fails: NotADirectoryError...
+    done = subprocess.run([sys.executable, "-m", "marketlab", "usage"], capture_output=True, text=True,
+                          env={**os.environ, "MARKETLAB_HOME": str(home)})
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("Problem:") and "How to fix:" in done.stderr
