@@ -136,3 +136,48 @@ def test_the_graders_folder_is_read_only_inside_the_sandbox(tmp_path):
     at = [i for i, arg in enumerate(args) if arg == own]
     assert at and args[at[0] - 1] == "--ro-bind", "mounted read-only: no learner process can rename in it"
     assert args[args.index(str(tmp_path / "run")) - 1] == "--bind"  # the kernel binds its own sockets there
+
+
+GUARD_ATTACKS = {
+    # threads take process ids of the host too
+    "threads": "import threading, time\nfor _ in range(200):\n    threading.Thread(target=time.sleep, args=(30,)).start()\n"
+               "print('started')",
+    # nested deeper than any path the guard could walk by name
+    "deep": "import os\nfor _ in range(80):\n    os.mkdir('d')\n    os.chdir('d')\nopen('big', 'wb').write(b'x' * (9 << 20))\n"
+            "import time; time.sleep(2)\nprint('written')",
+    # a folder closed to everyone, full of data
+    "closed": "import os, time\nos.mkdir('hide')\nopen('hide/big', 'wb').write(b'x' * (9 << 20))\nos.chmod('hide', 0)\n"
+              "time.sleep(2)\nprint('written')",
+    # writes into the other writable place: the kernel's runtime folder on the host
+    "runtime": "import os, sys, time\nopen(os.path.join(sys.argv[1], 'big'), 'wb').write(b'x' * (9 << 20))\n"
+               "time.sleep(2)\nprint('written')",
+    # exits with the guard's own status for 'processes', claiming a limit that never stopped it
+    "claims": "import os\nos._exit(113)",
+}
+
+
+@pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no grading sandbox here")
+@pytest.mark.parametrize("attack", sorted(GUARD_ATTACKS))
+def test_the_guard_holds_threads_deep_or_closed_folders_and_the_runtime_folder(tmp_path, attack):
+    from marketlab.course.sandbox import Mount, View, allowed_env
+
+    work, run = tmp_path / "work", tmp_path / "run"
+    for folder in (work, run):
+        folder.mkdir()
+        if ROOT:
+            os.chown(folder, LEARNER_UID, LEARNER_UID)
+        folder.chmod(0o711)
+    tmp_path.chmod(0o755)
+    view = View(workdir=work, inside="/home/learner/lab", mounts=(Mount(run, str(run), writable=True),),
+                env=allowed_env("/home/learner/lab"), limits=Limits(processes=64, disk_mb=8),
+                uid=LEARNER_UID if ROOT else None)
+    done = sandbox.run(view, [sys.executable, "-I", "-c", GUARD_ATTACKS[attack], str(run)], timeout=60)
+    if attack == "claims":
+        assert done.returncode == 1, done  # a kernel's own 113 is not the guard's
+    else:
+        assert done.returncode in sandbox.GUARD_EXITS, (done.returncode, done.stderr[-500:])
+        assert b"sandbox stopped" in done.stderr
+    for folder in (work, run):  # clean up what a closed folder would keep from pytest's own clean-up
+        for top, dirs, _ in os.walk(folder):
+            for name in dirs:
+                os.chmod(os.path.join(top, name), 0o755)

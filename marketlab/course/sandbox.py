@@ -241,8 +241,13 @@ GUARD_EXITS = {113: "processes", 114: "disk"}  # guard.py's own statuses -> cata
 
 def guard(view: View) -> list[str]:
     """The sandbox's first process (marketlab/course/guard.py): process and disk limits for everyone in it."""
-    disk_mb = view.limits.disk_mb if view.writable else 0  # 0: a read-only copy cannot grow, nothing to watch
-    return [sys.executable, "-I", "-S", str(GUARD), str(view.limits.processes), str(disk_mb), view.inside, "--"]
+    # Every place the sandbox can write that lives on the host (not its private, size-limited /tmp):
+    # the copy when it is writable, and writable mounts such as the kernel's runtime folder.
+    watched = [view.inside] if view.writable else []
+    watched += [mount.target for mount in view.mounts if mount.writable]
+    disk_mb = view.limits.disk_mb if watched else 0  # 0: nothing it can write, nothing to watch
+    return [sys.executable, "-I", "-S", str(GUARD), str(view.limits.processes), str(disk_mb),
+            os.pathsep.join(watched) or view.inside, "--"]
 
 
 def command(view: View, argv: Sequence[str]) -> list[str]:
