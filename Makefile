@@ -26,7 +26,7 @@ $(VENV)/.marketlab-part-%: scripts/setup.sh instructor/hub/package-lock.json | $
 # one with the same settings was built before), self-tested. ENGINE_TARGET=x86-64 picks the baseline
 # build for a processor that faults even on that one.
 ENGINE_TARGET ?=
-engine:
+engine: | $(STAMP)
 	@VENV=$(VENV) ENGINE_TARGET=$(ENGINE_TARGET) bash scripts/engine.sh --reinstall
 # Opt-in: an engine compiled for this exact processor, self-tested before it replaces the portable one.
 engine-native: $(STAMP)

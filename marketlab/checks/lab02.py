@@ -388,6 +388,9 @@ def _judge(saved: dict[str, Any], first: dict[str, Any] | None, first_error: str
                         f"model (first: {claimed[0]}); the checking side saw every request and reply")
             hints.append("Return run_batch's table as it is: its statuses come from the replies themselves.")
         usable = sum(s in ("ok", "repaired") for s in statuses)
+        if usable > seen.endpoint.usable_replies and not claimed:  # one request naming every product, say
+            result.fail(f"run() reported {usable} usable rows, but the model gave only "
+                        f"{seen.endpoint.usable_replies} usable replies")
         # One row is broken on purpose; a second may be unlucky (a broken reply, then a broken repair).
         if usable < n - 2:
             result.fail(f"only {usable} of {n} rows were usable although every fault but one was temporary")

@@ -73,16 +73,17 @@ def sweeping(course: Course) -> Iterator[None]:
     """Remove job folders (and the runtime folders their job files name) before and after a run.
 
     A worker's own clean-up runs in `grade`'s finally; a worker that was killed, or an autograde run
-    that was, leaves its folders, kernel connection files included. The sweep runs only while this
-    run holds the course's grading lock, so it never takes folders from another run in progress.
+    that was, leaves its folders, kernel connection files included. Runs of one course take turns
+    (the course's grading lock), so a sweep never takes the folders of another run in progress.
     """
     lock_path = grading_dir(course) / "autograde.lock"
     with open(lock_path, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield  # another run of this course is grading: leave its folders alone
-            return
+            print("Another autograde run of this course is grading; this one starts when it is done.",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         _sweep(course)
         try:
             yield

@@ -86,26 +86,39 @@ class Service:
         self.model.came_up()
 
     async def watch_model(self, every_s: float = WATCH_S) -> None:
-        """Keep the built-in model running: notice when it stops, say why, start it again with back-off."""
+        """Keep the built-in model running: notice when it stops, say why, start it again with back-off.
+
+        Down means the server's process is gone (a busy model that answers /health slowly is not down);
+        restarts that fail wait longer each time, while the check itself stays every `every_s`.
+        """
         if not self.local_model:
             return
         from ..llm import local
 
         loop = asyncio.get_running_loop()
-        wait = every_s
+        wait, next_try = every_s, 0.0
         while True:
-            await asyncio.sleep(wait if self.model.state == "down" else every_s)
-            running = await loop.run_in_executor(None, local.status)
-            if running:
-                if self.model.state != "ready":
+            await asyncio.sleep(every_s)
+            if await loop.run_in_executor(None, self._model_process_alive):
+                if self.model.state == "down" and await loop.run_in_executor(None, local.status):
                     self.model.came_up()
                 wait = every_s
                 continue
             if self.model.state != "down":
                 crash = await loop.run_in_executor(None, local.last_crash)
-                self.model.went_down(crash.ending.sentence() if crash else "it stopped answering")
-            await loop.run_in_executor(None, self.connect)
-            wait = every_s if self.model.state == "ready" else min(wait * 2, MAX_RESTART_WAIT_S)
+                self.model.went_down(crash.ending.sentence() if crash else "its process ended")
+                next_try = 0.0
+            if time.monotonic() >= next_try:
+                await loop.run_in_executor(None, self.connect)
+                if self.model.state != "ready":
+                    wait = min(wait * 2, MAX_RESTART_WAIT_S)
+                    next_try = time.monotonic() + wait
+
+    def _model_process_alive(self) -> bool:
+        """Whether the built-in server this service started still runs (by the pid it reported)."""
+        from ..llm import local
+
+        return local.server_alive()
 
     def _upstream_client(self) -> openai.AsyncOpenAI:
         if self.local_model:

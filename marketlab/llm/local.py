@@ -371,6 +371,12 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def server_alive() -> bool:
+    """Whether the server this home's state file names still runs (by its pid; busy or not)."""
+    state = read_state()
+    return bool(state) and _alive(int(state["pid"]))
+
+
 def stop_server() -> StopResult:
     """Stop this home's local server, if this home started it; say what happened."""
     state = read_state()
