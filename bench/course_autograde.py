@@ -1,12 +1,14 @@
 """`marketlab course autograde` beside plain sequential `nbgrader autograde`, on the same submissions.
 
-Two measurements, in one run, on synthetic learners (correct, partial and broken work; no hostile ones):
+Three measurements, in one run, on synthetic learners (correct, partial and broken work; no hostile ones):
 - same submissions: K learners (default 8) x every lab, graded once by `nbgrader autograde LAB --force`
   (one command per lab, all students, sequential) and once by `marketlab course autograde --force`
   (parallel sandboxed kernels); notebooks per minute of each and the ratio (target: at least 1.8x),
   and no submission may score less with marketlab (honest work loses nothing in the sandbox). It may
   score more: marketlab's graders call a learner's function with the grader's own inputs, where
   nbgrader's check cell also needs notebook variables that an earlier broken cell never defined;
+- core-seconds per graded notebook, lab by lab: each lab graded again by each side alone, the processor
+  time of the whole process tree (target: marketlab at most half of nbgrader's, on average over the labs);
 - the target run: 40 learners x every lab with `marketlab course autograde` only (target: under 5 minutes).
 
 Both sides are timed as the command an instructor types (process start included), each on its own
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -72,12 +75,23 @@ def _env(course: Any, **extra: str) -> dict[str, str]:
     return env
 
 
+CORE_SECONDS: list[float] = []  # processor time of each command's whole process tree, in order
+
+
+def _tree_cpu() -> float:
+    """User + system time of every descendant this process has waited for (children reap theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _command(argv: list[str], course: Any, env: dict[str, str], log: Path) -> float:
-    """Run one grading command in the course folder; its wall time in seconds."""
-    started = time.perf_counter()
+    """Run one grading command in the course folder; its wall time in seconds (its core-seconds go to
+    CORE_SECONDS: kernels, sandboxes, workers and the command itself, as each parent waits for its own)."""
+    started, cpu = time.perf_counter(), _tree_cpu()
     with log.open("ab") as out:
         done = subprocess.run(argv, cwd=course.root, env=env, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - started
+    CORE_SECONDS.append(_tree_cpu() - cpu)
     if done.returncode != 0:
         print(f"  ! `{' '.join(argv[:3])} ...` exited with {done.returncode}; see the tail of {log.name}:")
         print("    " + "\n    ".join(log.read_text(errors="replace").splitlines()[-15:]))
@@ -178,6 +192,29 @@ def sandbox_startup(rounds: int = 7) -> dict[str, float]:
             "cost_s": statistics.median(boxed) - statistics.median(plain)}
 
 
+def core_seconds_per_lab(ours: Any, theirs: Any, submissions: list[tuple[str, str]], work: Path,
+                         workers: int | None) -> dict[str, tuple[float, float]]:
+    """Each lab graded again, once by each side, alone: core-seconds per notebook (nbgrader, marketlab).
+
+    Issue 21's target: marketlab at most half of plain nbgrader's core-seconds per notebook, on average
+    over the labs. Core-seconds, not wall time: the processor time of the whole process tree.
+    """
+    per_lab: dict[str, tuple[float, float]] = {}
+    env_theirs = _env(theirs, MARKETLAB_HOME=".marketlab", MARKETLAB_ARTIFACTS=".artifacts")
+    for lab in ours.labs():
+        notebooks = max(1, _notebooks(ours, [(s, l) for s, l in submissions if l == lab]))
+        _command([str(BIN / "nbgrader"), "autograde", lab, "--force"], theirs, env_theirs, work / "nbgrader.log")
+        theirs_core = CORE_SECONDS[-1] / notebooks
+        argv = [str(BIN / "marketlab"), "course", "autograde", lab, "--force", "--course", str(ours.root)]
+        if workers:
+            argv += ["--workers", str(workers)]
+        _command(argv, ours, _env(ours, MARKETLAB_HOME=str(work / "home-marketlab")), work / "marketlab.log")
+        per_lab[lab] = (theirs_core, CORE_SECONDS[-1] / notebooks)
+        print(f"  {lab:22s} core-seconds per notebook: nbgrader {theirs_core:5.2f}, marketlab "
+              f"{per_lab[lab][1]:5.2f} ({per_lab[lab][1] / theirs_core:.2f}x)")
+    return per_lab
+
+
 def run(learners: int = LEARNERS, cohort: int = COHORT, workers: int | None = None) -> dict[str, Any]:
     """Measure both comparisons; print as it goes and return the figures."""
     from marketlab.course.autograde import default_workers
@@ -230,6 +267,7 @@ def run(learners: int = LEARNERS, cohort: int = COHORT, workers: int | None = No
                        marketlab_s=marketlab_s, nbgrader_rate=notebooks / nbgrader_s * 60,
                        marketlab_rate=notebooks / marketlab_s * 60, mismatches=len(mismatches), lower=len(lower))
         figures["ratio"] = figures["marketlab_rate"] / figures["nbgrader_rate"]
+        figures["per_lab"] = core_seconds_per_lab(ours, theirs, submissions, work, workers)
 
         # 2. the target run: a whole cohort, marketlab only
         big = _course(work / "cohort-course")
@@ -271,6 +309,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{'PASS' if speed_ok else 'MISS'}")
     print(f"    same total score per submission: {f['submissions'] - f['mismatches']}/{f['submissions']}; "
           f"lower with marketlab: {f['lower']}  {'PASS' if not f['lower'] else 'MISS'}")
+    ratios = [ours / theirs for theirs, ours in f["per_lab"].values() if theirs > 0]
+    mean = sum(ratios) / max(1, len(ratios))
+    print(f"  core-seconds per notebook, marketlab / nbgrader, mean over {len(ratios)} labs: {mean:.2f}  "
+          f"(target <= 0.5)  {'PASS' if mean <= 0.5 else 'MISS'}")
     print(f"  sandbox start-up cost per kernel : {f['cost_s'] * 1000:6.0f} ms "
           f"({f['sandbox_s'] * 1000:.0f} ms in bwrap vs {f['plain_s'] * 1000:.0f} ms plain, median)")
     print(f"  target run, {f['cohort']} learners x every lab ({f['cohort_notebooks']} notebooks):")
