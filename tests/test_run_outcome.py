@@ -328,3 +328,17 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     reader.stdout.close()  # as `| head -0` does: the reader goes away before the command writes
     _, err = reader.communicate(timeout=60)
     assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()
+
+
+def test_a_request_the_batch_refused_is_failed_not_never_answered() -> None:
+    """Only requests the batch never ran (expired, cancelled) are 'never answered'; a refused one failed."""
+    import json as _json
+
+    from marketlab.run.batch import read_answers
+    from marketlab.workflow.retry import NOT_ANSWERED_CODE
+
+    lines = [{"custom_id": "a", "response": None, "error": {"code": "batch_expired", "message": "expired"}},
+             {"custom_id": "b", "response": None, "error": {"code": "invalid_prompt", "message": "Bad prompt."}}]
+    answers = read_answers("\n".join(_json.dumps(line) for line in lines))
+    assert answers["a"].body["error"]["code"] == NOT_ANSWERED_CODE
+    assert answers["b"].body["error"]["code"] == "invalid_prompt" and "Bad prompt." in answers["b"].body["error"]["message"]

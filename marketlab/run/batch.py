@@ -148,9 +148,17 @@ def read_answers(text: str) -> dict[str, Answer]:
             answers[item["custom_id"]] = Answer(int(response.get("status_code") or 500), response["body"])
         else:
             error = item.get("error") or {}
-            answers[item["custom_id"]] = unanswered(str(error.get("code") or "batch_error"),
-                                                    str(error.get("message") or "The batch did not answer it."))
+            code = str(error.get("code") or "batch_error")
+            message = str(error.get("message") or "The batch did not answer it.")
+            if code in NEVER_RUN or not error:
+                answers[item["custom_id"]] = unanswered(code, message)
+            else:  # the provider refused the request itself: sending it again would fail the same way
+                answers[item["custom_id"]] = Answer(400, {"error": {"message": message, "type": "invalid_request_error",
+                                                                    "param": None, "code": code}})
     return answers
+
+
+NEVER_RUN = ("batch_expired", "batch_cancelled", "batch_error")  # error codes of requests the batch never ran
 
 
 def unanswered(code: str, message: str) -> Answer:

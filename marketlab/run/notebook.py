@@ -128,6 +128,8 @@ def run_notebook(request: RunRequest) -> RunResult:
     # The notebook's own messages then give --param fixes, not Jupyter ones, and its acceptance verdict
     # (marketlab.takehome.hold_to_acceptance) is written to this file for the outcome.
     os.environ[HEADLESS_ENV] = str(verdict)
+    # An output left by an earlier run is not this run's: only a file written from now on counts.
+    before = output.stat().st_mtime_ns if output.exists() else None
     try:
         papermill.execute_notebook(str(source), str(executed), parameters=parameters, cwd=str(source.parent),
                                    kernel_name=kernel, language=language, progress_bar=request.echo)
@@ -148,11 +150,13 @@ def run_notebook(request: RunRequest) -> RunResult:
         else:
             os.environ[HEADLESS_ENV] = previous
     _read_verdict(result, verdict)
-    if output.exists():
+    written = output.exists() and (before is None or output.stat().st_mtime_ns != before)
+    if written:
         _read_output(result, output, table, max_rows)
     elif result.outcome.stopped is None:
-        result.stop(f"the notebook finished without writing {output.name}: its last cells must save the results "
-                    "to output_path.")
+        stale = " (the file there is from an earlier run)" if output.exists() else ""
+        result.stop(f"the notebook finished without writing {output.name}{stale}: its last cells must save the "
+                    "results to output_path.")
     result.report = write_report(result, outputs.sidecar(output, "report"))
     return result
 
