@@ -253,3 +253,19 @@ def test_marketlab_lab_serves_the_learner_view_without_instructor_tools_or_news(
             os.kill(lab.pid, signal.SIGKILL)
             lab.wait()
         log.close()
+
+
+def test_validate_in_the_learners_jupyter_gives_cells_time_for_the_built_in_model(tmp_path) -> None:
+    """Issue 26: Validate timed out at nbgrader's 30-second default on cells that call the model."""
+    import os
+    import subprocess
+    import sys
+
+    from marketlab.course.workspace import VALIDATE_CELL_TIMEOUT_S
+
+    launch = learner_jupyter(tmp_path / "ws", tmp_path / "cfg", "jupyter")
+    code = "from nbgrader.apps.baseapp import NbGrader\napp = NbGrader()\napp.load_config_file()\n" \
+           "print(app.config.Execute.timeout)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "JUPYTER_CONFIG_PATH": launch.env["JUPYTER_CONFIG_PATH"]})
+    assert done.stdout.strip() == str(VALIDATE_CELL_TIMEOUT_S), done.stderr[-500:]

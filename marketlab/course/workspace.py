@@ -160,6 +160,9 @@ class LabLaunch:
     as_root: bool
 
 
+VALIDATE_CELL_TIMEOUT_S = 900  # the slowest lab cell on the built-in model took 635 s on a busy 2-core machine
+
+
 def learner_config_dir(folder: Path) -> Path:
     """Write the learner's Jupyter configuration into `folder` (made if missing) and return it.
 
@@ -174,6 +177,9 @@ def learner_config_dir(folder: Path) -> Path:
     page = {"disabledExtensions": {name: True for name in INSTRUCTOR_LAB_PLUGINS + NEWS_LAB_PLUGINS}}
     _write_json(folder / "jupyter_server_config.json", server)
     _write_json(folder / "labconfig" / "page_config.json", page)
+    # nbgrader's Validate button runs every cell with its Execute settings; its 30-second default
+    # stops a cell that asks the built-in model for a dozen answers on a laptop's cores.
+    _write_json(folder / "nbgrader_config.json", {"Execute": {"timeout": VALIDATE_CELL_TIMEOUT_S}})
     return folder
 
 
