@@ -196,3 +196,24 @@ def test_saved_rows_are_reused_only_for_the_same_output_and_the_summary_says_so(
     assert f"Reused: {done} row(s) from this output's earlier run (first*.checkpoint.jsonl next to it)" in printed
     assert int((pd.read_csv(first)["source"] == "checkpoint").sum()) == done
     assert f"Outcome: {ROWS} of {ROWS} rows usable" in printed
+
+
+def test_product_descriptions_checks_the_description_it_generates(tmp_path, scripted, monkeypatch, capsys):
+    """Issue 26: the take-home checked the headline, so an invented claim in the description passed."""
+    import json
+
+    from marketlab.llm.testing import REPLY_FIELDS_VARIABLE
+
+    monkeypatch.setenv(REPLY_FIELDS_VARIABLE, json.dumps(
+        {"headline": "A fine product", "description": "Certified organic and BPA-free, it is also fully waterproof."}))
+    source = tmp_path / "products.csv"
+    data.load("products").head(ROWS).to_csv(source, index=False)
+    out = tmp_path / "results.csv"
+    code = _run(TAKE_HOME / "product-descriptions.ipynb", "--input", source, "--output", out,
+                "--param", "max_rows=null")
+    results = pd.read_csv(out)
+    assert "check_faithfulness" in results.columns, results.columns.tolist()
+    assert not results["check_faithfulness"].astype(bool).any(), results[["check_faithfulness", "check_reason"]]
+    assert results["check_reason"].str.contains("BPA-free|organic", case=False).all()
+    assert "faithfulness 0%" in capsys.readouterr().out  # the console summary says so too
+    assert code == ExitCode.OK  # no acceptance criteria declared in this notebook: rows are usable, that is all

@@ -12,6 +12,7 @@ the SDK raises its own exception type (RateLimitError, InternalServerError, APIT
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -101,11 +102,20 @@ def example_for_schema(schema: dict[str, Any], defs: dict[str, Any] | None = Non
     return text[: schema["maxLength"]] if "maxLength" in schema else text.ljust(schema.get("minLength", 0), "x")
 
 
+# Fields the scripted model puts in every structured reply, over its own examples (JSON object): how a
+# test plants, say, an unsupported claim in the text a notebook generates, in the notebook's own kernel.
+REPLY_FIELDS_VARIABLE = "MARKETLAB_SCRIPTED_FIELDS"
+
+
 def default_reply(body: dict[str, Any]) -> Reply:
     """Deterministic answer: a schema-valid JSON object for structured requests, else an echo."""
     fmt = body.get("response_format") or {}
     if fmt.get("type") == "json_schema":
-        return json.dumps(example_for_schema(fmt.get("json_schema", {}).get("schema", {})))
+        example = example_for_schema(fmt.get("json_schema", {}).get("schema", {}))
+        planted = json.loads(os.environ.get(REPLY_FIELDS_VARIABLE) or "{}")
+        if isinstance(example, dict) and isinstance(planted, dict):
+            example.update({k: v for k, v in planted.items() if k in example})
+        return json.dumps(example)
     if fmt.get("type") == "json_object":
         return "{}"
     last_user = next((m for m in reversed(body.get("messages", [])) if m.get("role") == "user"), {})
