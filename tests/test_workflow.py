@@ -562,3 +562,22 @@ def test_summary_and_failure_report_in_plain_words(products):
     assert len(report) == 1 and report["what_it_means"].iloc[0] == "the reply was not valid JSON"
     with pytest.raises(WorkflowInputError, match="not a workflow output"):
         summarize(products)
+
+
+def test_a_timeout_names_this_runs_own_time_limit_and_max_tokens() -> None:
+    """Issue 26: the advice read 'raise the time limit (request_timeout=60) or lower max_tokens=.'"""
+    from pydantic import BaseModel
+
+    from marketlab.llm.testing import Fault, ScriptedEndpoint
+    from marketlab.workflow import RetryPolicy
+
+    class Line(BaseModel):
+        text: str
+
+    endpoint = ScriptedEndpoint([Fault.timeout()] * 20)
+    out = run_batch(pd.DataFrame({"name": ["tent"]}), lambda row: [{"role": "user", "content": row["name"]}], Line,
+                    endpoint.client(max_retries=0), model="scripted", request_timeout=45, max_tokens=80,
+                    retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02), show_summary=False,
+                    cache=False, checkpoint=False, progress=False)
+    error = out["error"].iloc[0]
+    assert out["status"].iloc[0] == "failed" and "request_timeout=90, now 45" in error and "(now 80)" in error

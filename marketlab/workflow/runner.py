@@ -281,6 +281,10 @@ class _Run:
     def _key(self, messages: list[dict[str, Any]]) -> str:
         return request_key(self.endpoint, self.model, messages, self.json_schema, self.params)
 
+    def _fix(self, kind: str) -> str:
+        """The fix sentence for a failure kind, with this run's own time limit and max_tokens."""
+        return _fix(kind, self.settings.timeouts.read, self.params.get("max_tokens"))
+
     def _request(self, messages: list[dict[str, Any]], reserved: Usage) -> _Sent:
         """Send one request (its budget already reserved) and settle it; raises _CallError."""
         calls, waited, used = 0, 0.0, Usage()
@@ -367,7 +371,7 @@ class _Run:
                     result.wait_s += err.waited
                     result.error_kind, result.fatal = err.failure.kind, err.failure.fatal
                     tries = f" on all {err.calls} tries" if err.calls > 1 else ""
-                    result.error = f"{err.failure.detail}{tries}{err.note}.{_fix(err.failure.kind)}"
+                    result.error = f"{err.failure.detail}{tries}{err.note}.{self._fix(err.failure.kind)}"
                     if first is not None:
                         result.error = f"The reply needed a repair ({first.text()}), then {result.error}"
                     break
@@ -398,7 +402,7 @@ class _Run:
                     continue
                 result.error_kind = verdict.kind or "schema"
                 again = " after one repair attempt" if first is not None else ""
-                result.error = f"Unusable reply{again}: {verdict.text()}.{_fix(result.error_kind)}"
+                result.error = f"Unusable reply{again}: {verdict.text()}.{self._fix(result.error_kind)}"
                 break
         except Exception as err:  # a bug must cost one row, not the run
             result.status, result.error_kind = "failed", "rejected"
@@ -640,11 +644,15 @@ class _Run:
         return out
 
 
-def _fix(kind: str) -> str:
+def _fix(kind: str, read_timeout_s: float | None = None, max_tokens: int | None = None) -> str:
+    if kind == "timeout" and read_timeout_s:
+        # Numbers from this run, not an example: the advice names what to change and to what.
+        fewer = f", or lower max_tokens= (now {max_tokens})" if max_tokens else ""
+        return f" Fix: give the model more time (request_timeout={int(read_timeout_s * 2)}, now {read_timeout_s:g}){fewer}."
     return {
         "rate_limit": " Fix: lower workers= or set rpm=, or run again later; finished rows are kept.",
         "server_error": " Fix: run again later; finished rows are kept.",
-        "timeout": " Fix: raise the time limit (request_timeout=60) or lower max_tokens=.",
+        "timeout": " Fix: give the model more time (request_timeout=, in seconds) or lower max_tokens=.",
         "connection": " Fix: check the network, or run `marketlab doctor`.",
         "auth": " Fix: check OPENAI_API_KEY (or run `marketlab doctor`).",
         "rejected": " Fix: check the model name and the messages.",
