@@ -295,3 +295,12 @@ def test_yaml_fix_names_a_leading_character_that_yaml_reads_as_syntax() -> None:
         with pytest.raises(BriefError) as err:
             Brief.from_yaml(text)
         assert expected in err.value.fix and "quotes" in err.value.fix
+
+
+@pytest.mark.parametrize("freshness", ["exported every Tuesday at 09:00", "exported each Monday",
+                                       "refreshed every weekday morning"])
+def test_a_schedule_in_plain_words_is_a_freshness(freshness) -> None:
+    """Issue 26: the capstone's linter rejected a weekly export said with the day's name."""
+    from marketlab.brief.lint import _FRESHNESS
+
+    assert _FRESHNESS.search(freshness)

@@ -371,3 +371,14 @@ def test_saved_workflow_runs_its_checks(tmp_path: Path, fresh_home: Path, produc
     assert list(out["checks"]) == ["passed"] and bool(out["check_faithfulness"].iloc[0])
     bare = module.run(products.head(1), endpoint.client(), checks=None, **options)
     assert "checks" not in bare.columns and list(bare["status"]) == ["ok"]
+
+
+def test_a_check_maker_without_brackets_is_named_with_the_fix() -> None:
+    """Issue 26: 'Item 3 of checks (<function required_facts at 0x...>) is not a check' said nothing useful."""
+    from marketlab.evaluate import banned_words, required_facts
+    from marketlab.evaluate.checks import check_list
+    from marketlab.evaluate.errors import EvaluateInputError
+
+    with pytest.raises(EvaluateInputError) as caught:
+        check_list([banned_words(), required_facts])
+    assert caught.value.fix == "Add the brackets: required_facts()." and "0x" not in caught.value.problem

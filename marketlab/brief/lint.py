@@ -20,7 +20,8 @@ _NUMBER = re.compile(rf"\d|%|\b(?:{NUMBER_WORDS})\b", re.IGNORECASE)
 _TIME_UNIT = r"(?:second|minute|hour|day|week|fortnight|month|quarter|year)s?"
 _FRESHNESS = re.compile(
     rf"\b(?:{_TIME_UNIT}|hourly|daily|nightly|weekly|monthly|quarterly|yearly|annually|"
-    r"real[- ]?time|live|on every (?:change|update|save))\b",
+    r"real[- ]?time|live|on every (?:change|update|save)|"
+    r"(?:every|each)\s+(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|weekday|morning|evening|night|weekend))\b",
     re.IGNORECASE,
 )
 _CADENCE = re.compile(

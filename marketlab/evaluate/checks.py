@@ -103,6 +103,10 @@ def check_list(checks: Any) -> list[Check]:
     seen: set[str] = set()
     for position, check in enumerate(out):
         name = getattr(check, "name", None)
+        if callable(check) and not isinstance(name, str) and getattr(check, "__module__", "").startswith(__name__):
+            # the check's maker itself, not a check it made: `required_facts` where `required_facts()` was meant
+            raise EvaluateInputError(f"Item {position + 1} of checks is {check.__name__}, which makes a check; it is "
+                                     "not one yet.", f"Add the brackets: {check.__name__}().")
         if not callable(check) or not isinstance(name, str) or not NAME.match(name):
             raise EvaluateInputError(f"Item {position + 1} of checks ({check!r:.60}) is not a check.",
                                      "Build checks with length(), banned_words(), ... or make_check(name, fn).")
