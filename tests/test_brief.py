@@ -304,3 +304,16 @@ def test_a_schedule_in_plain_words_is_a_freshness(freshness) -> None:
     from marketlab.brief.lint import _FRESHNESS
 
     assert _FRESHNESS.search(freshness)
+
+
+@pytest.mark.parametrize("owner, ours", [("Vendor account team", False), ("the supplier's success manager", False),
+                                         ("CRM manager at Ridgeline, who approves each retrained model from the vendor",
+                                          True), ("Head of CRM", True)])
+def test_the_vendor_owns_nothing_in_any_role(owner, ours) -> None:
+    """Issue 26: Lab 5 accepted 'prompt_owner: Vendor account team' although the lab says the vendor is no owner."""
+    from marketlab import reference
+    from marketlab.brief.lint import _owner_named
+
+    brief = reference.load_brief()
+    brief = brief.model_copy(update={"ownership": brief.ownership.model_copy(update={"prompt_owner": owner})})
+    assert _owner_named(brief)[0] is ours, _owner_named(brief)

@@ -427,3 +427,14 @@ def test_output_section_needs_both_word_limits() -> None:
     data["output"]["min_words"] = None
     result = lab01.check_section(Brief.model_validate(data), "output", strict=False, quiet=True)
     assert not result.passed and "min_words" in result.problems[-1] and "min_words" in result.hint
+
+
+def test_vague_yes_no_questions_for_the_vendor_fail_in_any_wording() -> None:
+    """Issue 26: five 'Is your AI good with ...?' questions passed, although the lab says they get no answer."""
+    from marketlab.checks.lab05 import check_vendor_questions
+
+    vague = "\n".join(f"- Is your AI good with {topic}?" for topic in (
+        "our customer data and how fresh it is", "monitoring after launch", "retraining and its owner",
+        "our CRM and other systems", "production references we could call"))
+    result = check_vendor_questions(vague, strict=False, quiet=True)
+    assert not result.passed and any("yes/no question" in p for p in result.problems), result.problems

@@ -265,12 +265,21 @@ def _review_cadence(b: Brief) -> tuple[bool, str]:
     return True, f"reviewed {cadence}"
 
 
+# Whoever sells the system cannot own its results for you, in any role ("Vendor account team").
+_OUTSIDE_OWNER = re.compile(r"\b(?:vendors?|suppliers?|provider|agency)\b", re.IGNORECASE)
+
+
 def _owner_named(b: Brief) -> tuple[bool, str]:
     o = b.ownership
     vague = [role for role, who in (("reviewer", o.reviewer), ("prompt_owner", o.prompt_owner))
              if _norm(who) in _PLACEHOLDER_OWNERS]
     if vague:
         return False, f"no named person or role for: {', '.join(vague)}"
+    # Who it is, not what they do: "CRM manager at Ridgeline, who approves each model from the vendor" is ours.
+    outside = [role for role, who in (("reviewer", o.reviewer), ("prompt_owner", o.prompt_owner))
+               if _OUTSIDE_OWNER.search(re.split(r"[,;(]| who ", str(who or ""), maxsplit=1)[0])]
+    if outside:
+        return False, f"the vendor is named as owner for: {', '.join(outside)}; name someone on your own team"
     return True, f"reviewer '{o.reviewer}', prompt owner '{o.prompt_owner}'"
 
 

@@ -224,6 +224,11 @@ def check_commission_brief(brief: Any, *, strict: bool = True, quiet: bool = Fal
 
 # -- 5. the questions for the vendor -----------------------------------------------------------
 
+_CLOSED = re.compile(r"(?i)(?:is|are|does|do|did|can|could|will|would|has|have|should)\b")
+_SPECIFIC = re.compile(r"(?i)\b(?:how|which|what|when|who|whom|where|name|names|number|numbers|list|show|"
+                       r"percent|per cent|example|examples|evidence)\b|%")
+
+
 def check_vendor_questions(text: Any, *, strict: bool = True, quiet: bool = False) -> CheckResult:
     """5 to 12 questions, one per line, covering all five topics, each long enough to ask for specifics."""
     result = CheckResult("vendor-questions", f"{MIN_QUESTIONS} to {MAX_QUESTIONS} questions for the vendor, one per "
@@ -239,6 +244,12 @@ def check_vendor_questions(text: Any, *, strict: bool = True, quiet: bool = Fals
     short = [q for q in questions if len(q.split()) < 6]
     if short:
         result.fail(f"too short to get a specific answer: {', '.join(repr(q) for q in short[:3])}")
+    # "Is your AI good with our CRM?" gets a yes, whatever the wording: a yes/no question that asks for no
+    # name, number or example has no checkable answer.
+    closed = [q for q in questions if _CLOSED.match(q) and not _SPECIFIC.search(q)]
+    if closed:
+        result.fail(f"a yes/no question gets a yes, not a checkable answer: {', '.join(repr(q) for q in closed[:3])}; "
+                    "ask how, which, how many, or for names and numbers")
     uncovered = [commission.BY_ID[q].title for q, found in commission.topics_covered(questions).items() if not found]
     if uncovered:
         result.fail(f"no question about: {', '.join(uncovered)}")
