@@ -382,3 +382,21 @@ def test_a_check_maker_without_brackets_is_named_with_the_fix() -> None:
     with pytest.raises(EvaluateInputError) as caught:
         check_list([banned_words(), required_facts])
     assert caught.value.fix == "Add the brackets: required_facts()." and "0x" not in caught.value.problem
+
+
+def test_a_comparison_where_nothing_passes_names_no_winner() -> None:
+    """Issue 26: 'B passes 0% of texts, A 0% (+0 points): B is better than A'."""
+    from marketlab.evaluate.compare import Criterion, _verdict
+
+    criteria = [Criterion("pass rate (every check)", 0.9, 0.0, False, False),
+                Criterion("'length' pass rate", 0.5, 0.6, True, False)]  # B meets one criterion A did not
+    decision, reason = _verdict(criteria, 0.0, 0.0, (-0.1, 0.1))
+    assert decision == "stop" and "neither is better" in reason and "better than A" not in reason
+
+
+def test_the_trust_check_refuses_a_rule_that_drops_the_boundary() -> None:
+    """Issue 26: `kappa > 0.6` passed the check of a rule that says 'at least 0.6'."""
+    from marketlab.checks.lab03 import check_trust
+
+    assert not check_trust(lambda a, k, b: a > b and k > 0.6, strict=False, quiet=True).passed
+    assert check_trust(lambda a, k, b: a > b and k >= 0.6, strict=False, quiet=True).passed

@@ -243,8 +243,9 @@ def reference_trust(agreement: float, kappa: float, baseline_agreement: float) -
     return agreement > baseline_agreement and kappa >= 0.6
 
 
+# (0.80, 0.60, 0.70): kappa exactly at the rule's 0.6 is trusted, so `kappa > 0.6` does not pass.
 TRUST_CASES = ((0.92, 0.78, 0.60), (0.70, 0.20, 0.72), (0.86, 0.52, 0.60), (0.80, 0.66, 0.82),
-               (0.75, 0.61, 0.55), (0.65, 0.0, 0.65))
+               (0.75, 0.61, 0.55), (0.65, 0.0, 0.65), (0.80, 0.60, 0.70))
 
 
 def check_trust(fn: Callable[..., Any], cases: Sequence[tuple[float, float, float]] = TRUST_CASES, *,

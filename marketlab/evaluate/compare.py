@@ -357,6 +357,8 @@ def _verdict(criteria: list[Criterion], rate_a: float, rate_b: float,
     missed = "; ".join(_missed(c) for c in criteria if not c.met)
     gained = [c.criterion for c in criteria if c.met and c.a_met is False]
     rates = f"B passes {rate_b:.0%} of texts, A {rate_a:.0%} ({_points(difference)})"
+    if rate_a == 0 and rate_b == 0 and missed:  # no winner among two versions that pass nothing
+        return "stop", f"{rates}: neither version passes a single text, so neither is better; fix that first: {missed}."
     if not missed and not significantly_worse:
         return "ship", f"{rates}, and B meets every acceptance criterion."
     if significantly_worse:
