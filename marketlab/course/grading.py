@@ -223,8 +223,14 @@ def private_folder() -> Path:
     return folder
 
 
+RUNTIME_VARIABLE = "MARKETLAB_RUNTIME_DIR"  # where jobs' runtime folders go (a short path: sockets live there)
+
+
 def _short_tmp() -> str:
-    """A temporary folder with a short path (/tmp where it exists)."""
+    """A temporary folder with a short path: $MARKETLAB_RUNTIME_DIR, else /tmp where it exists."""
+    chosen = os.environ.get(RUNTIME_VARIABLE, "")
+    if chosen and os.path.isdir(chosen) and len(chosen) <= 40:
+        return chosen
     return "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK) else tempfile.gettempdir()
 
 
@@ -249,9 +255,9 @@ def grade(job: Job) -> dict[str, Any]:
         detail = f"{type(exc).__name__}: {exc}"
     finally:
         CURRENT.pop("job", None)
-        limit = sandbox_job.log_path.with_suffix(".limit")  # written by the launcher, in the grader's folder
-        if limit.is_file() and limit.read_text() in ("processes", "disk"):
-            ctx.note(limit.read_text())
+        stopped = _guard_stop(sandbox_job.log_path)
+        if stopped:
+            ctx.note(stopped)
         # shutil.rmtree works through directory descriptors without following links (safe as root).
         for path in (folder, sandbox_job.runtime_dir, sandbox_job.private_dir):
             if path is not None:
@@ -259,6 +265,30 @@ def grade(job: Job) -> dict[str, Any]:
     record = build_record(course, job, ctx, detail, round(time.monotonic() - started, 2))
     records.write(course, record)
     return record.as_dict()
+
+
+def _guard_stop(log_path: Path) -> str | None:
+    """Which limit the sandbox's guard stopped the kernel for ("processes", "disk"), if it did.
+
+    The launcher writes a marker when it sees the guard's exit status; when nbgrader kills the
+    launcher first, the guard's own line in the kernel's log (the grader's folder) still says it.
+    A learner who prints that line only gives their own record a wrong reason, never a point.
+    """
+    from .guard import STOPPED
+
+    marker = log_path.with_suffix(".limit")
+    if marker.is_file() and marker.read_text() in ("processes", "disk"):
+        return marker.read_text()
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(max(0, log.seek(0, 2) - 65536))
+            tail = log.read().decode(errors="replace")
+    except OSError:
+        return None
+    for kind in ("processes", "disk"):
+        if f"{STOPPED} ({kind})" in tail:
+            return kind
+    return None
 
 
 def _last_lines(outcome: dict[str, Any]) -> str:

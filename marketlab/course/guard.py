@@ -118,9 +118,15 @@ def _reap() -> list[tuple[int, int]]:
         ended.append((pid, code))
 
 
+STOPPED = "[marketlab] sandbox stopped by its guard"  # what the grader looks for in the sandbox's log
+
+
 def _stop_all(code: int, why: str) -> int:
+    # Said first: the grader's launcher may be killed as soon as the kernel is seen dead, before it
+    # learns this exit status; the line is in the log by then.
+    kind = "processes" if code == PROCESSES_EXIT else "disk"
+    print(f"{STOPPED} ({kind}): {why}", file=sys.stderr, flush=True)
     _kill_all()
-    print(f"[marketlab] sandbox stopped: {why}", file=sys.stderr, flush=True)
     return code
 
 

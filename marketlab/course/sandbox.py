@@ -287,8 +287,9 @@ def _set_limits(limits: Limits) -> None:
     }
     if os.geteuid() == 0:
         # Counted per user: only meaningful where the sandbox has a user of its own (root starts it as one).
-        # A backstop above the guard's own count, so that the guard's stop (with its reason) comes first.
-        wanted[resource.RLIMIT_NPROC] = limits.processes + 64
+        # A backstop well above the guard's own count (it counts per user, leftovers of the slot's previous
+        # sandbox included), so that the guard's stop, with its reason, comes first.
+        wanted[resource.RLIMIT_NPROC] = limits.processes * 4 + 64
     for which, value in wanted.items():
         hard = resource.getrlimit(which)[1]
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
