@@ -275,3 +275,15 @@ def test_the_model_verifier_records_model_prompt_and_agreement() -> None:
     table = verifier_agreement(verdicts, rules, labels).set_index("pair")
     assert table.loc["verifier vs people", "n"] == 2 and table.loc["verifier vs people", "agreement"] == 1.0
     assert table.loc["verifier vs rule check", "n"] == 1  # the rule check left one unchecked, the model another
+
+
+def test_a_two_word_rule_in_a_long_sentence_does_not_hide_the_claims_before_it() -> None:
+    """A rule's span once ran from the top of the text (a sentence found at -1), so a second contradiction
+    earlier in the same unpunctuated block was dropped as an overlap (the recorded Lab 1 reply RO-1017)."""
+    from marketlab.evaluate.facts import Faithfulness
+
+    product = {"name": "Arete -5 Down Sleeping Bag", "category": "sleeping bags",
+               "key_specs": "Comfort temperature: -5 C", "not_true": "not waterproof; not machine washable"}
+    text = "Arete sleeping bag\nKey specs:\nFlush lid waterproofing\nMachine washable\nPacked weight: 1.07 kg"
+    rules = {c.rule for c in Faithfulness(vocabulary=None).claims(text, product) if c.kind == "not_true"}
+    assert rules == {"not waterproof", "not machine washable"}

@@ -275,10 +275,13 @@ def rule_spans(rule: WordRule, masked: str, lowered: str, synonyms: Synonyms = S
             sentence = sentence_at(lowered, m.start())
             if rule.bounded and re.search(r"\d", sentence):
                 continue
-            offset = lowered.rfind(sentence, 0, m.start() + 1) if sentence else m.start()
+            # Where that sentence starts: its last occurrence that begins at or before the match (an end
+            # bound of m.start() + 1 could never hold the whole sentence, and -1 stretched the claim to the
+            # top of the text, hiding every other claim behind it).
+            offset = lowered.rfind(sentence, 0, m.start() + len(sentence)) if sentence else -1
             start, end = m.start(), m.end()
-            ok = True
-            for word in alternative[1:]:
+            ok = offset >= 0 or len(alternative) == 1
+            for word in alternative[1:] if offset >= 0 else ():
                 other = re.search(rf"(?<![\w-]){_word_pattern(word, synonyms)}(?![\w])", sentence)
                 if other is None:
                     ok = False
