@@ -78,14 +78,14 @@ class Ending:
         meaning = self.meaning()
         return f"{self.describe()}: {meaning}" if meaning else self.describe()
 
-    def fix(self, checkout: str | None = None) -> str:
-        """What to do about it."""
+    def fix(self, checkout: str | None = None, rebuild: str = REBUILD_COMMAND) -> str:
+        """What to do about it (`rebuild`: the command that replaces the installed engine)."""
         where = f"in {checkout}" if checkout else "in the marketlab folder"
         if self.signal == signal.SIGILL:
-            return (f"Rebuild the portable engine: run `{REBUILD_COMMAND}` {where} (about 5 minutes), "
+            return (f"Rebuild the portable engine: run `{rebuild}` {where} (about 5 minutes), "
                     "then run the cell (or the command) again.")
         if self.engine_fault:
-            return (f"Rebuild the engine: run `{REBUILD_COMMAND}` {where}; if it happens again, run "
+            return (f"Rebuild the engine: run `{rebuild}` {where}; if it happens again, run "
                     "`marketlab doctor` and show its output to your instructor.")
         if self.signal == signal.SIGKILL:
             return "Close other heavy programs (or give the machine more memory), then run the cell (or the command) again."

@@ -54,8 +54,7 @@ def rebuild_command(info: dict[str, str] | None = None) -> str:
 
 def fix_for(ending: Ending) -> str:
     """The fix for an engine process that ended this way, naming the exact rebuild command."""
-    fix = ending.fix(str(checkout()))
-    return fix.replace(f"`{REBUILD_COMMAND}`", f"`{rebuild_command()}`")
+    return ending.fix(str(checkout()), rebuild_command())
 
 
 def probe(engine: Any) -> dict[str, Any]:
