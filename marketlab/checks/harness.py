@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -86,6 +87,8 @@ class LocalHarness(Harness):
 
     def __init__(self) -> None:
         self._sockets = Path(tempfile.mkdtemp(prefix="marketlab-check-"))
+        # Each check in a learner's notebook makes one of these: its folder goes with it.
+        weakref.finalize(self, shutil.rmtree, self._sockets, ignore_errors=True)
 
     def start(self, folder: Path, argv: list[str]) -> subprocess.Popen:  # type: ignore[type-arg]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PYTHON"))}
