@@ -122,3 +122,14 @@ def test_an_alert_without_an_owner_fails() -> None:
 @pytest.mark.slow
 def test_lab04_validates_through_nbgrader(tmp_path: Path) -> None:
     assert_validates(LAB, tmp_path, 10, ["reflect-owner"])
+
+
+def test_a_segment_without_its_share_prefix_is_told_to_add_the_prefix() -> None:
+    weekly = data.load("campaign_weekly")
+    bare = lab04.check_segment("trail_runners", weekly, strict=False, quiet=True)
+    assert not bare.passed
+    assert bare.problems == ["'trail_runners' is the right group, but the column's name is 'share_trail_runners': "
+                             "add the 'share_' prefix"]
+    wrong = lab04.check_segment("weekend_hikers", weekly, strict=False, quiet=True)
+    assert not wrong.passed and "not the biggest change" in wrong.problems[0]
+    assert lab04.check_segment("share_trail_runners", weekly, strict=False, quiet=True).passed

@@ -106,8 +106,15 @@ def check_segment(answer: Any, weekly: pd.DataFrame, *, strict: bool = True, qui
     """GROWING_SEGMENT names the share column whose change explains most of the drift."""
     result = CheckResult("segment", "GROWING_SEGMENT names the share that changed most (the drift report's top row)")
     expected = biggest_changes(weekly)
-    if str(answer) not in expected:
-        result.fail(f"{str(answer)[:40]!r} is not the biggest change of either mix")
+    said = str(answer).strip()
+    prefixed = {column.split("_", 1)[1]: column for column in expected if "_" in column}
+    if said in expected:
+        pass
+    elif said in prefixed:
+        result.fail(f"{said[:40]!r} is the right group, but the column's name is {prefixed[said]!r}: "
+                    f"add the '{prefixed[said].split('_', 1)[0]}_' prefix")
+    else:
+        result.fail(f"{said[:40]!r} is not the biggest change of either mix")
     result.hint = ("Run the drift report cell and read its contributions: the column with the biggest share of the "
                    "PSI, e.g. 'share_...'. Write it with quotes.")
     return finish(result, strict=strict, quiet=quiet)
