@@ -164,6 +164,40 @@ def test_stop_during_a_long_request_stops_generation_and_says_so(other_home, mon
         thread.join(120)
 
 
+@pytest.mark.model
+def test_stop_stops_a_server_too_busy_to_answer_its_health_check(other_home, monkeypatch):
+    """A server busy with a class's queue can miss /health's time limit: it is still this home's, and stops."""
+    monkeypatch.setenv("MARKETLAB_PORT", str(_free_port()))
+    local.ensure_server()
+    state = local.read_state()
+    os.kill(state["pid"], signal.SIGSTOP)  # alive, holding its port, answering nothing
+    try:
+        assert local._health(state["port"], timeout=0.5) is None
+        resume = threading.Timer(3.0, os.kill, (state["pid"], signal.SIGCONT))
+        resume.start()
+        result = local.stop_server()
+        resume.join()
+        assert result.outcome == "stopped", result.message
+        assert not local._alive(state["pid"]), "the hub or `serve --stop` would leave this server running"
+    finally:
+        if local._alive(state["pid"]):
+            os.kill(state["pid"], signal.SIGCONT)
+            os.kill(state["pid"], signal.SIGKILL)
+
+
+def test_stop_never_signals_a_process_that_took_a_dead_servers_pid(other_home, monkeypatch):
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        (other_home / "server.json").write_text(json.dumps({"port": _free_port(), "url": "x", "pid": bystander.pid,
+                                                            "token": "t0k3n"}))
+        result = local.stop_server()
+        assert result.outcome == "not_running"
+        assert bystander.poll() is None, "stop_server signalled a process that is not this home's server"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
 def test_a_request_whose_client_gave_up_stops_generating(other_home, monkeypatch):
     """A client-side timeout frees the model at once: retries never queue behind an abandoned answer."""
     monkeypatch.setenv("MARKETLAB_PORT", str(_free_port()))

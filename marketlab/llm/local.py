@@ -352,6 +352,17 @@ class StopResult:
         return self.outcome == "stopped"
 
 
+def _runs_with_token(pid: int, token: str) -> bool:
+    """Whether process `pid` runs and was started with this server token (read from its own environment)."""
+    if pid <= 0 or not token or not _alive(pid):
+        return False
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:  # gone, or another account's process: not one this home may stop
+        return False
+    return f"{TOKEN_VARIABLE}={token}".encode() in environ
+
+
 def _alive(pid: int) -> bool:
     """Whether the process still runs (a zombie, exited but not yet reaped, does not count)."""
     try:
@@ -384,14 +395,18 @@ def stop_server() -> StopResult:
         return StopResult("not_running", "No local model server was running for this marketlab home.")
     port = int(state["port"])
     health = _health(port)
-    if not health:
+    if not health and _runs_with_token(int(state.get("pid", 0)), str(state.get("token", ""))):
+        # Alive but silent: a server busy with a class's queue can miss the health check's time limit.
+        # It is still this home's (its own environment carries the state file's token): stop it.
+        health = {"pid": int(state["pid"]), "busy": 0}
+    elif not health:
         config.server_state_path().unlink(missing_ok=True)
         stopped = _read_ending(str(state.get("token", "")))
         if stopped is not None and not stopped.ending.requested:
             return StopResult("not_running", f"This home's local model server had already stopped: "
                                              f"{stopped.problem()}\nHow to fix: {stopped.fix()}")
         return StopResult("not_running", "No local model server was running for this marketlab home.")
-    if not _started_here(health, state):
+    if "service" in health and not _started_here(health, state):
         if not _usable(health, state):
             config.server_state_path().unlink(missing_ok=True)  # it names a server that is gone
         return StopResult("not_ours", f"The model server on port {port} was started by {_whose(health)}; "
