@@ -107,11 +107,129 @@ def example_for_schema(schema: dict[str, Any], defs: dict[str, Any] | None = Non
 REPLY_FIELDS_VARIABLE = "MARKETLAB_SCRIPTED_FIELDS"
 
 
+# How a prompt states a length in words: general English forms (the numbers come from the prompt).
+# Each pattern gives (kind, regex): "range" captures low and high, "min" and "max" one number.
+WORD_LIMIT_FORMS: tuple[tuple[str, str], ...] = (
+    ("range", r"\b(\d+)\s*(?:to|-|–|—|and)\s*(\d+)\s+words\b"),
+    ("min", r"\b(?:at least|no fewer than|no less than|a minimum of|minimum of|min\.?)\s+(\d+)\s+words\b"),
+    ("min", r"\b(\d+)\s+words\s+or\s+more\b"),
+    ("max", r"\b(?:at most|no more than|up to|under|fewer than|less than|a maximum of|maximum of|max\.?|"
+            r"within)\s+(\d+)\s+words\b"),
+    ("max", r"\b(\d+)\s+words\s+or\s+(?:fewer|less)\b"),
+)
+# The stand-in's text: plain sentences with no product claim, no hype and no repeated sentence, so a
+# dry run tests the workflow (retries, rules, budget) and not the copy.
+STAND_IN_SENTENCES = (
+    "This reply comes from the scripted stand-in model, which answers at once.",
+    "It keeps to the length the prompt asks for, so a dry run tests the workflow and not the copy.",
+    "It makes no claim about the product, the review or the lead in the row.",
+    "The real model writes the text when you run the workflow on it.",
+    "Read those replies, and let your checks judge them.",
+)
+
+
+def _limits_in(text: str) -> tuple[int | None, int | None]:
+    import re
+
+    low: int | None = None
+    high: int | None = None
+    for kind, pattern in WORD_LIMIT_FORMS:
+        for match in re.finditer(pattern, text, flags=re.IGNORECASE):
+            numbers = [int(n) for n in match.groups()]
+            if kind in ("range", "min"):
+                low = max(low or 0, min(numbers))
+            if kind in ("range", "max"):
+                high = max(numbers) if high is None else min(high, max(numbers))
+    return low, high
+
+
+def _joined(*limits: tuple[int | None, int | None]) -> tuple[int | None, int | None]:
+    """Several limits at once: the highest minimum and the lowest maximum (the stricter upper one if they clash)."""
+    lows = [low for low, _ in limits if low is not None]
+    highs = [high for _, high in limits if high is not None]
+    low, high = (max(lows) if lows else None), (min(highs) if highs else None)
+    return (high, high) if low is not None and high is not None and low > high else (low, high)
+
+
+def stated_word_limits(text: str, fields: tuple[str, ...] = ()) -> dict[str | None, tuple[int | None, int | None]]:
+    """The fewest and most words a prompt asks for: under a field's name where the sentence names that one
+    field ("the description: 30 to 60 words"), else under None (a length for the text as a whole)."""
+    import re
+
+    found: dict[str | None, list[tuple[int | None, int | None]]] = {}
+    for clause in re.split(r"\n+|(?<=[.;,])\s+(?=\S)", text):
+        limits = _limits_in(clause)
+        if limits == (None, None):
+            continue
+        named = [f for f in fields if re.search(rf"\b{re.escape(f)}\b|\b{re.escape(f.replace('_', ' '))}\b",
+                                                 clause, flags=re.IGNORECASE)]
+        found.setdefault(named[0] if len(named) == 1 else None, []).append(limits)
+    return {key: _joined(*values) for key, values in found.items()}
+
+
+def stand_in_text(words: int) -> str:
+    """Plain text of exactly `words` words (at least one), ending with a full stop."""
+    pool = " ".join(STAND_IN_SENTENCES).split()
+    extra = 0
+    while len(pool) < words:
+        extra += 1
+        pool += f"Line {extra} more of the stand-in reply.".split()
+    return " ".join(pool[:max(words, 1)]).rstrip(".,") + "."
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    """The system and user text of a request (what a model reads its instructions from)."""
+    parts = []
+    for message in body.get("messages", []):
+        if message.get("role") in ("system", "developer", "user"):
+            content = message.get("content") or ""
+            if isinstance(content, list):
+                content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+            parts.append(str(content))
+    return "\n".join(parts)
+
+
+def _follow_stated_limits(example: dict[str, Any], schema: dict[str, Any], prompt: str) -> None:
+    """Give text fields the length the prompt states, as a model that follows the brief would.
+
+    A field's own description ("20 to 40 words"), or a sentence of the prompt that names that one
+    field, sets its length; a length stated for the text as a whole goes to the string field(s) with
+    the largest declared length (a description, not a 70-character headline). A prompt that states
+    no length gets the short example, so a rule the brief never states still fails, with its fix.
+    """
+    props = {name: prop for name, prop in schema.get("properties", {}).items()
+             if isinstance(example.get(name), str) and prop.get("type") == "string" and not prop.get("enum")}
+    if not props:
+        return
+    room = {name: prop.get("maxLength", float("inf")) for name, prop in props.items()}
+    stated = stated_word_limits(prompt, tuple(props))
+    for name, prop in props.items():
+        parts = [limits for limits in stated_word_limits(str(prop.get("description") or "")).values()]
+        parts += [stated[name]] if name in stated else []
+        if None in stated and room[name] == max(room.values()):
+            parts.append(stated[None])
+        low, high = _joined(*parts) if parts else (None, None)
+        if low is None and high is None:
+            continue
+        words = (low + high) // 2 if low is not None and high is not None else (
+            low + 2 if low is not None else min(high or 12, 12))
+        text = stand_in_text(words)
+        if "maxLength" in prop and len(text) > prop["maxLength"]:
+            text = text[: prop["maxLength"]].rsplit(" ", 1)[0]
+        example[name] = text.ljust(prop.get("minLength", 0), ".")
+
+
 def default_reply(body: dict[str, Any]) -> Reply:
-    """Deterministic answer: a schema-valid JSON object for structured requests, else an echo."""
+    """Deterministic answer: a schema-valid JSON object for structured requests, else an echo.
+
+    A structured reply follows the word limits the prompt states (see _follow_stated_limits).
+    """
     fmt = body.get("response_format") or {}
     if fmt.get("type") == "json_schema":
-        example = example_for_schema(fmt.get("json_schema", {}).get("schema", {}))
+        schema = fmt.get("json_schema", {}).get("schema", {})
+        example = example_for_schema(schema)
+        if isinstance(example, dict) and isinstance(schema, dict):
+            _follow_stated_limits(example, schema, _prompt_text(body))
         planted = json.loads(os.environ.get(REPLY_FIELDS_VARIABLE) or "{}")
         if isinstance(example, dict) and isinstance(planted, dict):
             example.update({k: v for k, v in planted.items() if k in example})
