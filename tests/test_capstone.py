@@ -299,3 +299,43 @@ def test_a_budget_too_small_for_one_reply_is_kept_not_failed(solved, tmp_path: P
     folder = _variant(solved, tmp_path, workflow_py=source + "\nSETTINGS = SETTINGS.model_copy(update={'max_tokens': 2000})\n")
     result = _package_result(folder)
     assert result.passed, result.text()
+
+
+@pytest.mark.nbgrader
+@pytest.mark.slow
+def test_the_locked_cells_run_in_a_learners_workspace(tmp_path: Path, fresh_home: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The student copy `marketlab lab` makes, answered with the solution and run in a real kernel from its
+    own folder: every locked cell runs, the dry run passes a brief that states its limits, and step 9's
+    command writes into my-results/ (which nobody made for the learner) with both rows from the cache."""
+    import shutil
+
+    import nbclient
+    import nbformat
+    import pandas as pd
+
+    from marketlab.course.workspace import prepare_workspace
+
+    monkeypatch.setenv("MARKETLAB_BACKEND", "scripted")
+    shutil.copytree(LAB, tmp_path / "labs" / LAB.name)
+    prepare_workspace(tmp_path / "labs", tmp_path / "workspace")
+    here = tmp_path / "workspace" / LAB.name
+    learner = nbformat.read(here / f"{LAB.name}.ipynb", as_version=4)
+    solution = {c.id: c.source for c in notebook(LAB).cells}
+    for cell in learner.cells:
+        if cell.cell_type == "code" and meta(cell).get("solution"):
+            cell.source = solution[cell.id]  # the learner's answers
+    assert not (here / "my-results").exists()
+    nbclient.NotebookClient(learner, kernel_name="python3", timeout=600,
+                            resources={"metadata": {"path": str(here)}}).execute()  # raises on a failing cell
+
+    def shown(grade_id: str) -> str:
+        cell = next(c for c in learner.cells if c.id == grade_id)
+        return "\n".join(str(o.get("text") or o.get("data", {}).get("text/plain", "")) for o in cell.outputs)
+
+    dry = shown("dry-run")
+    assert "failed" not in dry and "are needed" not in dry, dry
+    assert "Exit status: 2" not in shown("run-it") and "does not exist" not in shown("run-it"), shown("run-it")
+    results = pd.read_csv(here / "my-results" / "results.csv")
+    assert list(results["source"]) == ["cache", "cache"], results[["status", "source"]]
+    assert results["calls"].sum() == 0, "the cache answered: no model call"
