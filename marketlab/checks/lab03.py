@@ -136,6 +136,21 @@ def _pct(value: Any) -> str:
     return "n/a" if not isinstance(value, (int, float)) or math.isnan(value) else f"{value:.0%}"
 
 
+def plain(value: Any, width: int = 60) -> str:
+    """A learner's value as they would write it: 0.6, not np.float64(0.6); True, not np.True_; text quoted."""
+    if hasattr(value, "item") and type(value).__module__ == "numpy" and getattr(value, "ndim", 0) == 0:
+        value = value.item()  # a numpy number or bool as the Python one
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, (int, float)):
+        return f"{value:.4g}"
+    if isinstance(value, (tuple, list)) and len(value) <= 4:
+        inner = ", ".join(plain(v, width) for v in value)
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def check_checks(results: Any, labels: pd.DataFrame, mapping: Any, *, strict: bool = True,
                  quiet: bool = False) -> CheckResult:
     """Each defect kind code can catch has a check that finds 90% of it, and 80% of what it flags is real."""
@@ -177,11 +192,12 @@ def check_ok_but_unfaithful(fn: Callable[..., Any], cases: Sequence[tuple[pd.Dat
             result.fail(f"it stopped with {describe_error(err)}")
             break
         if not wire.finite(got) or abs(float(got) - expected) > 1e-6:
-            result.fail(f"on a run with {int((run['status'] == 'ok').sum())} ok rows it gave {got!r}, "
+            result.fail(f"on a run with {int((run['status'] == 'ok').sum())} ok rows it gave {plain(got)}, "
                         f"expected {expected:.3f}")
             break
-    result.hint = ("Keep the rows whose status is 'ok', then take the share of them whose faithfulness is False: "
-                   "ok = run['status'] == 'ok'; return (~checked.loc[ok, 'faithfulness']).mean()")
+    result.hint = ("Two steps. First pick out the rows whose status is 'ok' (rows that were repaired or failed "
+                   "do not count). Then, among those rows only, take the share whose faithfulness is False. The "
+                   "mean of a True/False column is the share of True in it.")
     return finish(result, strict=strict, quiet=quiet)
 
 
@@ -225,7 +241,7 @@ def check_agreement(fn: Callable[..., Any], cases: Sequence[tuple[Sequence[Any],
             result.fail(f"it stopped with {describe_error(err)}")
             break
         if not isinstance(got, (list, tuple)) or len(got) != 2 or not all(wire.finite(v) for v in got):
-            result.fail(f"it returned {str(got)[:60]!r}; return two numbers: agreement, kappa")
+            result.fail(f"it returned {plain(got)}; return two numbers: agreement, kappa")
             break
         names = ("agreement", "kappa")
         wrong = [f"{n} {float(g):.3f} (expected {e:.3f})" for n, g, e in zip(names, got, expected)
@@ -261,10 +277,22 @@ def check_trust(fn: Callable[..., Any], cases: Sequence[tuple[float, float, floa
             break
         if not isinstance(got, bool) or got != expected:
             result.fail(f"agreement {agreement:.0%}, kappa {kappa:.2f}, best baseline {baseline:.0%}: it said "
-                        f"{got!r}, the rule says {expected}")
+                        f"{plain(got)}, the rule says {expected}")
             break
     result.hint = "return agreement > baseline_agreement and kappa >= 0.6"
     return finish(result, strict=strict, quiet=quiet)
+
+
+def trust_line(rule_says: Any, calibration: Any) -> str:
+    """What the lab prints after the trust rule: the rule's answer only when the sample can decide it. With too few
+    answered texts, or texts the judge failed on, it says so and never says True."""
+    numbers = (f"agreement {calibration.agreement:.0%}, kappa {calibration.kappa:.2f}, best baseline "
+               f"{max(b.agreement for b in calibration.baselines.values()):.0%}, on {calibration.n} texts")
+    problems = list(getattr(calibration, "evidence_problems", []))
+    if problems:
+        return (f"Trust this judge? Not yet: {'; and '.join(problems)}. Your rule on these numbers alone would say "
+                f"{plain(rule_says)} ({numbers}), but they cannot decide it.")
+    return f"Trust this judge? {plain(rule_says)} ({numbers})"
 
 
 # -- 5. A/B verdict --------------------------------------------------------------------------
@@ -278,7 +306,7 @@ def acceptance_problems(acceptance: Any) -> list[str]:
     problems = []
     rate = acceptance.get("min_pass_rate")
     if not wire.finite(rate) or not 0.5 <= float(rate) <= 1:
-        problems.append(f"min_pass_rate is {rate!r}; write the share of texts that must pass every check, "
+        problems.append(f"min_pass_rate is {plain(rate)}; write the share of texts that must pass every check, "
                         "between 0.5 and 1")
     must = [str(m) for m in acceptance.get("must_pass") or []]
     missing = [m for m in MUST_PASS if m not in must]
@@ -320,11 +348,11 @@ def check_verdict(fn: Callable[..., Any], acceptance: Any, cases: Sequence[tuple
                 result.fail(f"verdict stopped with {describe_error(err)}")
                 break
             if got not in VERDICTS:
-                result.fail(f"verdict returned {str(got)[:40]!r}; return 'ship', 'iterate' or 'stop'")
+                result.fail(f"verdict returned {plain(got, 40)}; return 'ship', 'iterate' or 'stop'")
                 break
             if got != expected:
-                result.fail(f"comparing {len(a)} texts with {len(b)} texts it said {got!r}; the numbers say "
-                            f"{expected!r}")
+                result.fail(f"comparing {len(a)} texts with {len(b)} texts it said {plain(got, 40)}; the numbers "
+                            f"say {expected!r}")
                 break
     result.hint = ("Write the brief's acceptance criteria into ACCEPTANCE, and let verdict return "
                    "compare(a_results, b_results, ACCEPTANCE).verdict.")

@@ -10,6 +10,11 @@
 there, pass ``~labels["wrong_tone"]`` or ``positive=False``). The always-pass baseline predicts it
 for every row; the majority baseline predicts the label people used most. A judge that cannot beat
 both is no better than not judging at all.
+
+Trust also needs evidence enough to decide: at least MIN_ANSWERED rows with both labels (on fewer,
+luck alone moves kappa by more than the 0.6 rule can tell apart), and no row the judge failed to
+answer (a judge that times out on some texts is not judging those, and the rows it did answer may
+be the easy ones). Either problem makes `trust` False, and `why` says which.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 from .errors import EvaluateInputError
 
 TRUST_KAPPA = 0.6
+MIN_ANSWERED = 30  # rows with a judge label and a human label, before trust can be decided
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,24 @@ class Calibration:
     positive: Any = True
     excluded: int = 0  # rows left out because the judge or the person gave no label
     notes: list[str] = field(default_factory=list)
+    failed: int = 0  # of the excluded rows, those the judge gave no label (it failed or timed out)
+    min_answered: int = MIN_ANSWERED
+
+    @property
+    def too_few(self) -> bool:
+        """True when fewer rows were compared than trust needs."""
+        return self.n < self.min_answered
+
+    @property
+    def evidence_problems(self) -> list[str]:
+        """Why these numbers cannot decide trust (too few rows compared, rows the judge failed), in plain words."""
+        problems = []
+        if self.failed:
+            problems.append(f"{self.failed} of {self.n + self.excluded} rows got no answer from the judge (it failed "
+                            "or timed out), so it was not tested on them")
+        if self.too_few:
+            problems.append(f"only {self.n} rows were compared; deciding trust needs at least {self.min_answered}")
+        return problems
 
     def table(self) -> pd.DataFrame:
         """One row per predictor (the judge, then each baseline): n, agreement and kappa."""
@@ -121,12 +145,14 @@ def _aligned(predicted: pd.Series, human: pd.Series) -> tuple[pd.Series, pd.Seri
     return predicted, human
 
 
-def calibrate(predicted: Any, human: Any, *, positive: Any = True, texts: Any = None) -> Calibration:
+def calibrate(predicted: Any, human: Any, *, positive: Any = True, texts: Any = None,
+              min_answered: int = MIN_ANSWERED) -> Calibration:
     """Compare a judge's labels with people's: agreement, Cohen's kappa, baselines, confusion, disagreements.
 
     Works for true/false labels and for category labels. Rows where either side has no label (NA:
-    the judge could not answer) are counted, left out and noted. `positive` is the label that means
-    "passes"; the always-pass baseline predicts it for every row.
+    the judge could not answer) are counted, left out and noted; a judge with such rows, or compared on
+    fewer than `min_answered` rows, is not trusted. `positive` is the label that means "passes"; the
+    always-pass baseline predicts it for every row.
     """
     predicted, human = _aligned(_as_series(predicted, "predicted"), _as_series(human, "human"))
     notes: list[str] = []
@@ -190,8 +216,13 @@ def calibrate(predicted: Any, human: Any, *, positive: Any = True, texts: Any = 
         disagreements["text"] = text_column.to_numpy()[keep.to_numpy()]
     disagreements = disagreements[disagreements["human"] != disagreements["predicted"]]
     trust, why = _verdict(agreement, kappa, baselines)
-    return Calibration(n, agreement, kappa, baselines, confusion, disagreements, trust, why, positive,
-                       int((~keep).sum()), notes)
+    result = Calibration(n, agreement, kappa, baselines, confusion, disagreements, trust, why, positive,
+                         int((~keep).sum()), notes, int(missing_pred.sum()), int(min_answered))
+    if result.evidence_problems:
+        result.trust = False
+        problems = "; and ".join(result.evidence_problems)
+        result.why = f"{problems[0].upper()}{problems[1:]}. On the rows compared alone: {why}"
+    return result
 
 
 def _verdict(agreement: float, kappa: float, baselines: dict[str, Baseline]) -> tuple[bool, str]:
@@ -211,4 +242,4 @@ def _verdict(agreement: float, kappa: float, baselines: dict[str, Baseline]) -> 
     return False, "; and ".join(problems) + "."
 
 
-__all__ = ["Baseline", "Calibration", "TRUST_KAPPA", "calibrate"]
+__all__ = ["MIN_ANSWERED", "TRUST_KAPPA", "Baseline", "Calibration", "calibrate"]
