@@ -4,6 +4,7 @@ calibration against people and an A/B verdict.
     from marketlab import data, evaluate
     results = evaluate.run_checks(outputs, data.load("products"))        # a column per check, a reason
     evaluate.check_quality(results, labels)                              # recall and precision per defect
+    evaluate.against_claim_labels(texts, products, evaluate.faithfulness())  # caught, missed, unchecked per text
     verdicts = evaluate.judge(outputs, evaluate.TONE_RUBRIC, client)      # through the runner: cached, budgeted
     evaluate.calibrate(verdicts["judge_pass"], ~labels["wrong_tone"])     # agreement, kappa, baselines
     evaluate.compare(results_v1, results_v2, evaluate.Acceptance(min_pass_rate=0.9)).verdict
@@ -27,7 +28,7 @@ from .errors import EvaluateInputError
 from .facts import Claim, claims, faithfulness
 from .judge import JudgeVerdict, Rubric, judge, pairwise, tone_rubric
 from .plots import plot
-from .quality import check_quality
+from .quality import against_claim_labels, check_quality
 from .suite import DEFAULT_CHECKS, DEFECT_CHECKS, default_checks, run_checks
 from .vocabulary import VocabularyError, VocabularyPack, load_vocabulary
 from .verify import verifier_agreement, verify_claims
@@ -44,7 +45,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "Acceptance", "Baseline", "BrandVoice", "Calibration", "Check", "Claim", "Comparison", "DEFAULT_CHECKS",
+    "against_claim_labels", "Acceptance", "Baseline", "BrandVoice", "Calibration", "Check", "Claim", "Comparison", "DEFAULT_CHECKS",
     "DEFECT_CHECKS", "EvaluateInputError", "Finding", "JudgeVerdict", "Rubric", "TONE_RUBRIC", "banned_words",
     "calibrate", "check_quality", "claims", "compare", "default_checks", "disclaimers", "faithfulness", "hype",
     "judge", "length", "load_evaluator", "make_check", "pairwise", "plot", "repetition", "required_facts",
