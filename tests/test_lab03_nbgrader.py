@@ -140,3 +140,67 @@ def test_what_lab03_says_about_the_recordings_is_true() -> None:
     b = evaluate.run_checks(engineered.assign(text=engineered["reply"], channel="web"), products, checks)
     assert "even the engineered brief from Lab 1 rarely meets the acceptance criteria" in text
     assert evaluate.compare(a, b, acceptance).pass_rate_b < acceptance.min_pass_rate / 2
+
+
+def _run_cells(namespace: dict[str, Any], cells: dict[str, str], *names: str) -> str:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for name in names:
+            exec(cells[name], namespace)
+    return out.getvalue()
+
+
+def test_the_comparison_with_a_colleague_counts_only_the_texts_you_labelled() -> None:
+    """issue 26: with one text unlabelled it said "100% of the ten texts" (computed on 9)."""
+    cells = {meta(c)["grade_id"]: c.source for c in _notebook().cells}
+    namespace = _starting_namespace(cells)
+    exec(cells["my-labels"], namespace)
+    namespace["MY_LABELS"][next(iter(namespace["MY_LABELS"]))] = None
+    said = _run_cells(namespace, cells, "compare-colleague")
+    assert "of the 9 texts you labelled (1 of the ten still have no label from you)" in said
+    assert "of the ten texts" not in said
+
+
+def test_the_trust_cell_says_not_yet_when_the_judge_failed_on_texts() -> None:
+    """issue 26: 5 of 12 texts timed out, the calibration used the other 7 and printed "Trust this judge? True"."""
+    cells = {meta(c)["grade_id"]: c.source for c in _notebook().cells}
+    namespace = _starting_namespace(cells)
+    for name in ("agreement-and-kappa", "trust-judge"):
+        exec(cells[name], namespace)
+    rated = namespace["rated"]
+    sample = pd.concat([rated[rated["wrong_tone"]].head(6), rated[~rated["wrong_tone"]].head(6)]).sort_index()
+    judged = (~sample["wrong_tone"]).astype("boolean")  # a judge that agrees with people whenever it answers
+    judged.iloc[[0, 2, 5, 7, 11]] = pd.NA                # and timed out on five texts
+    namespace.update(sample=sample, verdicts=pd.DataFrame({"judge_pass": judged}, index=sample.index))
+    said = _run_cells(namespace, cells, "calibrate", "check-trust")
+    assert "on the 7 texts it answered, of 12" in said and "5 text(s) got no answer" in said
+    assert "Trust this judge? Not yet" in said and "Trust this judge? True" not in said
+
+
+def test_agreement_and_kappa_says_agreement_is_a_share_not_a_percent() -> None:
+    cells = {meta(c)["grade_id"]: c.source for c in _notebook().cells}
+    assert "Percent agreement (0 to 1)" not in cells["agreement-and-kappa"]
+    assert "share from 0 to 1" in cells["agreement-and-kappa"]
+
+
+def test_what_lab03_says_about_other_shops_is_true() -> None:
+    """The other-shops part names what the check misses, what it could not check and what it catches: the shipped
+    shops must show each, through the notebook's own cells."""
+    cells = {meta(c)["grade_id"]: c.source for c in _notebook().cells}
+    text = "\n".join(cells.values())
+    namespace = _starting_namespace(cells)
+    _run_cells(namespace, cells, "try-other-shops", "other-shops-misses")
+    shops, to_read = namespace["other_shops"], namespace["to_read"]
+    happened = shops["what_happened"].value_counts()
+    assert len(shops) == 96 and "all 96 texts" in text
+    assert happened["caught"] > 0 and happened["unchecked"] > 0 and happened["false alarm"] > 0
+    for word in ("vegan", "hypoallergenic"):
+        assert word in text and (to_read["missed"] == word).any()
+    assert "Keeps drinks cold all day" in text
+    assert (to_read["text"].str.contains("keeps drinks cold all day") & (to_read["what_happened"] == "unchecked")).any()
+    # the caught texts that hide a missed claim were flagged for something else
+    hidden = to_read[(to_read["what_happened"] == "caught") & (to_read["missed"] != "")]
+    assert len(hidden) and (hidden["check_flagged"] != "").all()
