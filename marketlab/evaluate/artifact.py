@@ -75,7 +75,7 @@ def check_source(check: Any) -> str:
     elif isinstance(check, built_in.BannedWordsCheck):
         source = "banned_words()" if check == built_in.banned_words() else f"banned_words({list(check.words)!r})"
     elif isinstance(check, Faithfulness):
-        source = "faithfulness()"
+        source = f"faithfulness({vocabulary_source(check.packs)})"
     else:
         for name in ("length", "required_facts", "hype", "disclaimers", "valid_json"):
             if check == getattr(built_in, name)():
@@ -86,6 +86,31 @@ def check_source(check: Any) -> str:
                                       "Build checks with marketlab's check functions (length(), faithfulness(), "
                                       "...) as they are, or write your own with make_check(name, function).")
     return source
+
+
+def vocabulary_source(packs: Sequence[Any]) -> str:
+    """The vocabulary= argument that rebuilds these packs: nothing for the course pack, a shipped pack by name, and
+    any other pack written out in full, so evaluate.py carries it wherever it goes (no path to a file left behind)."""
+    import pprint
+
+    from .vocabulary import COURSE_PACK, PACKS, VocabularyError, load_vocabulary
+
+    def one(pack: Any) -> str:
+        try:
+            shipped = (PACKS / f"{pack.name}.yaml").is_file() and load_vocabulary(pack.name) == pack
+        except VocabularyError:
+            shipped = False
+        if shipped:
+            return repr(pack.name)
+        data = pprint.pformat(pack.model_dump(), width=100, sort_dicts=False).replace("\n", "\n        ")
+        return f"VocabularyPack.model_validate(\n        {data})"
+
+    if not packs:
+        return "vocabulary=None"
+    written = [one(pack) for pack in packs]
+    if written == [repr(COURSE_PACK)]:
+        return ""
+    return f"vocabulary={written[0]}" if len(written) == 1 else f"vocabulary=[{', '.join(written)}]"
 
 
 def evaluator_source(checks: Sequence[Any], defect_checks: Mapping[str, str], acceptance: Any,
@@ -144,4 +169,4 @@ def load_evaluator(path: str | Path | None = None) -> ModuleType:
     return artifacts.import_file(path, f"evaluator_{abs(hash(str(path.resolve())))}")
 
 
-__all__ = ["check_source", "evaluator_source", "load_evaluator", "save_evaluator"]
+__all__ = ["check_source", "evaluator_source", "load_evaluator", "save_evaluator", "vocabulary_source"]
