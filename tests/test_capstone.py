@@ -41,12 +41,11 @@ def _run_cells(source_cells: dict[str, str], folder: Path, *, starting: bool = F
     namespace: dict[str, Any] = {}
     before = Path.cwd()
     os.chdir(folder)
+    environment = pytest.MonkeyPatch()
+    environment.setenv("MARKETLAB_BACKEND", "scripted")  # the cells run as written: the environment picks the model
     try:
         for grade_id, source in source_cells.items():
             source = source.split("### BEGIN HIDDEN TESTS")[0]
-            if grade_id == "setup":
-                source = source.replace("client = llm.client()", "client = ScriptedEndpoint().client()").replace(
-                    "MODEL = llm.model_name()", "MODEL = 'scripted'")
             if grade_id == "run-it":
                 continue
             name = f"<capstone-{grade_id}>"
@@ -61,6 +60,7 @@ def _run_cells(source_cells: dict[str, str], folder: Path, *, starting: bool = F
                 if not starting:
                     raise
     finally:
+        environment.undo()
         os.chdir(before)
     return namespace
 
@@ -339,3 +339,60 @@ def test_the_locked_cells_run_in_a_learners_workspace(tmp_path: Path, fresh_home
     results = pd.read_csv(here / "my-results" / "results.csv")
     assert list(results["source"]) == ["cache", "cache"], results[["status", "source"]]
     assert results["calls"].sum() == 0, "the cache answered: no model call"
+
+
+README_BODY = """
+# Spotlight emails for Ridgeline Outfitters
+
+This workflow writes the product spotlight for the weekly email from the product facts only. It is for
+the email team, who send one spotlight a week to about forty thousand subscribers who bought from us
+in the last year. The Marketing operations lead owns the prompt and the brief, and answers for what
+the workflow writes. Nothing it writes is sent without a person reading it first, because the checks
+cannot judge tone or a claim that is true but misleading.
+
+When "Checks failing more" fires, the Marketing operations lead rewrites the prompt and runs the
+failing products again. When "Fewer usable replies" fires,
+the lead pauses the workflow and asks the model provider what changed.
+
+{review}
+"""
+
+
+def _readme_folder(solved: tuple[Path, dict[str, Any]], tmp_path: Path, review: str) -> Path:
+    generated = (solved[0] / checks.PACKAGE_DIR / "README.md").read_text().split(checks.GENERATED, 1)[1]
+    return _variant(solved, tmp_path, README_md=README_BODY.format(review=review) + checks.GENERATED + generated)
+
+
+@pytest.mark.parametrize("review", [
+    "The email editor reads every spotlight before the Thursday send.",  # the sentence issue 26 saw refused
+    "The email editor reviews every spotlight before the Thursday send.",
+    "Each Monday the Marketplace manager looks over a sample of ten spotlights.",
+    "Before anything goes out, the brand team proofreads it.",
+    "The CRM specialist spot-checks five spotlights a week.",
+])
+def test_the_readme_check_reads_who_reviews_and_when_in_other_words(solved, tmp_path: Path, review: str) -> None:
+    result = checks.check_readme(_readme_folder(solved, tmp_path, review), strict=False, quiet=True)
+    assert result.passed, result.problems
+
+
+@pytest.mark.parametrize(("review", "missing"), [
+    ("Someone should review it.", "who does it (a role, such as your brief's reviewer) or when"),
+    ("Spotlights are reviewed regularly.", "who does it"),
+    ("The team reviews the output.", "does not say when"),
+    ("It is quick and saves the team hours.", "no sentence says who reads, reviews or checks the output"),
+])
+def test_the_readme_check_still_refuses_a_vague_review(solved, tmp_path: Path, review: str, missing: str) -> None:
+    result = checks.check_readme(_readme_folder(solved, tmp_path, review), strict=False, quiet=True)
+    assert not result.passed
+    [problem] = [p for p in result.problems if "reviews, and when" in p]
+    assert problem.count("\n") == 0, problem
+    assert missing in checks.review_problem(review), "the message says what the sentence lacks"
+
+
+def test_the_readme_check_needs_what_to_do_when_an_alert_fires(solved, tmp_path: Path) -> None:
+    no_alerts = README_BODY.split('When "Checks')[0] + "If results look odd, the lead asks the provider.\n\n{review}\n"
+    text = no_alerts.format(review="The email editor reads every spotlight before the Thursday send.")
+    generated = (solved[0] / checks.PACKAGE_DIR / "README.md").read_text().split(checks.GENERATED, 1)[1]
+    folder = _variant(solved, tmp_path, README_md=text + checks.GENERATED + generated)
+    result = checks.check_readme(folder, strict=False, quiet=True)
+    assert [p for p in result.problems if "alert fires" in p], result.problems

@@ -259,11 +259,8 @@ def check_monitoring(folder: str | Path, changed: pd.DataFrame, stable: pd.DataF
 
 # -- 4. the README for the team ---------------------------------------------------------------
 
-README_NEEDS = (
-    ("alert", "what to do when an alert fires"),
-    ("review", "what a person reviews, and when"),
-)
 MIN_README_WORDS = 120
+HANDOVER_FILE = Path(__file__).resolve().parent.parent / "reference" / "handover.yaml"
 GENERATED = "<!-- written by capstone.package: files, command, acceptance, alert owners -->"
 
 
@@ -272,10 +269,76 @@ def learner_part(readme: str) -> str:
     return readme.split(GENERATED, 1)[0]
 
 
+def _forms(phrase: str) -> str:
+    """A regex for a word or phrase with any ending on its first word: read, reads, reading; looks over."""
+    first, *rest = phrase.lower().split()
+    if first.endswith("e") and len(first) > 3:
+        head = re.escape(first[:-1]) + r"(?:e|es|ed|ing)"
+    else:
+        head = re.escape(first) + rf"(?:s|es|ed|ing|{re.escape(first[-1])}ed|{re.escape(first[-1])}ing)?"
+    return r"(?<![\w-])" + r"\s+".join([head, *(re.escape(w) for w in rest)]) + r"(?![\w-])"
+
+
+def _any(phrases: Sequence[str]) -> re.Pattern[str]:
+    return re.compile("|".join(_forms(str(p)) for p in phrases if str(p).strip()), re.IGNORECASE)
+
+
+def load_handover(path: str | Path | None = None) -> dict[str, Any]:
+    """The words the README check reads a hand-over by (marketlab/reference/handover.yaml by default)."""
+    import yaml
+
+    return yaml.safe_load(Path(path or HANDOVER_FILE).read_text(encoding="utf-8"))
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences of a README: split at . ! ? and at blank lines, bullets and headings (not at a wrapped line)."""
+    text = re.sub(r"[*_`>#]+", " ", text)
+    parts = re.split(r"(?<=[.!?])\s+|\n\s*\n|\n\s*(?:[-+]|\d+[.)])\s+", text)
+    return [" ".join(p.split()) for p in parts if p.strip()]
+
+
+def review_problem(text: str, owners: Sequence[str] = (), words: dict[str, Any] | None = None) -> str | None:
+    """None when one sentence says who (a role) reviews the output (a verb of looking at it) and when;
+    else what is missing, quoting the README's closest sentence."""
+    need = (words or load_handover())["review"]
+    doing, when = _any(need["doing"]), _any(need["when"])
+    who = _any([*need["who"], *(str(o) for o in owners if str(o).strip())])
+    best: tuple[int, str, list[str]] | None = None
+    for sentence in _sentences(text):
+        if not doing.search(sentence):
+            continue
+        missing = [part for part, pattern in (("who does it (a role, such as your brief's reviewer)", who),
+                                              ("when (e.g. 'every Monday', 'before each send')", when))
+                   if not pattern.search(sentence)]
+        if not missing:
+            return None
+        if best is None or len(missing) < best[0]:
+            best = (len(missing), sentence, missing)
+    if best is None:
+        return (f"your README does not say {need['what']}: no sentence says who reads, reviews or checks the "
+                f"output (e.g. \"{need['example']}\")")
+    quoted = best[1] if len(best[1]) <= 80 else best[1][:77] + "..."
+    return (f"your README does not say {need['what']}: \"{quoted}\" does not say {' or '.join(best[2])}; "
+            f"say {'both' if len(best[2]) > 1 else 'it'} in that sentence (e.g. \"{need['example']}\")")
+
+
+def alert_problem(text: str, words: dict[str, Any] | None = None) -> str | None:
+    """None when one sentence names an alert (or a rule that fires) and what a person then does."""
+    need = (words or load_handover())["alert"]
+    signal, doing = _any(need["signal"]), _any(need["doing"])
+    if any(signal.search(s) and doing.search(s) for s in _sentences(text)):
+        return None
+    return f"your README does not say {need['what']} (e.g. \"{need['example']}\")"
+
+
 def check_readme(folder: str | Path, *, strict: bool = True, quiet: bool = False) -> CheckResult:
-    """README.md says what the workflow does, who owns it, what a person reviews and what to do on an alert."""
-    result = CheckResult("readme", f"your README tells the team what it does, who owns it, what a person reviews and "
-                                   f"what to do when an alert fires (at least {MIN_README_WORDS} words of your own)")
+    """README.md says what the workflow does, who owns it, who reviews what and when, and what to do on an alert.
+
+    Read by meaning, not one word: the verbs, roles and times it accepts are data (handover.yaml).
+    """
+    result = CheckResult("readme", f"your README tells the team what it does, who owns it, who reviews the output "
+                                   f"and when, and what to do when an alert fires (at least {MIN_README_WORDS} "
+                                   "words of your own)")
     folder = Path(folder)
     if _missing_files(result, folder, ["README.md"]):
         return finish(result, strict=strict, quiet=quiet)
@@ -284,19 +347,23 @@ def check_readme(folder: str | Path, *, strict: bool = True, quiet: bool = False
     if words < MIN_README_WORDS:
         result.fail(f"your README has {words} words; a colleague needs at least {MIN_README_WORDS} to run it alone")
     lower = text.lower()
-    for needle, what in README_NEEDS:
-        if needle not in lower:
-            result.fail(f"your README does not say {what}")
     try:
         brief = _folder_brief(folder)
         owners = [o for o in (brief.ownership.prompt_owner, brief.ownership.reviewer) if o] if brief.ownership else []
     except Exception:  # noqa: BLE001 - the brief check reports a broken brief
         owners = []
+    handover = load_handover()
+    for problem in (alert_problem(text, handover), review_problem(text, owners, handover)):
+        if problem:
+            result.fail(problem)
     if owners and not any(str(o).lower() in lower for o in owners):
         result.fail(f"your README does not name the owner from your brief ({owners[0]})")
-    result.hint = "Write README in your own words: what it does, how to run it, who owns it, what to do on an alert."
+    result.hint = ("Write README in your own words: what it does, how to run it, who owns it, what to do on an "
+                   "alert, and one sentence with who reviews the output and when, e.g. \"The email editor reads "
+                   "every spotlight before the Thursday send.\"")
     return finish(result, strict=strict, quiet=quiet)
 
 
 __all__ = ["BUDGET_ROWS", "FILES", "GENERATED", "PACKAGE_DIR", "TASK_KEYS", "UNSEEN_ROWS", "check_brief", "check_monitoring",
-           "check_package", "check_readme", "learner_part", "task_key", "unseen_rows"]
+           "alert_problem", "check_package", "check_readme", "learner_part", "load_handover", "review_problem",
+           "task_key", "unseen_rows"]
