@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from . import paths
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -73,7 +73,7 @@ def _prepare_workspace(notebook_dir: Path) -> None:
     """Add the student version of every lab missing from `notebook_dir`; never touch what is there."""
     from .course.workspace import WorkspaceError, prepare_workspace
 
-    labs_dir = REPO_ROOT / "labs"
+    labs_dir = paths.labs()
     if notebook_dir == labs_dir.resolve():
         print(f"Opening the instructor versions in {labs_dir} (no workspace copies made).")
         return
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.set_defaults(func=_usage)
 
     lab = commands.add_parser("lab", help="start the local model and JupyterLab on your copies of the labs")
-    lab.add_argument("--dir", default=str(REPO_ROOT / "workspace"),
+    lab.add_argument("--dir", default=str(paths.checkout() / "workspace"),
                      help="folder JupyterLab opens (default workspace/); labs missing there are added, "
                           "existing files are never overwritten")
     lab.add_argument("--port", type=int, default=None, help="JupyterLab port")

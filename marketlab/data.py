@@ -96,14 +96,14 @@ _BOOLS = {"true": True, "false": False, "1": True, "0": False}
 
 
 def datasets_dir(directory: str | os.PathLike | None = None) -> Path:
-    """Return the data folder: ``directory``, else $MARKETLAB_DATA, else the repository's datasets/."""
+    """Return the data folder: ``directory``, else $MARKETLAB_DATA, else the checkout's datasets/ (marketlab.paths)."""
     if directory is not None:
         return Path(directory)
     if os.environ.get("MARKETLAB_DATA"):
         return Path(os.environ["MARKETLAB_DATA"])
-    import marketlab
+    from . import paths
 
-    return Path(marketlab.__file__).resolve().parent.parent / "datasets"
+    return paths.datasets()
 
 
 def _convert(raw: pd.Series, col: Col, file: str) -> pd.Series:

@@ -9,15 +9,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .. import paths
 from ._report import CheckFailed, CheckResult, finish
 
 __all__ = ["CheckFailed", "CheckResult", "finish", "grader_path"]
 
 
 def grader_path() -> Path:
-    """The instructor's graders folder: $MARKETLAB_GRADERS, else graders/ at the repository root."""
+    """The instructor's graders folder: $MARKETLAB_GRADERS, else graders/ in the checkout (marketlab.paths)."""
     configured = os.environ.get("MARKETLAB_GRADERS")
-    path = Path(configured) if configured else Path(__file__).resolve().parents[2] / "graders"
+    path = Path(configured) if configured else paths.graders()
     if not path.is_dir():
         raise FileNotFoundError(
             f"The graders folder {path} does not exist. Hidden tests run on the instructor's side: "

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
+from .. import paths
 from .layout import CONFIG_FILE, GRADEBOOK_ENV, SETTINGS_FILE, Course, CourseError, lab_notebooks
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = ("source", "release", "submitted", "autograded", "feedback", "reports", "exchange")
 
-CONFIG_TEMPLATE = REPO_ROOT / "instructor" / "nbgrader_config.py.template"  # placeholders in {braces}
+CONFIG_TEMPLATE = "nbgrader_config.py.template"  # in the checkout's instructor/; placeholders in {braces}
 
 
 def init_course(directory: str | Path, *, labs_dir: str | Path | None = None,
@@ -25,8 +25,8 @@ def init_course(directory: str | Path, *, labs_dir: str | Path | None = None,
     `exchange` is nbgrader's exchange folder (default: exchange/ in the course; a hub passes its own).
     """
     root = Path(directory).resolve()
-    labs = Path(labs_dir or REPO_ROOT / "labs").resolve()
-    graders = Path(graders_dir or REPO_ROOT / "graders").resolve()
+    labs = Path(labs_dir or paths.labs()).resolve()
+    graders = Path(graders_dir or paths.graders()).resolve()
     if not lab_notebooks(labs):
         raise CourseError(f"No lab notebooks found under {labs}. Pass --labs pointing at the folder "
                           "that holds one sub-folder per lab (e.g. labs/01-brief/01-brief.ipynb).")
@@ -57,7 +57,7 @@ def init_course(directory: str | Path, *, labs_dir: str | Path | None = None,
     (root / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     config = root / CONFIG_FILE
     if not config.exists():
-        config.write_text(CONFIG_TEMPLATE.read_text().format(course_id=course_id, root=str(root), env=GRADEBOOK_ENV,
+        config.write_text((paths.instructor() / CONFIG_TEMPLATE).read_text().format(course_id=course_id, root=str(root), env=GRADEBOOK_ENV,
                                                  db_url=stored_url, exchange=str(exchange or root / "exchange"),
                                                  timeout=timeout))
     course = Course(root)

@@ -24,6 +24,7 @@ from typing import Any
 
 import nbformat
 
+from .. import paths
 from .layout import scripts_on_path
 
 SOLUTION_STUDENT = "solution"
@@ -164,7 +165,7 @@ def _validation_course(root: Path, labs_dir: Path, graders_dir: str | Path | Non
 
     from .layout import CONFIG_FILE, SETTINGS_FILE, Course
 
-    graders = Path(graders_dir).resolve() if graders_dir else Path(__file__).resolve().parents[2] / "graders"
+    graders = Path(graders_dir).resolve() if graders_dir else paths.graders()
     (root / "graders").symlink_to(graders, target_is_directory=True)
     (root / SETTINGS_FILE).write_text(json.dumps({"course_id": "validate", "labs_dir": str(labs_dir),
                                                   "db_url": f"sqlite:///{root / 'gradebook.db'}"}))

@@ -30,8 +30,10 @@ _PROBE_TEXT = ("Write one short sentence about a waterproof hiking jacket for a 
 
 
 def checkout() -> Path:
-    """The marketlab folder the running package was installed from (where `make engine` runs)."""
-    return Path(__file__).resolve().parents[2]
+    """The marketlab checkout (where `make engine` runs): marketlab.paths.checkout()."""
+    from .. import paths
+
+    return paths.checkout()
 
 
 def engine_info(prefix: str | None = None) -> dict[str, str]:
