@@ -1,0 +1,112 @@
+"""Issue 26, item 3: every tip's code in the labs' markdown that is meant to be run runs as written.
+
+The rule for "meant to be run": a fenced ```python block, or an inline `code` span that starts with
+`from ` or `import ` (a whole line to paste). Other inline code names a function or a value inside a
+sentence, and shell commands (`marketlab run ...`) are run by the labs' own cells.
+
+Each tip runs in its lab's folder of a learner's workspace (made by prepare_workspace, as `marketlab
+lab` makes it) after the lab's solution ran there in a real kernel, so the files the lab saves
+(workflow.py, evaluate.py ...) are beside it; in a fresh Python, on the scripted backend. The files a
+tip names as the learner's own at work (my_products.csv ...) are made from the course's data.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LABS = REPO / "labs"
+FENCED = re.compile(r"```python[^\n]*\n(.*?)```", re.S)
+INLINE = re.compile(r"(?<!`)`((?:from|import)\s[^`\n]+)`(?!`)")
+READS = re.compile(r"""(?:read_csv|open)\(\s*["']([^"']+)["']""")
+
+
+def _stand_ins(folder: Path) -> dict[str, object]:
+    """The learner's own files a tip reads, made from the course's data."""
+    import pandas as pd
+
+    from marketlab import data
+
+    products = data.load("products")
+    rated = pd.read_csv(REPO / "datasets" / "rated_outputs.csv")
+    return {
+        "my_products.csv": lambda: products.head(3).to_csv(folder / "my_products.csv", index=False),
+        "product_export.csv": lambda: products.to_csv(folder / "product_export.csv", index=False),
+        "this_weeks_copy.csv": lambda: rated[["sku", "channel", "text"]].head(5).to_csv(
+            folder / "this_weeks_copy.csv", index=False),
+        "weekly_export.csv": lambda: data.load("campaign_weekly").to_csv(folder / "weekly_export.csv", index=False),
+        "acme.md": lambda: shutil.copy(REPO / "datasets" / "proposals" / "01_fernhollow_analytics.md",
+                                       folder / "acme.md"),
+    }
+
+
+def tips() -> list[tuple[str, str, str]]:
+    """(lab folder, cell id, code) of every tip meant to be run, in every lab notebook."""
+    found = []
+    for path in sorted(LABS.glob("*/*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "markdown":
+                continue
+            for block in FENCED.findall(cell.source):
+                found.append((path.parent.name, cell.id, block))
+            for line in INLINE.findall(FENCED.sub("", cell.source)):
+                found.append((path.parent.name, cell.id, line))
+    return found
+
+
+def test_the_tips_are_found_and_every_file_they_read_has_a_stand_in(tmp_path: Path) -> None:
+    found = tips()
+    labs = {lab for lab, _, _ in found}
+    assert {"02-workflow", "03-evaluate", "04-monitor", "05-commission", "capstone"} <= labs, labs
+    assert any("artifacts.load_brief()" in code for _, _, code in found), "the capstone's inline tip is found"
+    named = {name for _, _, code in found for name in READS.findall(code)}
+    assert named <= set(_stand_ins(tmp_path)), f"a tip reads a file with no stand-in: {named - set(_stand_ins(tmp_path))}"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A learner's workspace of the labs that have tips."""
+    from marketlab.course.workspace import prepare_workspace
+
+    root = tmp_path_factory.mktemp("tips")
+    for lab in sorted({lab for lab, _, _ in tips()}):
+        shutil.copytree(LABS / lab, root / "labs" / lab)
+    prepare_workspace(root / "labs", root / "workspace")
+    return root / "workspace"
+
+
+def _run_solution(here: Path) -> None:
+    """The lab's student copy with the solution's answers, run top to bottom in a real kernel."""
+    import nbclient
+
+    path = next(here.glob("*.ipynb"))
+    learner = nbformat.read(path, as_version=4)
+    solution = {c.id: c.source for c in nbformat.read(LABS / here.name / path.name, as_version=4).cells}
+    for cell in learner.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = solution[cell.id]
+    nbclient.NotebookClient(learner, kernel_name="python3", timeout=900,
+                            resources={"metadata": {"path": str(here)}}).execute()
+
+
+@pytest.mark.nbgrader
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", sorted({lab for lab, _, _ in tips()}))
+def test_every_tip_runs_as_written_in_its_labs_folder(lab: str, workspace: Path, fresh_home: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETLAB_BACKEND", "scripted")
+    here = workspace / lab
+    _run_solution(here)
+    stand_ins = _stand_ins(here)
+    for _, cell_id, code in [t for t in tips() if t[0] == lab]:
+        for name in READS.findall(code):
+            stand_ins[name]()
+        done = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{lab} [{cell_id}]:\n{code}\n{done.stderr[-2000:]}"
