@@ -364,6 +364,21 @@ def check_readme(folder: str | Path, *, strict: bool = True, quiet: bool = False
     return finish(result, strict=strict, quiet=quiet)
 
 
-__all__ = ["BUDGET_ROWS", "FILES", "GENERATED", "PACKAGE_DIR", "TASK_KEYS", "UNSEEN_ROWS", "check_brief", "check_monitoring",
-           "alert_problem", "check_package", "check_readme", "learner_part", "load_handover", "review_problem",
-           "task_key", "unseen_rows"]
+__all__ = [
+    "BUDGET_ROWS",
+    "FILES",
+    "GENERATED",
+    "PACKAGE_DIR",
+    "TASK_KEYS",
+    "UNSEEN_ROWS",
+    "alert_problem",
+    "check_brief",
+    "check_monitoring",
+    "check_package",
+    "check_readme",
+    "learner_part",
+    "load_handover",
+    "review_problem",
+    "task_key",
+    "unseen_rows",
+]

@@ -113,8 +113,8 @@ WORD_LIMIT_FORMS: tuple[tuple[str, str], ...] = (
     ("range", r"\b(\d+)\s*(?:to|-|–|—|and)\s*(\d+)\s+words\b"),
     ("min", r"\b(?:at least|no fewer than|no less than|a minimum of|minimum of|min\.?)\s+(\d+)\s+words\b"),
     ("min", r"\b(\d+)\s+words\s+or\s+more\b"),
-    ("max", r"\b(?:at most|no more than|up to|under|fewer than|less than|a maximum of|maximum of|max\.?|"
-            r"within)\s+(\d+)\s+words\b"),
+    ("max", (r"\b(?:at most|no more than|up to|under|fewer than|less than|a maximum of|maximum of|max\.?|"
+             r"within)\s+(\d+)\s+words\b")),
     ("max", r"\b(\d+)\s+words\s+or\s+(?:fewer|less)\b"),
 )
 # The stand-in's text: plain sentences with no product claim, no hype and no repeated sentence, so a
