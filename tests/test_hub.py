@@ -340,7 +340,6 @@ def keyed(tmp_path_factory: pytest.TempPathFactory, local_base_url: str):  # typ
         token = admin.new_token()
         learner_tokens = {}
         for name in ("dan", "eve"):
-            hub.made_accounts.append(name)
             assert hub.api(token, "POST", f"/users/{name}").status_code in (201, 409)
             learner_tokens[name] = hub.api(token, "POST", f"/users/{name}/tokens", json={}).json()["token"]
         yield hub, relay, token, learner_tokens
@@ -376,7 +375,6 @@ def test_over_budget_is_refused_in_plain_words_and_spends_nothing_upstream(keyed
 
 def test_a_burst_is_rate_limited_with_a_wait_time(keyed) -> None:  # type: ignore[no-untyped-def]
     hub, _, admin, _ = keyed
-    hub.made_accounts.append("fay")
     hub.api(admin, "POST", "/users/fay")
     token = hub.api(admin, "POST", "/users/fay/tokens", json={}).json()["token"]
     client = openai.OpenAI(api_key=token, base_url=f"{hub.service_url}/v1", max_retries=0, timeout=300)

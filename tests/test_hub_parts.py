@@ -159,3 +159,54 @@ def test_only_the_labs_real_check_names_reach_the_grid(tmp_path) -> None:
     data = grid(store.rows())
     assert data["hot"][0]["exercise"] == "trust" and len(data["hot"]) == 1
     assert data["exercises"] == [{"lab": "lab03", "exercise": "trust"}]
+
+
+def test_hub_stop_signals_only_processes_that_are_the_hubs(tmp_path: Path) -> None:
+    """A pid file naming another program (the hub died, the pid was reused) never gets that program stopped."""
+    import subprocess
+    import sys
+
+    from marketlab.hub.stop import stop
+
+    if os.geteuid() != 0:
+        pytest.skip("`marketlab hub stop` runs as root")
+    settings = HubSettings(root=tmp_path / "hub")
+    settings.state.mkdir(parents=True)
+    (settings.gateway / "home").mkdir(parents=True)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        for pid_file in (settings.state / "jupyterhub.pid", settings.state / "proxy.pid", settings.gateway / "service.pid"):
+            pid_file.write_text(str(bystander.pid))
+        (settings.gateway / "home" / "server.json").write_text(f'{{"pid": {bystander.pid}, "token": "t0k3n"}}')
+        report = stop(settings)
+        assert report.lines == ["the hub was not running"] and not report.failed
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_hub_stop_takes_back_only_the_grants_and_accounts_its_record_names(tmp_path: Path) -> None:
+    import grp
+    import subprocess
+
+    from marketlab.hub import record
+    from marketlab.hub.stop import stop
+
+    if os.geteuid() != 0 or subprocess.run(["which", "setfacl"], capture_output=True).returncode != 0:
+        pytest.skip("needs root and setfacl")
+    settings = HubSettings(root=tmp_path / "hub")
+    settings.state.mkdir(parents=True)
+    folder = tmp_path / "above-python"
+    folder.mkdir(mode=0o700)
+    group = grp.getgrgid(0).gr_name  # an existing group, granted on purpose by this test
+    subprocess.run(["setfacl", "-m", f"g:{group}:x", str(folder)], check=True)
+    subprocess.run(["setfacl", "-m", "g:nogroup:x", str(folder)], check=True)  # not the hub's: must stay
+    record.add(settings.state, "grants", {"folder": str(folder), "group": group})
+    record.add(settings.state, "grants", {"folder": str(folder), "group": group})  # noted once
+    assert record.read(settings.state)["grants"] == [{"folder": str(folder), "group": group}]
+    report = stop(settings, undo_grants=True)
+    acl = subprocess.run(["getfacl", "-cp", str(folder)], capture_output=True, text=True).stdout
+    assert f"group:{group}:" not in acl and "group:nogroup:--x" in acl, acl
+    assert not report.failed and any("took back" in line for line in report.lines)
+    assert record.read(settings.state)["grants"] == []

@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import record
 from .settings import (GATEWAY_ACCOUNT, INSTRUCTOR_SYSTEM_GROUP, LEARNER_SYSTEM_GROUP, HubError, HubSettings,
                        check_username)
 
@@ -38,12 +39,14 @@ def _run(argv: list[str]) -> None:
                        "Start the hub as root on a machine with the shadow utilities (useradd, groupadd).")
 
 
-def ensure_group(name: str) -> int:
-    """The gid of a system group, made if missing."""
+def ensure_group(name: str, state: Path | None = None) -> int:
+    """The gid of a system group, made if missing (and then noted in the hub's record under `state`)."""
     try:
         return grp.getgrnam(name).gr_gid
     except KeyError:
         _run(["groupadd", "--system", name])
+        if state is not None:
+            record.add(state, "groups", name)
         return grp.getgrnam(name).gr_gid
 
 
@@ -59,7 +62,7 @@ def ensure_account(name: str, settings: HubSettings, *, instructor: bool) -> Acc
     """The system account for a hub user, created on first use; HubError if the name is not the hub's."""
     check_username(name)
     group = INSTRUCTOR_SYSTEM_GROUP if instructor else LEARNER_SYSTEM_GROUP
-    gid = ensure_group(group)
+    gid = ensure_group(group, settings.state)
     other = LEARNER_SYSTEM_GROUP if instructor else INSTRUCTOR_SYSTEM_GROUP
     home = settings.homes / name
     try:
@@ -70,6 +73,7 @@ def ensure_account(name: str, settings: HubSettings, *, instructor: bool) -> Acc
         settings.homes.mkdir(parents=True, exist_ok=True)
         _run(["useradd", "--home-dir", str(home), "--no-create-home", "--shell", "/bin/bash",
               "--gid", group, "--no-user-group", "--comment", "marketlab hub user", name])
+        record.add(settings.state, "accounts", name)
         entry = pwd.getpwnam(name)
     elif entry.pw_gid not in {gid, _gid(other)}:
         raise HubError(f"The hub user {name!r} has the same name as a system account that the hub did not create.",
@@ -98,23 +102,26 @@ def _make_home(home: Path, uid: int, gid: int) -> None:
     os.chmod(home, 0o700)  # checked above: a folder, not a link
 
 
-def ensure_gateway_account() -> tuple[int, int]:
+def ensure_gateway_account(state: Path) -> tuple[int, int]:
     """The uid and gid the gateway service runs as: a system account with no login and no home of its own."""
     try:
         entry = pwd.getpwnam(GATEWAY_ACCOUNT)
     except KeyError:
         _run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
               "--user-group", GATEWAY_ACCOUNT])
+        record.add(state, "accounts", GATEWAY_ACCOUNT)
+        record.add(state, "groups", GATEWAY_ACCOUNT)
         entry = pwd.getpwnam(GATEWAY_ACCOUNT)
     return entry.pw_uid, entry.pw_gid
 
 
 
-def grant_traversal(paths: list[Path], groups: list[str]) -> list[Path]:
+def grant_traversal(paths: list[Path], groups: list[str], state: Path) -> list[Path]:
     """Let the hub's groups pass through (x only, never list) each folder above `paths` that others cannot.
 
     Python often lives under /root (pyenv in containers and CI): without this no account of the hub
-    could start Python at all. Returns the folders changed, for the start-up message.
+    could start Python at all. Each grant is noted in the hub's record (`marketlab hub stop
+    --undo-grants` takes it back). Returns the folders changed, for the start-up message.
     """
     changed: list[Path] = []
     for path in paths:
@@ -123,6 +130,15 @@ def grant_traversal(paths: list[Path], groups: list[str]) -> list[Path]:
             if mode & stat.S_IXOTH or folder in changed:
                 continue
             for group in groups:
+                record.add(state, "grants", {"folder": str(folder), "group": group})
                 _run(["setfacl", "-m", f"g:{group}:x", str(folder)])
             changed.append(folder)
     return changed
+
+
+def take_back_grant(folder: str, group: str) -> str | None:
+    """Remove one pass-through grant; None when done (or already gone), else why not."""
+    done = subprocess.run(["setfacl", "-x", f"g:{group}", folder], capture_output=True, text=True)
+    if done.returncode != 0 and Path(folder).exists() and _gid(group) is not None:
+        return done.stderr.strip() or f"setfacl exited with {done.returncode}"
+    return None

@@ -36,6 +36,14 @@ def add_commands(commands: Any) -> None:
                        help="run learners' servers without their bubblewrap view (only where they may read everything)")
     start.set_defaults(func=_start)
 
+    stop = steps.add_parser("stop", help="stop the hub and everything it started; optionally undo what it made")
+    stop.add_argument("--root", default=str(DEFAULT_ROOT), help=f"the hub's folder (default {DEFAULT_ROOT})")
+    stop.add_argument("--undo-grants", action="store_true",
+                      help="also take back the pass-through (ACL) grants the hub made on folders above Python")
+    stop.add_argument("--remove-accounts", action="store_true",
+                      help="also remove the system accounts and groups the hub made (their homes are kept)")
+    stop.set_defaults(func=_stop)
+
 
 def _start(args: argparse.Namespace) -> int:
     import os
@@ -45,3 +53,18 @@ def _start(args: argparse.Namespace) -> int:
     if args.upstream_key_file:
         os.environ[KEY_FILE_VARIABLE] = args.upstream_key_file
     return start(settings_from_args(args))
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .settings import SETTINGS_FILE, HubSettings, load
+    from .stop import stop
+
+    root = Path(args.root).resolve()
+    # A hub whose first start failed half-way has a state folder but no settings yet: its defaults apply.
+    settings = load(root) if (root / SETTINGS_FILE).exists() else HubSettings(root=root)
+    report = stop(settings, undo_grants=args.undo_grants, remove_accounts=args.remove_accounts)
+    for line in report.lines:
+        print(f"  - {line}")
+    return 1 if report.failed else 0

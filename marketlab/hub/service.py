@@ -172,6 +172,8 @@ def application(service: Service) -> web.Application:
 async def serve() -> None:
     """Run until SIGTERM, then stop what this service started."""
     service = Service(load(os.environ[ROOT_VARIABLE]))
+    # `marketlab hub stop` finds a service that its hub left behind by this pid (and checks it is this hub's).
+    (service.settings.gateway / "service.pid").write_text(str(os.getpid()))
     where = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     # Tornado's own limit sits above the gateway's, so a body just over it gets the gateway's 413 in
     # OpenAI's shape (with what to do) rather than tornado's bare 400.

@@ -79,17 +79,18 @@ def prepare(settings: HubSettings) -> list[str]:
         raise HubError(f"The proxy is not installed ({proxy_command()} is missing).",
                        "Run `make hub`, which installs it with npm first.")
     done: list[str] = []
-    ensure_group(LEARNER_SYSTEM_GROUP)
-    instructors_gid = ensure_group(INSTRUCTOR_SYSTEM_GROUP)
-    gateway_uid, gateway_gid = ensure_gateway_account()
     root = settings.root
     _folder(root, 0o755)  # first: on a fresh machine it does not exist yet, and its parents are checked below
+    _folder(settings.state, 0o700)  # root's alone: it holds the record of what the hub makes from here on
+    ensure_group(LEARNER_SYSTEM_GROUP, settings.state)
+    instructors_gid = ensure_group(INSTRUCTOR_SYSTEM_GROUP, settings.state)
+    gateway_uid, gateway_gid = ensure_gateway_account(settings.state)
     # Each path's parents get passed through: "/x" below the root makes the root itself one of them.
     passed = grant_traversal([Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT / "marketlab", settings.root / "x"],
-                             [LEARNER_SYSTEM_GROUP, INSTRUCTOR_SYSTEM_GROUP, GATEWAY_ACCOUNT])
+                             [LEARNER_SYSTEM_GROUP, INSTRUCTOR_SYSTEM_GROUP, GATEWAY_ACCOUNT], settings.state)
     if passed:
-        done.append(f"the hub's accounts may pass through {', '.join(map(str, passed))} to reach Python and the hub (x only)")
-    _folder(settings.state, 0o700)
+        done.append(f"the hub's accounts may pass through {', '.join(map(str, passed))} to reach Python and the hub "
+                    "(x only; `marketlab hub stop --undo-grants` takes this back)")
     _folder(settings.homes, 0o711)  # passable to one's own home, not listable
     _folder(settings.gateway, 0o700, gateway_uid, gateway_gid)
     for config in (settings.learner_config, settings.instructor_config):

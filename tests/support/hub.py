@@ -3,7 +3,7 @@
     hub = Hub.start(tmp_path / "hub", instructors=["ana"])
     ana = hub.session("ana"); ana.signup("a-long-password-1")
     ...
-    hub.stop()            # by the pid it started; removes the system accounts it made
+    hub.stop()            # `marketlab hub stop --undo-grants --remove-accounts`, then checks nothing is left
 
 Learners sign up through NativeAuthenticator's own form and an instructor authorizes them through
 its own page; code runs in a person's own JupyterLab through the Jupyter server's REST and
@@ -106,7 +106,6 @@ class Hub:
     process: subprocess.Popen  # type: ignore[type-arg]
     log_path: Path
     instructors: list[str]
-    made_accounts: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -167,11 +166,6 @@ class Hub:
         raise AssertionError(f"the hub did not answer within {START_S} s:\n{self.log()[-4000:]}")
 
     def session(self, name: str) -> Session:
-        if name not in self.made_accounts:
-            try:
-                pwd.getpwnam(name)
-            except KeyError:
-                self.made_accounts.append(name)  # the hub will make it: the tests remove it afterwards
         return Session(self, name)
 
     def api(self, token: str, method: str, path: str, **kwargs: Any) -> httpx2.Response:
@@ -193,40 +187,64 @@ class Hub:
         raise AssertionError(f"{name}'s server did not start:\n{self.log()[-4000:]}")
 
     def stop(self) -> None:
-        """Stop the hub (SIGTERM to its pid; it stops its proxy, service and servers), then its accounts."""
+        """Stop the hub as an administrator would, then check that nothing it started or granted is left.
+
+        `marketlab hub stop` finds every part by the pids the hub's own files name and takes back what
+        the hub's record says it made (grants, accounts, groups). Only if that fails is the hub this run
+        started killed here, by its pid, and the failure reported.
+        """
+        leftovers = self._parts()
+        record = self._record()
+        done = subprocess.run([str(MARKETLAB), "hub", "stop", "--root", str(self.root), "--undo-grants",
+                               "--remove-accounts"], capture_output=True, text=True, timeout=300)
         if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=60)
+                self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        self._stop_orphaned_proxy()
-        for name in self.made_accounts:
-            subprocess.run(["userdel", name], capture_output=True)
-        self._remove_granted_traversal()
+                raise AssertionError(f"`marketlab hub stop` left the hub running:\n{done.stdout}{done.stderr}")
+        if not (self.root / "state").is_dir():
+            return  # the hub stopped before it made anything
+        assert done.returncode == 0, f"`marketlab hub stop` failed:\n{done.stdout}{done.stderr}"
+        alive = {what: pid for what, pid in leftovers.items() if pid and _alive(pid)}
+        assert not alive, f"`marketlab hub stop` left these running: {alive}\n{done.stdout}"
+        for name in record.get("accounts", []):
+            try:
+                pwd.getpwnam(name)
+                raise AssertionError(f"the system account {name!r} the hub made is still there")
+            except KeyError:
+                pass
+        for grant in record.get("grants", []):
+            acl = subprocess.run(["getfacl", "-cp", grant["folder"]], capture_output=True, text=True).stdout
+            assert f"group:{grant['group']}:" not in acl, f"the grant on {grant['folder']} was not taken back"
 
-    def _stop_orphaned_proxy(self) -> None:
-        """A hub that exits on a start-up error leaves its proxy running: stop it by the pid the hub wrote."""
+    def _record(self) -> dict[str, Any]:
         try:
-            pid = int((self.root / "state" / "proxy.pid").read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            return json.loads((self.root / "state" / "made.json").read_text())
         except (OSError, ValueError):
-            return
-        if b"configurable-http-proxy" in cmdline and f"{self.port}".encode() in cmdline:
-            os.kill(pid, signal.SIGKILL)
+            return {}
 
-    def _remove_granted_traversal(self) -> None:
-        """Take back the pass-through permissions the hub said it gave (only those)."""
-        from marketlab.hub.settings import GATEWAY_ACCOUNT, INSTRUCTOR_SYSTEM_GROUP, LEARNER_SYSTEM_GROUP
+    def _parts(self) -> dict[str, int | None]:
+        """The pids of the hub's parts as its files name them (read before the stop removes any file)."""
+        def pid_in(path: Path, key: str | None = None) -> int | None:
+            try:
+                text = path.read_text()
+                return int(json.loads(text)[key]) if key else int(text.strip())
+            except (OSError, ValueError, KeyError):
+                return None
 
-        marker = "may pass through "
-        for line in self.log().splitlines():
-            if marker in line:
-                folders = line.split(marker, 1)[1].split(" to reach", 1)[0].split(", ")
-                for folder in folders:
-                    for group in (LEARNER_SYSTEM_GROUP, INSTRUCTOR_SYSTEM_GROUP, GATEWAY_ACCOUNT):
-                        subprocess.run(["setfacl", "-x", f"g:{group}", folder], capture_output=True)
+        return {"hub": self.process.pid, "proxy": pid_in(self.root / "state" / "proxy.pid"),
+                "service": pid_in(self.root / "gateway" / "service.pid"),
+                "model": pid_in(self.root / "gateway" / "home" / "server.json", "pid")}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def run_code(hub: Hub, user: str, token: str, code: str, timeout: float = 300) -> dict[str, Any]:
