@@ -26,7 +26,8 @@ import openai
 import pytest
 
 from marketlab.course.records import GradingRecord
-from marketlab.hub.settings import LEARNER_SYSTEM_GROUP, HubError, check_username
+from marketlab.hub.first_login import one_time_passwords
+from marketlab.hub.settings import LEARNER_SYSTEM_GROUP, HubError, check_username, load
 from tests.support.hub import REPO, Hub, run_code
 from tests.support.upstream_relay import Relay
 
@@ -72,6 +73,11 @@ def cohort(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
         impostor = hub.session("ana")
         impostor.signup("Impostor-password-9")
         assert "/hub/login" in str(impostor.login("Impostor-password-9").url)
+        # The instructor's one-time password opens the hub, but no server starts until it is changed.
+        once = one_time_passwords(load(hub.root))["ana"]
+        assert "/hub/login" not in str(sessions["ana"].login(once).url)
+        refused = hub.api(sessions["ana"].new_token("before the change"), "POST", "/users/ana/server")
+        assert refused.status_code >= 400 and "change your one-time password" in refused.text, refused.text
         sessions["ana"].first_login(PASSWORDS["ana"])
         assert sessions["ana"].login(PASSWORDS["ana"]).status_code == 200
         for name in ("bea", "cai"):

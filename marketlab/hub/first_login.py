@@ -51,3 +51,23 @@ def one_time_passwords(settings: HubSettings) -> dict[str, str]:
     if not path.exists():
         return {}
     return dict(line.split(" ", 1) for line in path.read_text().split("\n") if " " in line)
+
+
+class PasswordNotChangedError(RuntimeError):
+    """An instructor still uses the one-time password: nothing starts until it is changed."""
+
+
+def require_changed_password(settings: HubSettings, name: str, authenticator: object) -> None:
+    """Refuse to go on while `name` can still log in with the one-time password the hub made for them.
+
+    The password sits in a root-only file until the instructor changes it; a server, the course and
+    the formgrader stay closed until then, so the hub is never run on a password someone else read.
+    """
+    once = one_time_passwords(settings).get(name)
+    if not once:
+        return
+    info = authenticator.get_user(name) if hasattr(authenticator, "get_user") else None
+    if info is not None and info.is_valid_password(once):
+        raise PasswordNotChangedError(
+            f"{name}, change your one-time password first: open /hub/change-password, "
+            "then start your server again.")

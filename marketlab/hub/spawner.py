@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import LocalProcessSpawner
+from tornado import web
 
 from .accounts import ensure_account
+from .first_login import PasswordNotChangedError, require_changed_password
 from .server_view import learner_view
 from .settings import INSTRUCTORS_GROUP, HubSettings, load, served_model
 
@@ -48,6 +50,13 @@ class MarketlabSpawner(LocalProcessSpawner):
         """Make (or check) the account, then start the server as that account."""
         settings = self._settings()
         instructor = self._is_instructor()
+        if instructor:
+            try:
+                require_changed_password(settings, self.user.name, self.authenticator)
+            except PasswordNotChangedError as exc:  # relayed to the person as is, on the page and in the API
+                refusal = web.HTTPError(403, str(exc).replace("%", "%%"))
+                refusal.jupyterhub_message = str(exc)  # type: ignore[attr-defined]  # JupyterHub reads this optional attribute
+                raise refusal from None
         account = ensure_account(self.user.name, settings, instructor=instructor)
         self.environment = server_environment(settings, instructor=instructor)
         self.notebook_dir = str(account.home)
