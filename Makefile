@@ -4,13 +4,25 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.marketlab-installed
 
-.PHONY: lab test setup engine engine-native serve stop doctor bench demo hub clean
+.PHONY: lab test test-fast lint setup engine engine-native serve stop doctor bench demo hub clean
 
 lab: $(STAMP)
 	$(BIN)/marketlab lab
 
+# Everything: every tier (pyproject.toml's markers), the lint and type gate included (tests/test_lint.py).
 test: $(STAMP) $(VENV)/.marketlab-part-test
 	$(BIN)/python -m pytest
+
+# What a developer runs after every change (under two minutes): the tests that need no live model,
+# nbgrader, sandbox, root, PostgreSQL, hub or browser, and the lint and type gate.
+FAST := not (model or nbgrader or sandbox or root or postgres or hub or browser)
+test-fast: $(STAMP) $(VENV)/.marketlab-part-test
+	$(BIN)/python -m pytest -q -m "$(FAST)"
+
+# The lint and type gate alone (configured in pyproject.toml).
+lint: $(STAMP) $(VENV)/.marketlab-part-test
+	$(BIN)/ruff check marketlab
+	$(BIN)/mypy marketlab
 
 setup: $(STAMP)
 
@@ -19,7 +31,7 @@ $(STAMP): pyproject.toml scripts/setup.sh scripts/engine.sh
 
 # What only grading, the hub or the tests need (system packages, the hub's proxy): installed by the
 # command that needs it, on first use; `make lab` never installs or waits for any of it.
-$(VENV)/.marketlab-part-%: scripts/setup.sh instructor/hub/package-lock.json | $(STAMP)
+$(VENV)/.marketlab-part-%: pyproject.toml scripts/setup.sh instructor/hub/package-lock.json | $(STAMP)
 	@VENV=$(VENV) bash scripts/setup.sh $*
 
 # The built-in model's engine, again: the portable build (reused from ~/.cache/marketlab/engine when

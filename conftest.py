@@ -71,3 +71,47 @@ def _no_gradebook_url_leaks() -> Iterator[None]:
         os.environ.pop("MARKETLAB_GRADEBOOK_URL", None)
     else:
         os.environ["MARKETLAB_GRADEBOOK_URL"] = before
+
+
+# ---- Tiers: what a test needs, as a marker (declared in pyproject.toml). `make test-fast` runs the tests
+# that need none of them; `make test` runs everything. A test is marked by what it requests where that can
+# be seen (a fixture, a notebook), and by its file's `pytestmark` where the whole file needs a resource.
+TIERS = ("model", "nbgrader", "sandbox", "root", "postgres", "hub", "browser")
+# Fixtures that bring a resource with them: any test requesting one (directly or through another fixture)
+# gets the tier, so a new test is marked without a thought.
+FIXTURE_TIERS = {
+    "local_base_url": ("model",),
+    "postgres": ("postgres",),
+}
+# Files whose owner marks them here rather than in the file (the hub's tests).
+FILE_TIERS = {
+    "test_hub.py": ("hub", "root", "sandbox", "browser", "nbgrader", "model"),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with the tiers its fixtures, its file or its kind (a lab notebook under nbval) need."""
+    for item in items:
+        path = Path(str(item.path))
+        wanted: set[str] = set(FILE_TIERS.get(path.name, ()))
+        if path.suffix == ".ipynb":  # nbval runs a lab on the live built-in model, through nbgrader's cells
+            wanted |= {"model", "nbgrader"}
+        for fixture in getattr(item, "fixturenames", ()):
+            wanted |= set(FIXTURE_TIERS.get(fixture, ()))
+        for tier in sorted(wanted):
+            if item.get_closest_marker(tier) is None:
+                item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True)
+def _model_only_when_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test without the `model` marker that starts the built-in model fails, saying to mark it."""
+    if request.node.get_closest_marker("model") is not None:
+        return
+    from marketlab.llm import local
+
+    def refuse() -> str:
+        pytest.fail(f"{request.node.nodeid} uses the built-in model: mark it `model` (pytest.mark.model), "
+                    "or request the local_base_url fixture", pytrace=False)
+
+    monkeypatch.setattr(local, "ensure_server", refuse)

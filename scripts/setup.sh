@@ -4,7 +4,7 @@
 #   scripts/setup.sh           the labs: build tools, .venv with marketlab, the model's engine (make lab)
 #   scripts/setup.sh grading   + bubblewrap, the sandbox autograding runs submissions in (make demo)
 #   scripts/setup.sh hub       + bubblewrap, ACL tools and the hub's proxy (npm) (make hub)
-#   scripts/setup.sh test      + all of the above, PostgreSQL and Chromium for the tests (make test)
+#   scripts/setup.sh test      + all of the above, the test extra (pip), PostgreSQL and Chromium (make test)
 #
 # Each part keeps a stamp of its own in the venv: a part that fails stops only the command that
 # needs it, says which part and how to fix it, and never makes the next run repeat the parts that
@@ -84,7 +84,7 @@ fi  # the labs' part
 
 # --- the other parts: system packages and the hub's proxy, only where a command needs them ------------
 PART_STAMP="$VENV/.marketlab-part-$PART"
-part_fingerprint=$( { echo "$PART"; cat scripts/setup.sh instructor/hub/package-lock.json 2>/dev/null; } | sha256sum | cut -d' ' -f1)
+part_fingerprint=$( { echo "$PART"; cat pyproject.toml scripts/setup.sh instructor/hub/package-lock.json 2>/dev/null; } | sha256sum | cut -d' ' -f1)
 if [ -f "$PART_STAMP" ] && [ "$(cat "$PART_STAMP")" = "$part_fingerprint" ]; then
   exit 0
 fi
@@ -128,6 +128,19 @@ if wants hub; then
   fi
 fi
 if wants test; then
+  # The test extra of pyproject.toml (pytest, nbval, playwright, the lint and type gate): only `make test`
+  # needs it. Its own stamp keeps a run that stopped on a system package from installing it again.
+  extra_stamp="$VENV/.marketlab-extra-test"
+  extra_fingerprint=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ ! -f "$extra_stamp" ] || [ "$(cat "$extra_stamp")" != "$extra_fingerprint" ]; then
+    say "Installing the test extra (pytest, nbval, playwright, ruff, mypy) into $VENV"
+    if ! "$VENV/bin/python" -m pip install --quiet -e '.[test]'; then
+      echo "Installing the test extra with pip failed (see above): \`make test\` cannot run without it." >&2
+      echo "Check pip's network settings, then run \`make test\` again; the labs themselves are set up and work." >&2
+      exit 1
+    fi
+    echo "$extra_fingerprint" > "$extra_stamp"
+  fi
   # Debian keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin.
   if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     package postgresql "the gradebook tests (tests/test_course_postgres.py)"

@@ -254,6 +254,7 @@ def test_a_reviews_workflow_runs_on_the_holdout_reviews(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.nbgrader
 def test_capstone_validates_through_nbgrader(tmp_path: Path) -> None:
     assert_validates(LAB, tmp_path, 9, ["brief-reasons", "write-up"])
 

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import nbclient
 import nbformat
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CHART_CALLS = ("plot(", "plot_counts_and_rate(", "plot_report(")
 
 
+@pytest.mark.nbgrader
 def test_a_returned_chart_is_shown_as_a_picture_in_a_real_kernel() -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in (

@@ -24,6 +24,9 @@ from marketlab.course.init import init_course
 from marketlab.course.layout import Course, CourseError, lab_notebooks
 from marketlab.course.lms import collect_zip, lms_name, make_lms_zip, named_regexp
 
+# nbgrader's gradebook and ZipCollectApp on a course made by init.
+pytestmark = pytest.mark.nbgrader
+
 REPO = Path(__file__).resolve().parent.parent
 LABS = sorted({nb.parent.name for nb in lab_notebooks(REPO / "labs")})
 FIRST_LAB = LABS[0]

@@ -26,7 +26,7 @@ from marketlab.course.report import write_report
 from marketlab.llm import ledger
 
 # nbgrader's own add_submission warns about SQLAlchemy autoflush while the fake gradebook is filled
-pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
+pytestmark = [pytest.mark.nbgrader, pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")]
 
 HIDDEN = "HIDDEN-TEST-MARKER-7731"
 SOLUTION = "SOLUTION-MARKER-5190"

@@ -26,6 +26,9 @@ from marketlab.course.sandbox import Limits
 from marketlab.course.init import init_course
 from marketlab.course.layout import Course
 
+# A whole day of grading: nbgrader in the bubblewrap sandbox (one test adds PostgreSQL, by its fixture).
+pytestmark = [pytest.mark.nbgrader, pytest.mark.sandbox]
+
 LAB0 = "00-first-steps"
 # The pipeline is exercised on the first three labs (each later lab is validated through nbgrader
 # in its own test file): 18 learners x 3 labs keep this module to a few minutes.

@@ -24,6 +24,9 @@ from marketlab.course import pgserver
 from marketlab.course.pgserver import PostgresServer, PostgresServerError, start_postgres
 
 
+pytestmark = pytest.mark.postgres
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _alembic_on_path() -> Iterator[None]:
     """nbgrader runs the `alembic` command for a new gradebook; find it beside this Python, as the CLI does."""

@@ -29,6 +29,9 @@ from marketlab.llm.selftest import engine_info
 from marketlab.workflow.runner import run_batch
 from tests.support.faulty_engine import arm, disarm, faulty_engine
 
+# The built-in model's engine: built, self-tested and served (faulty builds included).
+pytestmark = pytest.mark.model
+
 REPO = Path(__file__).resolve().parent.parent
 ENGINE_SH = REPO / "scripts" / "engine.sh"
 SIGILL_WORDS = "illegal instruction (signal 4)"

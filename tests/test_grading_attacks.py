@@ -41,10 +41,16 @@ HONEST = ("aa_honest", "mm_honest", "zz_honest")
 SECRET_ENV = ("OPENAI_API_KEY", "DATABASE_URL", "SMTP_PASS", "PGPASSWORD")
 SLEEPS = ("611", "613", "617", "619", "623")  # unusual durations: a `sleep` left running is one of ours
 ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="needs root: grading users 61000+ and chown exist only as root")
+_skip_unless_root = pytest.mark.skipif(not ROOT, reason="needs root: grading users 61000+ and chown exist only as root")
 
-pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None,
-                                reason=f"no grading sandbox here: {sandbox.unavailable_reason()}")
+
+def needs_root(test: Any) -> Any:
+    return pytest.mark.root(_skip_unless_root(test))
+
+
+pytestmark = [pytest.mark.nbgrader, pytest.mark.sandbox,
+              pytest.mark.skipif(sandbox.unavailable_reason() is not None,
+                                 reason=f"no grading sandbox here: {sandbox.unavailable_reason()}")]
 
 
 def _attacks(graders: Path, course: Path, token: str, port: int, abstract: str,

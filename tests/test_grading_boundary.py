@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,16 @@ from marketlab.course.sandbox import Limits
 from marketlab.llm.testing import ScriptedEndpoint
 
 ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not ROOT, reason="needs root: a second user id plays the learner")
+_skip_unless_root = pytest.mark.skipif(not ROOT, reason="needs root: a second user id plays the learner")
+
+
+def needs_root(test: Any) -> Any:
+    return pytest.mark.root(_skip_unless_root(test))
+
+
+# The grading boundary: the sandbox, the learner's endpoint socket, the kernel's connection file.
+pytestmark = pytest.mark.sandbox
+
 LEARNER_UID = grading.UID_BASE + grading.UID_COUNT - 7  # a grading user id no worker slot of these tests holds
 SWAPPER = textwrap.dedent("""
     import os, sys, time

@@ -71,5 +71,6 @@ def test_lab02_starting_text_of_each_exercise_fails_its_check(monkeypatch: pytes
 
 
 @pytest.mark.slow
+@pytest.mark.nbgrader
 def test_lab02_validates_through_nbgrader(tmp_path: Path) -> None:
     assert_validates(LAB, tmp_path, 7, ["reflect-monitoring"])

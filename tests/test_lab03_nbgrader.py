@@ -108,6 +108,7 @@ def test_a_check_that_flags_everything_fails_on_precision() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.nbgrader
 def test_lab03_validates_through_nbgrader(tmp_path: Path) -> None:
     assert_validates(LAB, tmp_path, 13, ["reflect-publish"])
 

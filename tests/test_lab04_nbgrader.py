@@ -120,6 +120,7 @@ def test_an_alert_without_an_owner_fails() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.nbgrader
 def test_lab04_validates_through_nbgrader(tmp_path: Path) -> None:
     assert_validates(LAB, tmp_path, 10, ["reflect-owner"])
 

@@ -147,5 +147,6 @@ def test_messages_without_the_proposal_text_fail_the_extraction_check() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.nbgrader
 def test_lab05_validates_through_nbgrader(tmp_path: Path) -> None:
     assert_validates(LAB, tmp_path, 11, ["reflect-commission"])

@@ -88,6 +88,7 @@ def test_lab01_starting_text_of_each_exercise_fails_its_check() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lab", LABS, ids=lambda p: p.name)
+@pytest.mark.nbgrader
 def test_lab_validates_through_nbgrader(lab: Path, local_base_url: str, tmp_path: Path) -> None:
     files_before = sorted(p.name for p in lab.iterdir())
     result = validate_lab(lab, workdir=tmp_path / "course")
@@ -159,6 +160,7 @@ GRADERS = {"check-double": grade_double, "check-nothing": grade_nothing}
 
 
 @pytest.mark.slow
+@pytest.mark.nbgrader
 def test_validate_reports_a_wrong_solution_and_a_test_students_pass(tmp_path: Path) -> None:
     graders = tmp_path / "graders"
     graders.mkdir()
@@ -185,6 +187,7 @@ def test_leak_detection_finds_solution_and_hidden_text() -> None:
     assert _leaks(source, release, "01-brief.ipynb") == []
 
 
+@pytest.mark.nbgrader
 def test_validate_refuses_notebooks_stored_with_outputs(tmp_path: Path) -> None:
     lab = _tiny_lab(tmp_path)
     nb = nbformat.read(lab / "99-broken.ipynb", as_version=4)

@@ -241,6 +241,7 @@ def test_doctor_explains_an_unreachable_endpoint(monkeypatch):
     assert not report["ok"] and "Nothing answers" in report["problem"] and "OPENAI_BASE_URL" in report["fix"]
 
 
+@pytest.mark.model
 def test_doctor_explains_a_taken_port(tmp_path, monkeypatch):
     monkeypatch.setenv("MARKETLAB_HOME", str(tmp_path))
     with socket.socket() as blocker:
@@ -256,6 +257,7 @@ def test_doctor_explains_a_taken_port(tmp_path, monkeypatch):
     assert f"endpoint     http://127.0.0.1:{port}/v1" in shown and "api.openai.com" not in shown
 
 
+@pytest.mark.model
 def test_doctor_names_the_local_endpoint_when_the_server_fails(tmp_path, monkeypatch):
     monkeypatch.setenv("MARKETLAB_HOME", str(tmp_path))
     _Hanging.health = {"service": "marketlab-local", "pid": 1, "prefix": sys.prefix,
@@ -284,6 +286,7 @@ class _Hanging(JSONHandler):
         self.close_connection = True  # no reply at all: the SDK sees a connection failure
 
 
+@pytest.mark.model
 def test_doctor_explains_a_missing_local_model(tmp_path, monkeypatch):
     import marketlab.llm.engine as engine
 

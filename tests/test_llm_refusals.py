@@ -10,6 +10,9 @@ import nbclient
 import nbformat
 import pytest
 
+# Each test runs a real Jupyter kernel.
+pytestmark = pytest.mark.nbgrader
+
 CELL = '''
 import httpx2, openai
 from marketlab.llm import refusals

@@ -108,6 +108,7 @@ class _OtherCheckout(JSONHandler):
         self.reply(200, self.health)
 
 
+@pytest.mark.model
 def test_a_server_of_another_checkout_is_neither_used_nor_stopped(other_home, monkeypatch):
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
     _OtherCheckout.health = {"service": "marketlab-local", "status": "ok", "pid": bystander.pid,
@@ -130,6 +131,7 @@ def test_a_server_of_another_checkout_is_neither_used_nor_stopped(other_home, mo
         bystander.wait()
 
 
+@pytest.mark.model
 def test_stop_during_a_long_request_stops_generation_and_says_so(other_home, monkeypatch):
     monkeypatch.setenv("MARKETLAB_PORT", str(_free_port()))
     local.ensure_server()
@@ -198,6 +200,7 @@ def test_stop_never_signals_a_process_that_took_a_dead_servers_pid(other_home, m
         bystander.wait()
 
 
+@pytest.mark.model
 def test_a_request_whose_client_gave_up_stops_generating(other_home, monkeypatch):
     """A client-side timeout frees the model at once: retries never queue behind an abandoned answer."""
     monkeypatch.setenv("MARKETLAB_PORT", str(_free_port()))

@@ -20,7 +20,8 @@ def _normalise(requirement: str) -> str:
 
 
 def test_environment_yml_mirrors_pyproject_dependencies():
-    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
     environment = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
     pip_section = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
     mirrored = [line for line in pip_section if not line.startswith("-e")]
@@ -38,6 +39,20 @@ def test_readme_opens_with_the_two_commands():
     readme = (REPO_ROOT / "README.md").read_text()
     first_block = readme.split("```")[1]
     assert "make lab" in first_block and "make test" in first_block
+
+
+TEST_ONLY = ("pytest", "pytest-timeout", "nbval", "playwright", "ruff", "mypy")
+
+
+def test_test_tools_are_an_extra_not_a_runtime_dependency():
+    """`make lab` installs the runtime dependencies only: nothing only the tests use."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {Requirement(r).name.lower() for r in project["dependencies"]}
+    test = {Requirement(r).name.lower() for r in project["optional-dependencies"]["test"]}
+    assert not runtime & set(TEST_ONLY)
+    assert set(TEST_ONLY) <= test
+    setup = (REPO_ROOT / "scripts" / "setup.sh").read_text()
+    assert "-e '.[test]'" in setup, "the test part of the set-up installs the test extra"
 
 
 def test_ci_runs_make_test():

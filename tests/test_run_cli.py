@@ -210,6 +210,7 @@ def _notebook(path: Path, body: str) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.nbgrader
 def test_a_notebook_runs_through_papermill_and_is_kept_for_the_record(tmp_path, fresh_home, capsys):
     notebook = _notebook(tmp_path / "take-home.ipynb", """
         import pandas as pd

@@ -77,6 +77,7 @@ class Refusing(JSONHandler):
                                    "param": None, "code": "request_refused"}})
 
 
+@pytest.mark.nbgrader
 def test_a_notebook_run_where_the_endpoint_refuses_everything_never_exits_0(tmp_path, monkeypatch, fresh_home,
                                                                             capsys):
     theirs = data.load("products").head(4).rename(columns={"sku": "item", "name": "product_title"})
@@ -105,6 +106,7 @@ def test_a_notebook_run_where_the_endpoint_refuses_everything_never_exits_0(tmp_
     assert "evaluate.py that Lab 3 saved" not in html  # advice for a folder, not for a notebook
 
 
+@pytest.mark.nbgrader
 def test_a_trial_run_reports_rows_left_out_not_lost(tmp_path, scripted, capsys):
     theirs = data.load("products").head(6)
     source = write_csv(theirs, tmp_path / "theirs.csv")

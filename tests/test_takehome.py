@@ -48,6 +48,7 @@ def _run(*args: object) -> int:
 
 
 @pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.nbgrader
 def test_each_notebook_runs_headless_on_their_columns_and_keeps_their_key(name, tmp_path, scripted, capsys):
     dataset, renames, columns, key = CASES[name]
     theirs = _their_table(dataset, renames)
@@ -172,6 +173,7 @@ def test_the_run_history_grows_and_the_monitor_takes_over_after_enough_runs(tmp_
     assert set(report["window"]) >= {"reference", "current"} and "usable_rate" in report.columns
 
 
+@pytest.mark.nbgrader
 def test_saved_rows_are_reused_only_for_the_same_output_and_the_summary_says_so(tmp_path, scripted, capsys):
     theirs = data.load("products").head(ROWS)
     source = tmp_path / "theirs.csv"
@@ -198,6 +200,7 @@ def test_saved_rows_are_reused_only_for_the_same_output_and_the_summary_says_so(
     assert f"Outcome: {ROWS} of {ROWS} rows usable" in printed
 
 
+@pytest.mark.nbgrader
 def test_product_descriptions_checks_the_description_it_generates(tmp_path, scripted, monkeypatch, capsys):
     """Issue 26: the take-home checked the headline, so an invented claim in the description passed."""
     import json

@@ -204,6 +204,7 @@ def test_jupyterlab_gets_allow_root_only_as_root(tmp_path, monkeypatch, uid, roo
     assert "--no-browser" in launch.argv and "--ip=127.0.0.1" in launch.argv and "--port=8999" in launch.argv
 
 
+@pytest.mark.nbgrader
 def test_marketlab_lab_serves_the_learner_view_without_instructor_tools_or_news(
         local_base_url: str, prepared: tuple[Path, Path, list[Path]], tmp_path: Path) -> None:
     _, workspace, _ = prepared
@@ -255,6 +256,7 @@ def test_marketlab_lab_serves_the_learner_view_without_instructor_tools_or_news(
         log.close()
 
 
+@pytest.mark.nbgrader
 def test_validate_in_the_learners_jupyter_gives_cells_time_for_the_built_in_model(tmp_path) -> None:
     """Issue 26: Validate timed out at nbgrader's 30-second default on cells that call the model."""
     import os
