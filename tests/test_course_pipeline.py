@@ -214,7 +214,7 @@ def test_secrets_never_reach_a_grading_kernel(cohort: Course, monkeypatch: pytes
 
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from marketlab.course.pgserver import PostgresServerError, start_postgres
+    from tests.support.pgserver import PostgresServerError, start_postgres
 
     try:
         server = start_postgres(tmp_path_factory.mktemp("pg"))

@@ -20,8 +20,8 @@ import pytest
 from nbgrader.api import Gradebook
 from sqlalchemy import create_engine, inspect
 
-from marketlab.course import pgserver
-from marketlab.course.pgserver import PostgresServer, PostgresServerError, start_postgres
+from tests.support import pgserver
+from tests.support.pgserver import PostgresServer, PostgresServerError, start_postgres
 
 
 pytestmark = pytest.mark.postgres
