@@ -20,7 +20,7 @@ from marketlab.llm.testing import Fault, ScriptedEndpoint
 from marketlab.workflow import STATUSES
 
 HOLDOUT = Path(__file__).resolve().parent.parent / "graders" / "holdout"
-SCRIPTED = dict(cache=False, checkpoint=False, show_summary=False, request_timeout=5.0)
+SCRIPTED = dict(cache=False, checkpoint=False, show_summary=False, request_timeout=60.0)  # a bound, not a measure
 
 
 def simple_rules(a: ProposalAnswers) -> dict[str, int]:
@@ -137,7 +137,7 @@ def test_a_failed_answer_is_a_row_with_a_reason_and_leaves_its_proposal_out_of_t
     proposals = data.load_proposals()[:2]
     endpoint = ScriptedEndpoint(responder=_reference_replies(proposals, broken=("P1", "integration")))
     table = commission.extract(proposals, endpoint.client(max_retries=0), "scripted", cache=False,
-                               checkpoint=False, request_timeout=5.0)
+                               checkpoint=False, request_timeout=60.0)
     failed = table[table["status"] == "failed"]
     assert list(zip(failed["proposal_id"], failed["question"])) == [("P1", "integration")]
     assert failed["error"].iloc[0] and failed["evidence_check"].iloc[0] == "no answer"

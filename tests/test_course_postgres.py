@@ -135,7 +135,7 @@ def test_stop_really_stops_the_server(tmp_path: Path) -> None:
     with start_postgres(tmp_path / "pg") as server:
         startup = time.monotonic() - started
         psycopg2.connect(server.dsn, connect_timeout=5).close()
-    assert startup < 30, f"start-up took {startup:.1f}s"
+    assert startup < 180, f"start-up took {startup:.1f}s"  # it does not hang: a bound for a busy machine, not a measure
     with pytest.raises(psycopg2.OperationalError):
         psycopg2.connect(server.dsn, connect_timeout=5)
     server.stop()  # idempotent

@@ -242,8 +242,8 @@ def _init_and_start(runner: _Runner, base: Path) -> int:
         port = _free_port()
         seen = log_path.stat().st_size if log_path.exists() else 0
         started = runner.run(
-            "pg_ctl", "start", "-D", str(data_dir), "-l", str(log_path), "-w", "-t", "30", "-o", f"-p {port}",
-            cwd=base, timeout=60,
+            "pg_ctl", "start", "-D", str(data_dir), "-l", str(log_path), "-w", "-t", "120", "-o", f"-p {port}",
+            cwd=base, timeout=180,  # pg_ctl polls; the limits are for a busy machine
         )  # fmt: skip
         if started.returncode == 0:
             return port
@@ -267,7 +267,7 @@ def _init_and_start(runner: _Runner, base: Path) -> int:
 def _create_database(port: int) -> None:
     import psycopg2
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # polled: a limit for a busy machine, not a measure
     while True:
         try:
             conn = psycopg2.connect(host="127.0.0.1", port=port, user=DB_USER, dbname="postgres", connect_timeout=5)
