@@ -89,6 +89,37 @@ FILE_TIERS = {
 }
 
 
+# Files whose every test needs a resource, and the tier each test there must carry: checked at every
+# collection, so a heavy test that lost its marker stops the run instead of slipping into the fast tier.
+HEAVY_FILES = {
+    "tests/test_course_pipeline.py": "nbgrader",
+    "tests/test_grading_attacks.py": "sandbox",
+    "tests/test_grading_boundary.py": "sandbox",
+    "tests/test_sandbox_limits.py": "sandbox",
+    "tests/test_course_postgres.py": "postgres",
+    "tests/test_course_cohort.py": "nbgrader",
+    "tests/test_course_feedback_report.py": "nbgrader",
+    "tests/test_engine.py": "model",
+    "tests/test_llm_local.py": "model",
+    "tests/test_llm_concurrency.py": "model",
+    "tests/test_llm_refusals.py": "nbgrader",
+    "tests/test_hub.py": "hub",
+}
+
+
+def unmarked_heavy_tests(items: list[pytest.Item]) -> list[str]:
+    """Tests of HEAVY_FILES (and lab notebooks under nbval) without the tier their file needs."""
+    missing = []
+    for item in items:
+        path = Path(str(item.path))
+        name = path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
+        tier = "model" if path.suffix == ".ipynb" else HEAVY_FILES.get(name)
+        if tier and item.get_closest_marker(tier) is None:
+            missing.append(f"{item.nodeid} (needs {tier})")
+    return missing
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with the tiers its fixtures, its file or its kind (a lab notebook under nbval) need."""
     for item in items:
@@ -101,6 +132,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for tier in sorted(wanted):
             if item.get_closest_marker(tier) is None:
                 item.add_marker(getattr(pytest.mark, tier))
+    missing = unmarked_heavy_tests(items)
+    if missing:
+        raise pytest.UsageError("Tests that need a resource carry no tier marker (pytest.mark.<tier>), so "
+                                "`make test-fast` would run them:\n  " + "\n  ".join(missing))
 
 
 @pytest.fixture(autouse=True)
