@@ -493,3 +493,24 @@ def test_browser_the_instructor_opens_the_live_grid_and_the_cohort_report(cohort
     assert "Practice on the hub: attempts per check" in text and "batch-cost" in text
     assert "Model usage counted by the hub's gateway" in text and "cai" in text
     page.screenshot(path=str(tmp_path / "instructor-report.png"), full_page=True)
+
+
+def test_browser_an_instructor_releases_a_lab_from_the_formgrader(cohort, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 25: the formgrader opens for an instructor, lists the course's labs and releases one."""
+    hub, _, _ = cohort
+    lab = "04-monitor"
+    page = _log_in(browser, hub, "ana")
+    page.goto(f"{hub.url}/user/ana/formgrader/manage_assignments")
+    row = page.locator("tbody tr", has_text=lab).first
+    row.wait_for()
+    assert "encountered an error" not in page.content()
+    listed = page.inner_text("tbody")
+    assert all(name in listed for name in ("00-first-steps", "03-evaluate", "capstone")), listed
+    row.locator(".assign a").click()
+    page.locator(".modal", has_text=f"Successfully created the student version of '{lab}'").wait_for(timeout=300_000)
+    page.goto(f"{hub.url}/user/ana/formgrader/manage_assignments")
+    row = page.locator("tbody tr", has_text=lab).first
+    row.locator(".release a").click()
+    page.locator(".modal", has_text=f"Successfully released '{lab}'").wait_for(timeout=120_000)
+    page.screenshot(path=str(tmp_path / "formgrader-released.png"))
+    assert (hub.root / "exchange" / "marketlab" / "outbound" / lab / f"{lab}.ipynb").exists()

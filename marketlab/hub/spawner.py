@@ -59,7 +59,11 @@ class MarketlabSpawner(LocalProcessSpawner):
                 raise refusal from None
         account = ensure_account(self.user.name, settings, instructor=instructor)
         self.environment = server_environment(settings, instructor=instructor)
-        self.notebook_dir = str(account.home)
+        # An instructor's server is rooted at the hub's folder, so the course (and the formgrader, which
+        # only accepts a course inside the server's root) is in reach; it opens on the course.
+        self.notebook_dir = str(settings.root if instructor else account.home)
+        if instructor:
+            self.default_url = "/lab/tree/course"
         self.popen_kwargs = {"cwd": str(account.home)}
         command = [sys.executable, "-I", "-m", "marketlab.hub.singleuser"]
         sandboxed = settings.sandbox_learners and not instructor
