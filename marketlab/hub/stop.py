@@ -150,15 +150,43 @@ def stop(settings: HubSettings, *, undo_grants: bool = False, remove_accounts: b
     return report
 
 
+def _other_running_hubs(settings: HubSettings) -> list[Path]:
+    """The folders of the other hubs running on this machine (JupyterHub processes started by `hub start`)."""
+    from .spawner import ROOT_VARIABLE
+
+    marker = f"{ROOT_VARIABLE}=".encode()
+    roots: set[Path] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or b"jupyterhub" not in _cmdline(int(entry.name)):
+            continue
+        for line in _environ(int(entry.name)):
+            if line.startswith(marker):
+                root = Path(line[len(marker):].decode(errors="replace"))
+                if root != settings.root:
+                    roots.add(root)
+    return sorted(roots)
+
+
 def _undo_grants(settings: HubSettings, report: StopReport) -> None:
     grants = record.read(settings.state)["grants"]
+    needed: dict[tuple[str, str], Path] = {}
+    for other in _other_running_hubs(settings):  # a grant another running hub also made stays for it
+        try:
+            for grant in record.read(other / "state")["grants"]:
+                needed[(grant["folder"], grant["group"])] = other
+        except HubError:
+            continue
     for grant in grants:
+        if (grant["folder"], grant["group"]) in needed:
+            report.did(f"kept {grant['group']}'s pass-through on {grant['folder']}: the running hub in "
+                       f"{needed[(grant['folder'], grant['group'])]} needs it too (its own stop takes it back)")
+            continue
         why = take_back_grant(grant["folder"], grant["group"])
         if why:
             report.could_not(f"could not take back {grant['group']}'s pass-through on {grant['folder']}: {why}")
         else:
             record.remove(settings.state, "grants", grant)
-    folders = sorted({grant["folder"] for grant in grants})
+    folders = sorted({grant["folder"] for grant in grants if (grant["folder"], grant["group"]) not in needed})
     report.did(f"took back the pass-through grants on {', '.join(folders)}" if folders
                else "no pass-through grants to take back")
 

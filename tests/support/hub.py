@@ -216,6 +216,8 @@ class Hub:
             except KeyError:
                 pass
         for grant in record.get("grants", []):
+            if f"kept {grant['group']}'s pass-through on {grant['folder']}:" in done.stdout:
+                continue  # another hub of this test run still runs and needs it; its stop takes it back
             acl = subprocess.run(["getfacl", "-cp", grant["folder"]], capture_output=True, text=True).stdout
             assert f"group:{grant['group']}:" not in acl, f"the grant on {grant['folder']} was not taken back"
 
