@@ -75,3 +75,15 @@ def test_stated_limits_in_plain_words() -> None:
     assert stated_word_limits("Write at least 20 words; no more than 50 words.") == {None: (20, 50)}
     assert stated_word_limits("Keep the spotlight under 40 words.", ("spotlight",)) == {"spotlight": (None, 40)}
     assert stated_word_limits("Write good copy.") == {}
+
+
+def test_a_character_limit_in_a_fields_description_is_kept_too() -> None:
+    """The email take-home states "at most 20 words" in the brief and "at most 60 characters" per field."""
+    schema = {"type": "object", "properties": {
+        "subject": {"type": "string", "description": "the email subject line, at most 60 characters"},
+        "preview": {"type": "string", "description": "the preview text, at most 90 characters"}}}
+    body = {"messages": [{"role": "system", "content": "Length: at most 20 words."}, {"role": "user", "content": "Go."}],
+            "response_format": {"type": "json_schema", "json_schema": {"schema": schema}}}
+    reply = json.loads(default_reply(body))
+    assert 0 < len(reply["subject"]) <= 60 and 0 < len(reply["preview"]) <= 90
+    assert _words(reply["preview"]) <= 20

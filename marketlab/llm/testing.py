@@ -143,6 +143,18 @@ def _limits_in(text: str) -> tuple[int | None, int | None]:
     return low, high
 
 
+CHARACTER_LIMIT = (r"\b(?:at most|no more than|up to|under|fewer than|less than|a maximum of|maximum of|max\.?|"
+                   r"within)\s+(\d+)\s+(?:characters|chars)\b")
+
+
+def _stated_characters(text: str) -> float:
+    """The fewest characters a field's description allows ("at most 60 characters"), or no limit."""
+    import re
+
+    found = [int(n) for n in re.findall(CHARACTER_LIMIT, text, flags=re.IGNORECASE)]
+    return min(found) if found else float("inf")
+
+
 def _joined(*limits: tuple[int | None, int | None]) -> tuple[int | None, int | None]:
     """Several limits at once: the highest minimum and the lowest maximum (the stricter upper one if they clash)."""
     lows = [low for low, _ in limits if low is not None]
@@ -214,8 +226,9 @@ def _follow_stated_limits(example: dict[str, Any], schema: dict[str, Any], promp
         words = (low + high) // 2 if low is not None and high is not None else (
             low + 2 if low is not None else min(high or 12, 12))
         text = stand_in_text(words)
-        if "maxLength" in prop and len(text) > prop["maxLength"]:
-            text = text[: prop["maxLength"]].rsplit(" ", 1)[0]
+        room_left = min(room[name], _stated_characters(str(prop.get("description") or "")))
+        if len(text) > room_left:
+            text = text[: int(room_left)].rsplit(" ", 1)[0]
         example[name] = text.ljust(prop.get("minLength", 0), ".")
 
 
