@@ -210,3 +210,35 @@ def test_hub_stop_takes_back_only_the_grants_and_accounts_its_record_names(tmp_p
     assert f"group:{group}:" not in acl and "group:nogroup:--x" in acl, acl
     assert not report.failed and any("took back" in line for line in report.lines)
     assert record.read(settings.state)["grants"] == []
+
+
+def test_an_operator_sets_spawner_traits_in_the_hubs_own_config_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 28: `c.MarketlabSpawner.sandbox_learners = False` in <hub>/jupyterhub_config.py reaches the command."""
+    import shutil
+
+    from jupyterhub.app import JupyterHub
+
+    from marketlab.hub.spawner import MarketlabSpawner
+    from marketlab.hub.start import CONFIG_FILE
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("learners' view needs bubblewrap (make test installs it)")
+    settings = HubSettings(root=tmp_path / "hub", instructors=("ana",))
+    settings.root.mkdir()
+    settings.save()
+    monkeypatch.setenv("MARKETLAB_HUB_ROOT", str(settings.root))
+
+    def spawner() -> MarketlabSpawner:
+        app = JupyterHub()
+        app.load_config_file(str(CONFIG_FILE))  # JupyterHub's own loading of the hub's config file
+        return MarketlabSpawner(config=app.config)
+
+    default = spawner()
+    assert default.hub_root == str(settings.root) and default.sandbox_learners
+    home = settings.homes / "bea"
+    assert default.command(settings, home, instructor=False)[0].endswith("bwrap")
+    (settings.root / "jupyterhub_config.py").write_text("c.MarketlabSpawner.sandbox_learners = False\n")
+    operated = spawner()
+    assert operated.sandbox_learners is False
+    command = operated.command(settings, home, instructor=False)
+    assert not any(part.endswith("bwrap") for part in command) and command[-1] == "marketlab.hub.singleuser"

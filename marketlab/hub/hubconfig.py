@@ -56,6 +56,8 @@ def configure(c: Any, settings: HubSettings) -> None:
     }]
 
     c.JupyterHub.spawner_class = "marketlab.hub.spawner.MarketlabSpawner"
+    c.MarketlabSpawner.hub_root = str(settings.root)
+    c.MarketlabSpawner.sandbox_learners = settings.sandbox_learners
     c.Spawner.default_url = "/lab"
     c.Spawner.env_keep = []  # an allowlist: the spawner sets what a server needs (spawner.server_environment)
     c.Spawner.start_timeout = 120

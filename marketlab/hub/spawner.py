@@ -9,6 +9,7 @@ from typing import Any
 
 from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
+from traitlets import Bool, Unicode
 
 from .accounts import ensure_account
 from .first_login import PasswordNotChangedError, require_changed_password
@@ -38,10 +39,25 @@ def server_environment(settings: HubSettings, *, instructor: bool) -> dict[str, 
 
 
 class MarketlabSpawner(LocalProcessSpawner):
-    """LocalProcessSpawner with the hub's accounts, environment and, for learners, the bubblewrap view."""
+    """LocalProcessSpawner with the hub's accounts, environment and, for learners, the bubblewrap view.
+
+    Configured with traits, as any JupyterHub spawner: `marketlab hub start` sets them from the hub's
+    settings (hubconfig.py), and an operator may override them in `<hub folder>/jupyterhub_config.py`,
+    e.g. `c.MarketlabSpawner.sandbox_learners = False`.
+    """
+
+    hub_root = Unicode(help="The hub's folder (hub.json, homes, course, exchange).").tag(config=True)
+    sandbox_learners = Bool(True, help="Run each learner's server in its bubblewrap view of the machine "
+                                       "(turn off only where learners may read everything).").tag(config=True)
 
     def _settings(self) -> HubSettings:
-        return load(os.environ[ROOT_VARIABLE])
+        return load(self.hub_root or os.environ[ROOT_VARIABLE])
+
+    def command(self, settings: HubSettings, home: Path, *, instructor: bool) -> list[str]:
+        """The server's command: jupyterhub-singleuser through marketlab's start-up, in the view for a learner."""
+        command = [sys.executable, "-I", "-m", "marketlab.hub.singleuser"]
+        sandboxed = self.sandbox_learners and not instructor
+        return (learner_view(settings, home) if sandboxed else []) + command
 
     def _is_instructor(self) -> bool:
         return INSTRUCTORS_GROUP in {group.name for group in self.user.groups}
@@ -65,7 +81,5 @@ class MarketlabSpawner(LocalProcessSpawner):
         if instructor:
             self.default_url = "/lab/tree/course"
         self.popen_kwargs = {"cwd": str(account.home)}
-        command = [sys.executable, "-I", "-m", "marketlab.hub.singleuser"]
-        sandboxed = settings.sandbox_learners and not instructor
-        self.cmd = (learner_view(settings, account.home) if sandboxed else []) + command
+        self.cmd = self.command(settings, account.home, instructor=instructor)
         return await super().start()
