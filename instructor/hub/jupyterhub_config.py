@@ -2,7 +2,7 @@
 # this file; every setting comes from the hub's folder (hub.json) through marketlab.hub.hubconfig.
 # An operator's own settings go in <hub folder>/jupyterhub_config.py, read last, e.g.
 #     c.MarketlabSpawner.sandbox_learners = False
-#     c.Spawner.mem_limit = "2G"
+#     c.Spawner.start_timeout = 300
 import os
 from pathlib import Path
 
