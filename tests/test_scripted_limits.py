@@ -87,3 +87,10 @@ def test_a_character_limit_in_a_fields_description_is_kept_too() -> None:
     reply = json.loads(default_reply(body))
     assert 0 < len(reply["subject"]) <= 60 and 0 < len(reply["preview"]) <= 90
     assert _words(reply["preview"]) <= 20
+
+
+def test_a_length_for_the_whole_text_does_not_go_into_a_field_too_short_for_it() -> None:
+    schema = {"type": "object", "properties": {"headline": {"type": "string", "maxLength": 80}}}
+    body = {"messages": [{"role": "system", "content": "Length: 40 to 120 words."}],
+            "response_format": {"type": "json_schema", "json_schema": {"schema": schema}}}
+    assert json.loads(default_reply(body))["headline"] == "scripted text"

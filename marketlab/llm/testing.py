@@ -206,8 +206,10 @@ def _follow_stated_limits(example: dict[str, Any], schema: dict[str, Any], promp
 
     A field's own description ("20 to 40 words"), or a sentence of the prompt that names that one
     field, sets its length; a length stated for the text as a whole goes to the string field(s) with
-    the largest declared length (a description, not a 70-character headline). A prompt that states
-    no length gets the short example, so a rule the brief never states still fails, with its fix.
+    the largest declared length (a description, not a 70-character headline) if that field can hold
+    it (about five characters a word); "at most N characters" in a field's description caps it. A
+    prompt that states no length gets the short example, so a rule the brief never states still
+    fails, with its fix.
     """
     props = {name: prop for name, prop in schema.get("properties", {}).items()
              if isinstance(example.get(name), str) and prop.get("type") == "string" and not prop.get("enum")}
@@ -218,8 +220,9 @@ def _follow_stated_limits(example: dict[str, Any], schema: dict[str, Any], promp
     for name, prop in props.items():
         parts = [limits for limits in stated_word_limits(str(prop.get("description") or "")).values()]
         parts += [stated[name]] if name in stated else []
-        if None in stated and room[name] == max(room.values()):
-            parts.append(stated[None])
+        whole = stated.get(None)
+        if whole is not None and room[name] == max(room.values()) and (whole[0] or 0) * 5 <= room[name]:
+            parts.append(whole)  # not into a field too short to hold it (an 80-character headline)
         low, high = _joined(*parts) if parts else (None, None)
         if low is None and high is None:
             continue
