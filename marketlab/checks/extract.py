@@ -55,7 +55,8 @@ def rules_from_data(data: dict[str, Any]) -> Any:
     if not isinstance(data, dict) or not data.get("is_rules"):
         return None
     def ints(value: Any) -> dict[str, int]:
-        return {str(k): int(v) for k, v in (value or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return {str(k): int(v) for k, v in (value or {}).items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)}
     ranges = {str(k): tuple(v)[:2] for k, v in (data.get("ranges") or {}).items() if isinstance(v, (list, tuple))}
     return Rules(max_words=ints(data.get("max_words")), min_words=ints(data.get("min_words")),
                  max_chars=ints(data.get("max_chars")), ranges=ranges,

@@ -37,11 +37,11 @@ class Harness(ABC):
     """Starts learner code from files, in a fresh Python, with no key and no network beyond our socket."""
 
     @abstractmethod
-    def start(self, folder: Path, argv: list[str]) -> subprocess.Popen:  # type: ignore[type-arg]
+    def start(self, folder: Path, argv: list[str]) -> subprocess.Popen:
         """Start `python -I argv...` with `folder` as its working directory; pipes on stdin/stdout/stderr."""
 
     @abstractmethod
-    def stop(self, process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    def stop(self, process: subprocess.Popen) -> None:
         """Stop a process this harness started."""
 
     @abstractmethod
@@ -90,13 +90,13 @@ class LocalHarness(Harness):
         # Each check in a learner's notebook makes one of these: its folder goes with it.
         weakref.finalize(self, shutil.rmtree, self._sockets, ignore_errors=True)
 
-    def start(self, folder: Path, argv: list[str]) -> subprocess.Popen:  # type: ignore[type-arg]
+    def start(self, folder: Path, argv: list[str]) -> subprocess.Popen:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PYTHON"))}
         env.update(MARKETLAB_BACKEND="scripted", MARKETLAB_HOME=str(self._sockets / "home"), TQDM_DISABLE="1")
         return subprocess.Popen([sys.executable, "-I", *argv], cwd=folder, env=env, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def stop(self, process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    def stop(self, process: subprocess.Popen) -> None:
         if process.poll() is None:
             process.kill()
         process.wait()
@@ -111,7 +111,7 @@ class LocalHarness(Harness):
 class ModuleProcess:
     """Line-by-line JSON requests to a module served by marketlab.checks.serve_module."""
 
-    def __init__(self, process: subprocess.Popen, deadline: float) -> None:  # type: ignore[type-arg]
+    def __init__(self, process: subprocess.Popen, deadline: float) -> None:
         self._process = process
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         self._ends = time.monotonic() + deadline
@@ -223,9 +223,9 @@ class _Handler(BaseHTTPRequestHandler):
         request = httpx2.Request(self.command, f"http://grader{self.path}", content=body,
                                  headers={"content-type": self.headers.get("content-type", "application/json")})
         try:
-            response = self.server.endpoint.handle_request(request)  # type: ignore[attr-defined]
+            response = self.server.endpoint.handle_request(request)  # type: ignore[attr-defined]  # set by serve() below
         except httpx2.TimeoutException:
-            time.sleep(self.server.timeout_hold)  # type: ignore[attr-defined]
+            time.sleep(self.server.timeout_hold)  # type: ignore[attr-defined]  # set by serve() below
             self.close_connection = True
             return
         content = response.read()
@@ -256,8 +256,8 @@ def serve(endpoint: Any, harness: Harness, *, timeout: float = 2.0, max_retries:
     folder = Path(tempfile.mkdtemp(prefix="endpoint-", dir=harness.socket_dir()))
     path = str(folder / "model.sock")
     server = _Server(path, _Handler)
-    server.endpoint = endpoint  # type: ignore[attr-defined]
-    server.timeout_hold = timeout + 0.5  # type: ignore[attr-defined]
+    server.endpoint = endpoint  # type: ignore[attr-defined]  # the handler's endpoint, on its server
+    server.timeout_hold = timeout + 0.5  # type: ignore[attr-defined]  # the handler's hold, on its server
     os.chmod(path, 0o777)  # in the closed folder made above: nobody else can have put anything there
     opened = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from marketlab.llm import estimate_cost
 from marketlab.llm.testing import Fault, ScriptedEndpoint, default_reply, example_for_schema
 from marketlab.workflow import META_COLUMNS, STATUSES, Rules
@@ -39,7 +40,8 @@ def check_schema(schema: Any, *, strict: bool = True, quiet: bool = False) -> Ch
     result = CheckResult("schema", "the output schema has described fields, a length limit, and can be saved")
     facts = schema if isinstance(schema, dict) else extract.schema_facts(schema)
     if not facts.get("is_model"):
-        result.fail(f"ProductCopy is a {facts.get('type', '?')}, not a class written as `class ProductCopy(BaseModel):`")
+        result.fail(f"ProductCopy is a {facts.get('type', '?')}, "
+                    "not a class written as `class ProductCopy(BaseModel):`")
         result.hint = "Keep the first line `class ProductCopy(BaseModel):` and one indented line per field."
         return finish(result, strict=strict, quiet=quiet)
     fields = facts.get("fields") or []
@@ -250,7 +252,7 @@ class _CountingEndpoint(ScriptedEndpoint):
     def usable_replies(self) -> int:
         return len(self.usable_for)
 
-    def _completion(self, body: dict[str, Any], content: str, finish: str) -> dict[str, Any]:  # type: ignore[override]
+    def _completion(self, body: dict[str, Any], content: str, finish: str) -> dict[str, Any]:  # type: ignore[override]  # the base is a staticmethod
         done = ScriptedEndpoint._completion(body, content, finish)
         self.tokens_served.append(int(done["usage"]["total_tokens"]))
         try:

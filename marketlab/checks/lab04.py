@@ -215,7 +215,8 @@ def simulated_weekly_runs(products: pd.DataFrame, *, weeks: int = 16, change_wee
         state["week"] = week
         batch = products.sample(per_week, random_state=seed * 1000 + week).reset_index(drop=True)
         out = run_batch(batch, lambda b, r: b.to_messages(r), Copy, endpoint.client(), "scripted", brief=brief,
-                        checks=checks, check_text="description", include=["sku"], workers=1, cache=False, checkpoint=False, progress=False,
+                        checks=checks, check_text="description", include=["sku"], workers=1, cache=False,
+                        checkpoint=False, progress=False,
                         show_summary=False)
         frames.append(out.assign(week=week))
     return pd.concat(frames, ignore_index=True)

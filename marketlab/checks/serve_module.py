@@ -56,9 +56,9 @@ def serve_lines(load: Callable[[], Any], answer: Callable[[Any, dict[str, Any]],
 def import_path(path: Path, name: str) -> ModuleType:
     """Import a learner's file as a module of that name."""
     spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]  # a .py path always gives a spec
     sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]  # and a source loader
     return module
 
 

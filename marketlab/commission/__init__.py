@@ -16,8 +16,21 @@ from .extract import EXTRACTION_RULES, evidence_summary, extract, extraction_mes
 from .proposals import all_question_rows, proposal_frame, question_rows
 from .questions import BY_ID, QUESTION_IDS, QUESTIONS, SCORES, Question, question, topics_covered
 from .reference import load_extractions
-from .schema import (FREQUENT, SCHEDULED, SECTION_SCHEMAS, Coverage, Frequency, Integration, Monitoring,
-                     ProductionReferences, ProposalAnswers, RetrainingOwner, Section, TrainingData, field_table)
+from .schema import (
+                     FREQUENT,
+                     SCHEDULED,
+                     SECTION_SCHEMAS,
+                     Coverage,
+                     Frequency,
+                     Integration,
+                     Monitoring,
+                     ProductionReferences,
+                     ProposalAnswers,
+                     RetrainingOwner,
+                     Section,
+                     TrainingData,
+                     field_table,
+)
 from .scoring import SCORECARD_COLUMNS, as_answers, score
 
 __all__ = [

@@ -7,7 +7,7 @@ course's reference extractions, so scoring rules run on either.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,7 +40,7 @@ class TrainingData(Section):
     """What data the system learns from or is given, and how fresh it is."""
 
     data_sources: list[str] = Field(description="each data source named, e.g. 'order lines from the warehouse'")
-    history_window: Optional[str] = Field(description="how much history is used, e.g. '24 months'; null if not said")
+    history_window: str | None = Field(description="how much history is used, e.g. '24 months'; null if not said")
     refresh: Frequency = Field(description="how often the data is refreshed")
     exclusions: list[str] = Field(description="data deliberately left out, with the reason if given")
 
@@ -63,10 +63,10 @@ class RetrainingOwner(Section):
 
     schedule: Frequency = Field(description="how often retraining is planned; 'continuous' if it 'learns by "
                                             "itself', 'once' if trained only at setup")
-    trigger: Optional[str] = Field(description="the event or threshold that starts a retrain outside the "
+    trigger: str | None = Field(description="the event or threshold that starts a retrain outside the "
                                                "schedule; null if none")
-    retrained_by: Optional[str] = Field(description="the person or role who runs the retraining; null if none")
-    approved_by: Optional[str] = Field(description="who on the client's side decides a new model goes live; "
+    retrained_by: str | None = Field(description="the person or role who runs the retraining; null if none")
+    approved_by: str | None = Field(description="who on the client's side decides a new model goes live; "
                                                    "null if none")
 
 
@@ -80,7 +80,7 @@ class Integration(Section):
     warehouse: Coverage = Field(description="the data warehouse, rated the same way")
     web: Coverage = Field(description="the website or web shop, rated the same way")
     systems_named: list[str] = Field(description="each system named, e.g. 'Salesforce', 'BigQuery'")
-    fallback: Optional[str] = Field(description="what happens when the service does not answer; null if not said")
+    fallback: str | None = Field(description="what happens when the service does not answer; null if not said")
 
 
 class ProductionReferences(Section):
@@ -88,7 +88,7 @@ class ProductionReferences(Section):
 
     production_systems: list[str] = Field(
         description="each comparable AI system the vendor runs in production today, with the kind of client")
-    scale: Optional[str] = Field(description="the size of the largest one, e.g. '2 million sessions a week'")
+    scale: str | None = Field(description="the size of the largest one, e.g. '2 million sessions a week'")
     references_offered: bool = Field(description="true if the vendor offers reference calls or contacts")
     demos_only: bool = Field(description="true if the only evidence is demos, pilots, showcase stores or quotes")
 
@@ -118,7 +118,7 @@ class ProposalAnswers(BaseModel):
 
 
 SECTION_SCHEMAS: dict[str, type[Section]] = {
-    name: field.annotation for name, field in ProposalAnswers.model_fields.items()  # type: ignore[misc]
+    name: field.annotation for name, field in ProposalAnswers.model_fields.items()  # type: ignore[misc]  # every field is a Section
 }
 
 

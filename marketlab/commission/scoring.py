@@ -37,8 +37,9 @@ def as_answers(extractions: Any) -> dict[str, ProposalAnswers]:
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise CommissionError(f"The answers for {proposal_id} do not fit the scorecard: {where}: {first['msg']}.",
-                                  "Use the answers commission.load_extractions() or commission.extract gives.") from None
+            raise CommissionError(
+                f"The answers for {proposal_id} do not fit the scorecard: {where}: {first['msg']}.",
+                "Use the answers commission.load_extractions() or commission.extract gives.") from None
     return out
 
 
