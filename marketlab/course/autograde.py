@@ -50,7 +50,6 @@ def autograde(course: Course, *, labs: list[str] | None = None, students: list[s
     if not any((course.folder("release") / lab).is_dir() for lab in course.labs()):
         raise CourseError("No lab has been built yet. Run `marketlab course build` first.")
     submissions = [(s, lab) for s, lab in course.submissions(labs) if students is None or s in students]
-    records: list[dict[str, Any]] = []
     jobs: list[Job] = []
     done: list[dict[str, Any]] = []
     for student, lab in submissions:
@@ -61,7 +60,8 @@ def autograde(course: Course, *, labs: list[str] | None = None, students: list[s
         if not force and previous and previous.fingerprint == fingerprint and not refused:
             done.append(previous.as_dict())
             continue
-        problems = [{"kind": "refused_file", "cell": r.name} for r in refused] + inspect_submission(course, student, lab)
+        problems = [{"kind": "refused_file", "cell": r.name} for r in refused]
+        problems += inspect_submission(course, student, lab)
         jobs.append(Job(student, lab, fingerprint, problems))
 
     unrunnable = [job for job in jobs if any(p["kind"] in UNRUNNABLE for p in job.problems)]
@@ -222,7 +222,8 @@ def _grade_all(course: Course, jobs: list[Job], workers: int, limits: Limits, sa
                         record = _crashed(course, job, exc)
                     done.append(record)
                     bar.update(1)
-                    bar.set_postfix_str(f"{record['student']}/{record['lab']} {record['score']:g}/{record['max_score']:g}")
+                    bar.set_postfix_str(
+                        f"{record['student']}/{record['lab']} {record['score']:g}/{record['max_score']:g}")
                     if on_record:
                         on_record(record)
         if queue:

@@ -16,17 +16,17 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from ..llm import ledger
 from . import autograde as grading
 from .build import build
 from .cohort import Learner, make_cohort
 from .exchange import collect, release, submit
 from .feedback import write_feedback
-from .sandbox import Limits
 from .init import init_course
-from ..llm import ledger
 from .layout import USAGE_FILE, Course
 from .lms import collect_zip, make_lms_zip
 from .report import write_report
+from .sandbox import Limits
 
 ZIP_LAB = "01-brief"  # this lab comes in as an LMS download, the others through nbgrader's exchange
 

@@ -21,8 +21,17 @@ import jinja2
 
 from ..errors import MarketlabError
 from .layout import Course, CourseError
-from .records import (INSTRUCTOR_KINDS, NOT_COUNTED, CheckOutcome, GradingRecord, ManualCell, Problem, explain,
-                      label, record_path)
+from .records import (
+    INSTRUCTOR_KINDS,
+    NOT_COUNTED,
+    CheckOutcome,
+    GradingRecord,
+    ManualCell,
+    Problem,
+    explain,
+    label,
+    record_path,
+)
 
 MAX_TEXT = 600  # longest text from a check, or from the learner's output, shown in one place
 MAX_OUTPUTS = 5  # learner output messages shown per lab

@@ -169,9 +169,9 @@ def load_graders(course: Course, lab: str) -> dict[str, Any]:
     if path.is_file():
         name = f"marketlab_graders_{module_name}"
         spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]  # a .py path always gives a spec
         sys.modules[name] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]  # and a source loader
         graders = dict(getattr(module, "GRADERS", {}))
     _worker.setdefault("graders", {})[lab] = graders
     return graders
@@ -298,9 +298,17 @@ def _last_lines(outcome: dict[str, Any]) -> str:
 
 def _config(course: Course, job: SandboxJob) -> Any:
     from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds,
-                                        IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec,
-                                        SaveAutoGrades)
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        ClearOutput,
+        DeduplicateIds,
+        IgnorePattern,
+        LimitOutput,
+        OverwriteCells,
+        OverwriteKernelspec,
+        SaveAutoGrades,
+    )
 
     config = _worker["config"].copy()
     config.Autograde.sanitize_preprocessors = [NormalizeCells, ClearOutput, DeduplicateIds, OverwriteKernelspec,
@@ -318,7 +326,8 @@ def _config(course: Course, job: SandboxJob) -> Any:
     return config
 
 
-def build_record(course: Course, job: Job, ctx: JobContext | None, detail: str, seconds: float) -> records.GradingRecord:
+def build_record(course: Course, job: Job, ctx: JobContext | None, detail: str,
+                 seconds: float) -> records.GradingRecord:
     """The record from the graders' verdicts (decided outside the sandbox) and the gradebook's points."""
     record = records.GradingRecord(student=job.student, lab=job.lab, fingerprint=job.fingerprint, seconds=seconds)
     points = _gradebook_points(course, job)

@@ -107,7 +107,7 @@ def _kill_all() -> None:
 
 def _reap() -> list[tuple[int, int]]:
     """Wait for every ended child (orphans are ours too); their (pid, status)."""
-    ended = []
+    ended: list[tuple[int, int]] = []
     while True:
         try:
             pid, code = os.waitpid(-1, os.WNOHANG)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -57,7 +56,8 @@ def init_course(directory: str | Path, *, labs_dir: str | Path | None = None,
     (root / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     config = root / CONFIG_FILE
     if not config.exists():
-        config.write_text((paths.instructor() / CONFIG_TEMPLATE).read_text().format(course_id=course_id, root=str(root), env=GRADEBOOK_ENV,
+        template = (paths.instructor() / CONFIG_TEMPLATE).read_text()
+        config.write_text(template.format(course_id=course_id, root=str(root), env=GRADEBOOK_ENV,
                                                  db_url=stored_url, exchange=str(exchange or root / "exchange"),
                                                  timeout=timeout))
     course = Course(root)

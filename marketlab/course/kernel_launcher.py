@@ -12,7 +12,6 @@ file descriptors 1 and 2 cannot flood the instructor's log. When this process is
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -37,8 +36,8 @@ def kernelspec(python: str = sys.executable) -> dict[str, object]:
 
 def main(argv: list[str]) -> int:
     """Launch the sandboxed kernel and pass its capped output on to a log file."""
-    from .job import SandboxJob
     from . import sandbox
+    from .job import SandboxJob
 
     parent = os.getppid()
     job = SandboxJob.load(Path(os.environ[JOB_ENV]))
@@ -100,7 +99,7 @@ def _write_connection(folder: Path, content: bytes, uid: int | None) -> Path:
     return path
 
 
-def _stop_when_orphaned(process: subprocess.Popen, parent: int, every_s: float = 1.0) -> None:  # type: ignore[type-arg]
+def _stop_when_orphaned(process: subprocess.Popen, parent: int, every_s: float = 1.0) -> None:
     """Stop the sandbox if the grading worker that started this launcher dies (killed autograde).
 
     Polling the parent's pid rather than PR_SET_PDEATHSIG: jupyter may start this process from a

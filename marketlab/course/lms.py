@@ -17,7 +17,7 @@ import logging
 import re
 import warnings
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .layout import Course, CourseError
@@ -255,4 +255,4 @@ def _attempt_time(folder: Path, files: list[Path]) -> datetime:
         except (ValueError, OverflowError):
             pass
     newest = max(path.stat().st_mtime for path in files)
-    return datetime.fromtimestamp(newest, tz=timezone.utc).replace(tzinfo=None, microsecond=0)
+    return datetime.fromtimestamp(newest, tz=UTC).replace(tzinfo=None, microsecond=0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -192,7 +192,7 @@ def record_path(course: Course, student: str, lab: str) -> Path:
 def write(course: Course, record: GradingRecord) -> Path:
     """Write a record atomically; a planted file or folder in its place is replaced, never followed."""
     if not record.graded_at:
-        record.graded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
     path = record_path(course, record.student, record.lab)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".record-")

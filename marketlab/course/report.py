@@ -12,7 +12,7 @@ import base64
 import io
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -383,7 +383,7 @@ def report_html(results: list[LabResult], usage: dict[str, Usage], hub: HubFigur
     return render(
         "report.html.j2",
         learners=len({r.student for r in results} | set(usage)), labs=len({r.lab for r in results}),
-        stamp=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), at_risk_percent=AT_RISK_PERCENT,
+        stamp=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), at_risk_percent=AT_RISK_PERCENT,
         lab_rows=_lab_rows(results), score_plot=score_plot(results),
         failure_plot=failure_plot(failures),
         failure_rows=[[f.lab, f.name, f.grade_id, str(f.missed), str(f.attempts)] for f in failures],

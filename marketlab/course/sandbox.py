@@ -329,7 +329,7 @@ class Finished:
 def _drain(stream: object, keep: int, sink: list[bytes], cut: list[bool]) -> None:
     """Read a pipe to its end, keeping the first `keep` bytes: an endless writer cannot fill memory."""
     kept = 0
-    read = stream.read  # type: ignore[attr-defined]
+    read = stream.read  # type: ignore[attr-defined]  # any readable pipe; typed object to take both kinds
     while True:
         chunk = read(65536)
         if not chunk:
@@ -372,7 +372,7 @@ def run(view: View, argv: Sequence[str], *, stdin: bytes = b"", timeout: float =
                     timed_out, cut[0])
 
 
-def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+def stop(process: subprocess.Popen) -> None:
     """Kill a sandbox we started: its session (bwrap and, through --die-with-parent, all inside)."""
     if process.returncode is not None:
         # Already reaped: its pid, and so its session id, may belong to another process by now.

@@ -148,8 +148,8 @@ def validate_lab(lab_dir: str | Path, *, workdir: str | Path | None = None, time
             graded = _autograde_one(course, lab, student, timeout)
             result.logs[f"autograde {student}"] = graded.get("instructor_detail", "")
             if graded.get("status") != "graded":
-                result.problems.append(f"autograde of the {student} version failed: "
-                                       f"{(graded.get('instructor_detail') or graded.get('reason') or 'no detail')[-300:]}")
+                detail = graded.get("instructor_detail") or graded.get("reason") or "no detail"
+                result.problems.append(f"autograde of the {student} version failed: {detail[-300:]}")
                 return result
             scores = _scores(course.db_url, lab, student, _test_cells(notebooks))
             if student == SOLUTION_STUDENT:
@@ -177,7 +177,6 @@ def _autograde_one(course: Any, lab: str, student: str, timeout: int) -> dict[st
     """Grade one submission with the course pipeline (sandboxed where this machine can sandbox)."""
     from . import sandbox
     from .autograde import autograde
-
     from .layout import GRADEBOOK_ENV
 
     limits = sandbox.Limits(cell_timeout=timeout, wall_seconds=max(timeout * 4, 600))
