@@ -10,9 +10,9 @@ calibration against people and an A/B verdict.
     evaluate.compare(results_v1, results_v2, evaluate.Acceptance(min_pass_rate=0.9)).verdict
     evaluate.plot(results, calibration)                                  # pass rates and the confusion table
 
-The same checks run inside a workflow: ``run_batch(..., checks=[evaluate.faithfulness()])``. faithfulness() reads the course's
-outdoor vocabulary pack; on another catalogue pass faithfulness(vocabulary=None) (general claim forms only)
-or your own pack. A text in which it recognised no claim is "unchecked", never "passed".
+The same checks run inside a workflow: ``run_batch(..., checks=[evaluate.faithfulness()])``. faithfulness()
+reads the course's outdoor vocabulary pack; on another catalogue pass faithfulness(vocabulary=None) (general
+claim forms only) or your own pack. A text in which it recognised no claim is "unchecked", never "passed".
 """
 
 from __future__ import annotations
@@ -21,8 +21,18 @@ from typing import Any
 
 from .artifact import load_evaluator, save_evaluator
 from .calibrate import Baseline, Calibration, calibrate
-from .checks import (Check, Finding, banned_words, disclaimers, hype, length, make_check, repetition, required_facts,
-                     valid_json)
+from .checks import (
+    Check,
+    Finding,
+    banned_words,
+    disclaimers,
+    hype,
+    length,
+    make_check,
+    repetition,
+    required_facts,
+    valid_json,
+)
 from .compare import Acceptance, Comparison, compare
 from .errors import EvaluateInputError
 from .facts import Claim, claims, faithfulness
@@ -30,8 +40,8 @@ from .judge import JudgeVerdict, Rubric, judge, pairwise, tone_rubric
 from .plots import plot
 from .quality import against_claim_labels, check_quality
 from .suite import DEFAULT_CHECKS, DEFECT_CHECKS, default_checks, run_checks
-from .vocabulary import VocabularyError, VocabularyPack, load_vocabulary
 from .verify import verifier_agreement, verify_claims
+from .vocabulary import VocabularyError, VocabularyPack, load_vocabulary
 from .voice import BrandVoice
 
 
@@ -45,10 +55,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "against_claim_labels", "Acceptance", "Baseline", "BrandVoice", "Calibration", "Check", "Claim", "Comparison", "DEFAULT_CHECKS",
+    "against_claim_labels", "Acceptance", "Baseline", "BrandVoice", "Calibration", "Check", "Claim", "Comparison",
+    "DEFAULT_CHECKS",
     "DEFECT_CHECKS", "EvaluateInputError", "Finding", "JudgeVerdict", "Rubric", "TONE_RUBRIC", "banned_words",
     "calibrate", "check_quality", "claims", "compare", "default_checks", "disclaimers", "faithfulness", "hype",
     "judge", "length", "load_evaluator", "make_check", "pairwise", "plot", "repetition", "required_facts",
-    "load_vocabulary", "run_checks", "verifier_agreement", "verify_claims", "save_evaluator", "tone_rubric", "valid_json", "VocabularyError",
+    "load_vocabulary", "run_checks", "verifier_agreement", "verify_claims", "save_evaluator", "tone_rubric",
+    "valid_json", "VocabularyError",
     "VocabularyPack",
 ]

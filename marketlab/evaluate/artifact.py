@@ -143,7 +143,8 @@ def evaluator_source(checks: Sequence[Any], defect_checks: Mapping[str, str], ac
             raise artifacts.ArtifactError("A function to save is a lambda, which cannot be saved to a file.",
                                           "Define it with `def name(...):`.")
         sources.append(artifacts.function_source(fn).rstrip())
-    return TEMPLATE.format(functions="\n\n\n".join(sources), checks="\n".join(f"    {check_source(c)}," for c in checks),
+    return TEMPLATE.format(functions="\n\n\n".join(sources),
+                           checks="\n".join(f"    {check_source(c)}," for c in checks),
                            defect_checks=mapping, acceptance=repr(acceptance), text=text, facts=bool(facts))
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,7 @@ class Acceptance(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     min_pass_rate: float = Field(0.0, ge=0, le=1)
-    must_pass: Union[list[str], dict[str, float]] = Field(default_factory=list)
+    must_pass: list[str] | dict[str, float] = Field(default_factory=list)
     min_improvement: float = Field(0.0, ge=-1, le=1)
 
     def __init__(self, **data: Any) -> None:

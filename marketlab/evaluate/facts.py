@@ -24,8 +24,8 @@ from typing import Any
 
 from marketlab.brief import is_missing, split_list
 
-from .checks import PASSED, Finding
 from . import general
+from .checks import PASSED, Finding
 from .claimwords import RATE, ROLES, SPEC_WORDS, Feature, role_of
 from .finders import Finder, clause_at, finder, leading_words, negated, sentence_at, trigger_finder, word_forms
 from .limits import Limit, parse_limit
@@ -104,7 +104,7 @@ class ProductFacts:
     by_spec_word: Mapping[str, tuple[Quantity, ...]]  # "capacity" -> the quantities of specs named with that word
     specs: tuple[general.SpecFact, ...] = ()  # yes/no spec lines, read as attribute: value
     word_rules: tuple[general.WordRule, ...] = ()  # not_true phrases read as word rules (paraphrases)
-    spec_values: Mapping[str, str] = None  # type: ignore[assignment]
+    spec_values: Mapping[str, str] = None  # type: ignore[assignment]  # None: no spec values; readers use `or {}`
     certifications_text: str = ""
     restated: tuple[str, ...] = ()  # the row's own phrases, bar the name: restating one is a checked claim
     audience: str = ""  # the row's persona: who the product is for, lower case
@@ -171,7 +171,8 @@ def compile_facts(product: Mapping[str, Any], voice: BrandVoice, contains_forms:
     rules = voice.proof_rules()
     proofs = tuple(_Proof(rule, trigger_finder(rule.trigger_words), rule.allowed(product)) for rule in rules
                    if rule.trigger_words)
-    limits = tuple(limit for item in split_list(product.get("not_true")) if (limit := parse_limit(item, rules, contains_forms)))
+    limits = tuple(limit for item in split_list(product.get("not_true"))
+                   if (limit := parse_limit(item, rules, contains_forms)))
     known = {form for rule in rules for cond in rule.allowed_if_any for c in (cond.certification_any or [])
              for form in _certification_forms(c)}
     mine = {form.lower() for cert in certs for form in _certification_forms(cert)}

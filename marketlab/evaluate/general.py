@@ -50,8 +50,8 @@ _PROMISE = re.compile(r"(?<![\w-])(?:(?:lifetime|life-long|\d+[- ](?:year|month|
 # "made in Portugal", "hand-forged in Japan": where it comes from must be in the row
 _ORIGIN = re.compile(r"(?<![\w-])(?i:(?:hand[- ]?)?(?:made|manufactured|produced|forged|crafted|sewn|assembled|"
                      r"built|grown|sourced|printed|brewed|distilled)\s+in\s+(?:the\s+)?)([A-Z][\w-]+)")
-_ORIGIN_VERBS = ("made", "manufactur", "produced", "forged", "crafted", "sewn", "assembled", "built", "grown", "sourced",
-                 "printed", "brewed", "distilled")
+_ORIGIN_VERBS = ("made", "manufactur", "produced", "forged", "crafted", "sewn", "assembled", "built", "grown",
+                 "sourced", "printed", "brewed", "distilled")
 _HAND = re.compile(r"(?<![\w-])hand[- ]?(?:made|forged|crafted|sewn|stitched|woven|finished|poured|painted)(?![\w-])")
 _SUFFIX_KEYS = ("free", "safe", "proof", "resist", "test", "proven", "recommend", "compatib", "certif", "approv",
                 "complian", "ready")
@@ -256,7 +256,7 @@ def _word_pattern(word: str, synonyms: Synonyms) -> str:
 
 def rule_spans(rule: WordRule, masked: str, lowered: str, synonyms: Synonyms = Synonyms()) -> list[tuple[int, int]]:
     """Where the copy says what the rule denies, not itself denied: (start, end) of each stretch."""
-    out = []
+    out: list[tuple[int, int]] = []
     if rule.only is not None:
         keep, head = rule.only
         if lemma_key(head) not in lowered:

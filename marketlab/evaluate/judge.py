@@ -281,4 +281,5 @@ def pairwise(a: pd.DataFrame, b: pd.DataFrame, rubric: Rubric, client: openai.Op
     }, index=a.index)
 
 
-__all__ = ["JudgeVerdict", "PairVerdict", "Rubric", "TONE_RUBRIC", "judge", "pairwise", "tone_rubric"]
+__all__ = ["JudgeVerdict", "PairVerdict", "Rubric", "TONE_RUBRIC", "judge", "pairwise",  # noqa: F822  # __getattr__
+           "tone_rubric"]

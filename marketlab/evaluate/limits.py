@@ -16,7 +16,6 @@ from .finders import Finder, finder, phrase_finder, stem, trigger_finder
 from .units import Quantity, quantities, singular
 from .voice import ProofRule
 
-
 _LEAD_WORDS = frozenset("a an the designed suitable suited rated made meant intended recommended for use used as to "
                         "be in on".split())
 _TAIL_WORDS = frozenset("compatible compatibility safe use friendly ready".split())

@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -166,7 +166,7 @@ def _load_path(path: str, mtime: float) -> VocabularyPack:
     return parse_vocabulary(Path(path).read_text(encoding="utf-8"), path)
 
 
-def load_vocabulary(pack: Union[str, os.PathLike, VocabularyPack]) -> VocabularyPack:
+def load_vocabulary(pack: str | os.PathLike | VocabularyPack) -> VocabularyPack:
     """A pack by name (one shipped in marketlab/reference/vocabulary/) or by the path of a YAML file."""
     if isinstance(pack, VocabularyPack):
         return pack

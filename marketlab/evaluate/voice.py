@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -54,13 +54,13 @@ class Tone(_Record):
 class ProofCondition(_Record):
     """One way a claim can be proven by a product's facts (a spec value, a certification, a weight)."""
 
-    spec: Optional[str] = None
-    min: Optional[float] = None
-    max: Optional[float] = None
-    unit: Optional[str] = None
-    one_of: Optional[list[str]] = None
-    certification_any: Optional[list[str]] = None
-    weight_g_max_by_category: Optional[dict[str, float]] = None
+    spec: str | None = None
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
+    one_of: list[str] | None = None
+    certification_any: list[str] | None = None
+    weight_g_max_by_category: dict[str, float] | None = None
 
     def holds(self, product: Mapping[str, Any]) -> bool:
         """True when this product's facts meet the condition."""
@@ -92,7 +92,7 @@ class ProofRule(_Record):
     trigger_words: list[str] = []
     allowed_if_any: list[ProofCondition] = []
     explanation: str = ""
-    source_column: Optional[str] = None
+    source_column: str | None = None
 
     def allowed(self, product: Mapping[str, Any]) -> bool:
         """True when at least one condition holds for this product."""
@@ -106,7 +106,7 @@ class Disclaimer(_Record):
     text: str
     categories: list[str] = []
     channels: list[str] = []
-    when_spec_present: Optional[str] = None
+    when_spec_present: str | None = None
 
     def applies(self, product: Mapping[str, Any] | None, channel: str) -> bool:
         """True when copy for this product in this channel must contain the disclaimer."""
@@ -127,9 +127,9 @@ class RequiredFacts(_Record):
 class LengthLimit(_Record):
     """A channel's hard length limits (None: no limit of that kind)."""
 
-    min_words: Optional[int] = Field(None, ge=0)
-    max_words: Optional[int] = Field(None, ge=1)
-    max_chars: Optional[int] = Field(None, ge=1)
+    min_words: int | None = Field(None, ge=0)
+    max_words: int | None = Field(None, ge=1)
+    max_chars: int | None = Field(None, ge=1)
 
 
 class BrandVoice(_Record):
