@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +255,7 @@ def record_run(results: pd.DataFrame, output: str | Path) -> pd.DataFrame:
     history = pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
     number = int(history["run"].max()) + 1 if "run" in history.columns and len(history) else 1
     this_run = from_runs(results.assign(run=number), week="run")
-    this_run.insert(1, "run_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    this_run.insert(1, "run_at", datetime.now(UTC).isoformat(timespec="seconds"))
     history = pd.concat([history, this_run], ignore_index=True)
     history.to_csv(path, index=False)
     print(f"Run {number} added to the run history {path.name} ({len(history)} runs so far).")
@@ -297,6 +297,6 @@ def show_history(history: pd.DataFrame) -> Any:
     return report[[c for c in ("run", "window", *rates, "cost_per_row", "firing") if c in report.columns]]
 
 
-__all__ = ["Input", "TakeHomeError", "checkpoint_path", "default_path", "fields_check", "headless", "history_path", "hold_to_acceptance",
-           "load_brief", "load_input",
+__all__ = ["Input", "TakeHomeError", "checkpoint_path", "default_path", "fields_check", "headless", "history_path",
+           "hold_to_acceptance", "load_brief", "load_input",
            "named_fields", "policy_labels", "rates_table", "record_run", "save_output", "show_history"]

@@ -259,7 +259,8 @@ class BatchService:
         """POST /v1/batches/{id}/cancel: stop after the request being answered; finished answers are kept."""
         batch = self.batch(batch_id)
         if batch["status"] in TERMINAL:
-            raise OpenAIError(409, f"Cannot cancel a batch with status '{batch['status']}'.", code="batch_not_cancellable")
+            raise OpenAIError(409, f"Cannot cancel a batch with status '{batch['status']}'.",
+                              code="batch_not_cancellable")
         if batch["status"] != "cancelling":
             batch["status"], batch["cancelling_at"] = "cancelling", int(time.time())
             self._save(batch)

@@ -88,7 +88,8 @@ class Ending:
             return (f"Rebuild the engine: run `{rebuild}` {where}; if it happens again, run "
                     "`marketlab doctor` and show its output to your instructor.")
         if self.signal == signal.SIGKILL:
-            return "Close other heavy programs (or give the machine more memory), then run the cell (or the command) again."
+            return ("Close other heavy programs (or give the machine more memory), "
+                    "then run the cell (or the command) again.")
         if self.requested:
             return "Run the cell (or the command) again: the model starts by itself."
         return "Run `marketlab doctor`; the last lines of the server's log (see `marketlab serve --status`) say more."

@@ -13,7 +13,7 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def record(*, backend: str, model: str | None, endpoint: str, status: int | None
     if error is not None and error not in ERROR_KINDS:
         raise ValueError(f"ledger error kind {error!r} is not one of {', '.join(ERROR_KINDS)}")
     row = {
-        "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "backend": backend, "model": model, "endpoint": endpoint, "status": status,
         "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
         "latency_ms": round(latency_ms, 1),
@@ -292,7 +292,7 @@ class _UsageFile(BaseModel):
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _count(value: Any) -> int:
@@ -334,7 +334,7 @@ def export_usage(path: Path, *, since: datetime | None = None, ledger: Path | No
         frame = frame[frame["ts"] >= pd.Timestamp(_utc(since))]
     rows = frame[["backend", "model", "status", "prompt_tokens", "completion_tokens", "cost_usd", "error"]]
     usage = {
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "since": _utc(since).isoformat(timespec="seconds") if since is not None else None,
         "models": _aggregate(rows.astype(object).to_dict("records")),
     }

@@ -19,7 +19,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import httpx2
 import openai
@@ -36,33 +36,33 @@ class Fault:
     retry_after: float | None = None
 
     @classmethod
-    def rate_limit(cls, retry_after: float = 1.0) -> "Fault":
+    def rate_limit(cls, retry_after: float = 1.0) -> Fault:
         """HTTP 429 with a retry-after header (seconds)."""
         return cls("rate_limit", retry_after)
 
     @classmethod
-    def server_error(cls) -> "Fault":
+    def server_error(cls) -> Fault:
         """HTTP 500."""
         return cls("server_error")
 
     @classmethod
-    def timeout(cls) -> "Fault":
+    def timeout(cls) -> Fault:
         """The request times out before any answer."""
         return cls("timeout")
 
     @classmethod
-    def malformed_json(cls) -> "Fault":
+    def malformed_json(cls) -> Fault:
         """A finished reply whose content is not valid JSON."""
         return cls("malformed_json")
 
     @classmethod
-    def truncated_json(cls) -> "Fault":
+    def truncated_json(cls) -> Fault:
         """A reply cut off at the token limit: JSON unfinished, finish_reason 'length'."""
         return cls("truncated_json")
 
 
-Reply = Union[str, dict, Fault]
-Script = Union[Reply, Callable[[dict], Reply]]
+Reply = str | dict | Fault
+Script = Reply | Callable[[dict], Reply]
 
 MALFORMED_CONTENT = "{'headline': 'Ready for the trail', 'body': 'Light and tough',}"
 TRUNCATED_CONTENT = '{"headline": "Ready for the trail", "body": "Light and to'

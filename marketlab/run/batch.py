@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -334,7 +334,7 @@ def run_through_batches(run_pass: Callable[[openai.OpenAI], pd.DataFrame], clien
             if batch is None:
                 batch = provider.send(chunk, key, round_)
                 state.batches.append(SentBatch(id=batch.id, digest=key, requests=len(chunk), round=round_,
-                                               sent_at=datetime.now(timezone.utc).isoformat(timespec="seconds")))
+                                               sent_at=datetime.now(UTC).isoformat(timespec="seconds")))
                 state.save(state_path)
                 report.sent.append(batch.id)
                 say(f"Sent batch {batch.id} ({len(chunk):,} requests: {what}). Its id is saved in "

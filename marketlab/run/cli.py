@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .exitcodes import ExitCode, MEANINGS
+from .exitcodes import MEANINGS, ExitCode
 
 DESCRIPTION = """Run a take-home notebook or a packaged workflow folder (workflow.py, brief.yaml and
 evaluate.py) on a CSV or Parquet file without opening Jupyter: a progress bar, the run summary,

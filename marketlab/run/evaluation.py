@@ -103,7 +103,8 @@ def from_evaluator(evaluator: ModuleType, outputs: pd.DataFrame, products: pd.Da
     if not isinstance(table, pd.DataFrame) or len(table) != len(outputs):
         got = f"{len(table)} rows" if isinstance(table, pd.DataFrame) else f"a {type(table).__name__}"
         raise RunFailedError(f"evaluate.py's evaluate() returned {got}; it must return one row per output row "
-                             f"({len(outputs)}).", "Return the table run_checks(outputs_df, products_df, CHECKS) gives.")
+                             f"({len(outputs)}).",
+                             "Return the table run_checks(outputs_df, products_df, CHECKS) gives.")
     try:
         checks = check_columns(table, "the table evaluate() returned")
     except MarketlabError as err:

@@ -107,7 +107,8 @@ def map_columns(table: pd.DataFrame, columns: Mapping[str, str], source: str = "
 
 
 def find_key(table: pd.DataFrame, wanted: str | None = None) -> str:
-    """The column that identifies a row: `wanted`, else the first unique one of sku, id and the columns ending in _id."""
+    """The column that identifies a row: `wanted`, else the first unique one of sku, id and the columns ending
+    in _id."""
     columns = [str(c) for c in table.columns]
     if wanted is not None:
         if wanted not in columns:
@@ -139,8 +140,8 @@ def check_key(table: pd.DataFrame, key: str) -> None:
     repeated = values.astype(str).duplicated(keep=False)
     if repeated.any():
         first = values[repeated].astype(str).iloc[0]
-        raise RunInputError(f"The key column '{key}' has the value '{first}' in more than one row, so results could not "
-                            "be joined back to one row.", "Make every key unique, or choose another key with "
+        raise RunInputError(f"The key column '{key}' has the value '{first}' in more than one row, so results "
+                            "could not be joined back to one row.", "Make every key unique, or choose another key with "
                             "--param key=...")
 
 

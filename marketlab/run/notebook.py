@@ -115,7 +115,7 @@ def run_notebook(request: RunRequest) -> RunResult:
     if key is not None and key not in table.columns:
         raise RunInputError(f"--param key={key} names a column your table does not have. Its columns are: "
                             f"{', '.join(repr(str(c)) for c in table.columns)}.",
-                            f"Give the column that identifies each row: --param key=<one of the columns above>.")
+                            "Give the column that identifies each row: --param key=<one of the columns above>.")
     max_rows = chosen.get(MAX_ROWS_PARAMETER)
     max_rows = max_rows if isinstance(max_rows, int) and not isinstance(max_rows, bool) else None
     executed = outputs.sidecar(output, "notebook")

@@ -64,12 +64,13 @@ def _to_parquet(table: pd.DataFrame, path: Path) -> None:
     try:
         table.to_parquet(path, index=False)
     except ImportError:
-        raise RunInputError("Writing Parquet needs the pyarrow package, which is not installed.",
-                            "Run `make setup` (or `.venv/bin/pip install -e .`), or write the output as .csv.") from None
+        raise RunInputError(
+            "Writing Parquet needs the pyarrow package, which is not installed.",
+            "Run `make setup` (or `.venv/bin/pip install -e .`), or write the output as .csv.") from None
     except (TypeError, ValueError, NotImplementedError):  # pyarrow's errors for columns of mixed kinds
         # Cells mixing text, numbers and lists cannot be one Parquet column: store such columns as text.
         mixed = table.copy()
-        for name in mixed.columns[mixed.dtypes == object]:
+        for name in mixed.columns[mixed.dtypes == object]:  # noqa: E721  # pandas compares each column's dtype
             mixed[name] = mixed[name].map(_cell_text)
         mixed.to_parquet(path, index=False)
 

@@ -28,8 +28,8 @@ from . import inputs, outputs
 from .batch import REPLAY_SETTINGS, BudgetGate, run_through_batches
 from .evaluation import acceptance_of, from_evaluator, from_run_checks
 from .exitcodes import RunFailedError, RunInputError
-from .outcome import NOT_SENT_KINDS
 from .job import RunRequest, RunResult
+from .outcome import NOT_SENT_KINDS
 from .params import FolderParams, folder_params
 from .report import write_report
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,7 @@ def report_context(result: RunResult, brief: Any = None) -> dict[str, Any]:
     objective = getattr(getattr(brief, "objective", None), "statement", "") if brief is not None else ""
     return {
         "title": text(result.title, 120), "kind": "Workflow folder" if result.kind == "folder" else "Notebook",
-        "source": text(result.source), "stamp": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "source": text(result.source), "stamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "exit_code": int(result.exit_code), "verdict": result.exit_code.meaning(),
         "headline": text(result.outcome.headline(), 1000), "outcome": _outcome(result),
         "problems": [text(p, 1000) for p in result.problems], "facts": facts, "objective": text(objective),

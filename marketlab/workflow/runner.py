@@ -124,7 +124,7 @@ class _CheckPlan:
         from marketlab.evaluate.checks import check_list  # late: marketlab.evaluate builds on this package
 
         chosen = check_list(checks)
-        texts = [name for name, info in schema.model_fields.items() if info.annotation in (str, Optional[str])]
+        texts = [name for name, info in schema.model_fields.items() if info.annotation in (str, Optional[str])]  # noqa: UP045  # the annotation object pydantic keeps
         if check_text is None:
             if not texts:
                 raise WorkflowInputError(f"checks= needs a text field to read, and {schema.__name__} has none.",
@@ -648,7 +648,8 @@ def _fix(kind: str, read_timeout_s: float | None = None, max_tokens: int | None 
     if kind == "timeout" and read_timeout_s:
         # Numbers from this run, not an example: the advice names what to change and to what.
         fewer = f", or lower max_tokens= (now {max_tokens})" if max_tokens else ""
-        return f" Fix: give the model more time (request_timeout={int(read_timeout_s * 2)}, now {read_timeout_s:g}){fewer}."
+        return (f" Fix: give the model more time (request_timeout={int(read_timeout_s * 2)}, "
+                f"now {read_timeout_s:g}){fewer}.")
     return {
         "rate_limit": " Fix: lower workers= or set rpm=, or run again later; finished rows are kept.",
         "server_error": " Fix: run again later; finished rows are kept.",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -43,15 +43,15 @@ class Limits(_Group):
     """How many rows are sent at once, and an optional cap on requests per minute."""
 
     workers: int = Field(4, ge=1, le=64, description="rows sent at the same time")
-    rpm: Optional[float] = Field(None, gt=0, description="at most this many requests per minute (None: no cap)")
+    rpm: float | None = Field(None, gt=0, description="at most this many requests per minute (None: no cap)")
 
 
 class Budget(_Group):
     """The most a run may spend, in tokens and/or estimated dollars (None: no limit)."""
 
-    tokens: Optional[int] = Field(None, ge=0, description="prompt plus completion tokens")
-    cost_usd: Optional[float] = Field(None, ge=0, description="estimated dollars")
-    prices: Optional[tuple[float, float]] = Field(
+    tokens: int | None = Field(None, ge=0, description="prompt plus completion tokens")
+    cost_usd: float | None = Field(None, ge=0, description="estimated dollars")
+    prices: tuple[float, float] | None = Field(
         None, description="(input, output) dollars per million tokens, for a model marketlab has no price for")
 
     @property
@@ -93,8 +93,8 @@ class Timeouts(_Group):
 class Storage(_Group):
     """The response cache and the checkpoint: True (default place), False (off) or a path."""
 
-    cache: Union[bool, str] = True
-    checkpoint: Union[bool, str] = True
+    cache: bool | str = True
+    checkpoint: bool | str = True
     retry_failed: bool = Field(True, description="on a rerun, send again the rows whose saved or cached reply "
                                                  "broke a rule or could not be read (False keeps them as they were)")
     cache_size_mb: int = Field(512, ge=1, description="the cache drops its oldest replies beyond this size")
@@ -105,7 +105,7 @@ class RunSettings(_Group):
 
     max_tokens: int = Field(400, ge=1, description="the longest reply, in tokens")
     temperature: float = Field(0.0, ge=0, le=2)
-    seed: Optional[int] = None
+    seed: int | None = None
     repair: bool = Field(True, description="send one repair request when a reply is not usable")
     describe_schema: bool = Field(True, description="add a line per schema field to the last message")
     include: tuple[str, ...] = Field((), description="input columns copied into the results (e.g. 'sku')")
