@@ -13,6 +13,7 @@ technique's marker line, if it asks for one ("Description:"), so the notes befor
 from __future__ import annotations
 
 import time
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def load_techniques(path: str | Path | None = None) -> dict[str, dict[str, Any]]
     return yaml.safe_load(Path(path or TECHNIQUES_FILE).read_text(encoding="utf-8"))
 
 
-def example_pairs(products: pd.DataFrame, count: int, skip: set[str] = frozenset()) -> list[tuple[dict, str]]:
+def example_pairs(products: pd.DataFrame, count: int, skip: AbstractSet[str] = frozenset()) -> list[tuple[dict, str]]:
     """(product, description) pairs people rated 5 with no defect, web channel, not for the skus in `skip`."""
     from marketlab import data
 
