@@ -219,7 +219,7 @@ def test_an_operator_sets_spawner_traits_in_the_hubs_own_config_file(tmp_path: P
     from jupyterhub.app import JupyterHub
 
     from marketlab.hub.spawner import MarketlabSpawner
-    from marketlab.hub.start import CONFIG_FILE
+    from marketlab.hub.start import config_file
 
     if shutil.which("bwrap") is None:
         pytest.skip("learners' view needs bubblewrap (make test installs it)")
@@ -230,7 +230,7 @@ def test_an_operator_sets_spawner_traits_in_the_hubs_own_config_file(tmp_path: P
 
     def spawner() -> MarketlabSpawner:
         app = JupyterHub()
-        app.load_config_file(str(CONFIG_FILE))  # JupyterHub's own loading of the hub's config file
+        app.load_config_file(str(config_file()))  # JupyterHub's own loading of the hub's config file
         return MarketlabSpawner(config=app.config)
 
     default = spawner()

@@ -17,8 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import record
-from .settings import (GATEWAY_ACCOUNT, INSTRUCTOR_SYSTEM_GROUP, LEARNER_SYSTEM_GROUP, HubError, HubSettings,
-                       check_username)
+from .settings import (
+    GATEWAY_ACCOUNT,
+    INSTRUCTOR_SYSTEM_GROUP,
+    LEARNER_SYSTEM_GROUP,
+    HubError,
+    HubSettings,
+    check_username,
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,8 @@ def ensure_account(name: str, settings: HubSettings, *, instructor: bool) -> Acc
         raise HubError(f"The hub user {name!r} has the same name as a system account that the hub did not create.",
                        "Ask the hub administrator to delete this hub user and sign up with another name.")
     if entry.pw_uid == 0 or Path(entry.pw_dir) != home:
-        raise HubError(f"The system account {name!r} is not one of the hub's (uid {entry.pw_uid}, home {entry.pw_dir}).",
+        raise HubError(f"The system account {name!r} is not one of the hub's "
+                       f"(uid {entry.pw_uid}, home {entry.pw_dir}).",
                        "Ask the hub administrator to delete this hub user and sign up with another name.")
     if entry.pw_gid != gid:  # promoted to instructor (or back): move the account to its group
         _run(["usermod", "--gid", group, name])

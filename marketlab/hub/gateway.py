@@ -79,7 +79,8 @@ class ModelsHandler(GatewayHandler):
         if self.require_learner() is None:
             return
         name = self.service.model_name
-        self.finish({"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "marketlab"}]})
+        model = {"id": name, "object": "model", "created": 0, "owned_by": "marketlab"}
+        self.finish({"object": "list", "data": [model]})
 
 
 class ChatHandler(GatewayHandler):
@@ -145,7 +146,8 @@ class ChatHandler(GatewayHandler):
         status = 200
         try:
             if request.stream:
-                usage = await self._stream(params, bool(request.stream_options and request.stream_options.include_usage))
+                wants_usage = bool(request.stream_options and request.stream_options.include_usage)
+                usage = await self._stream(params, wants_usage)
             else:
                 usage = await self._complete(params)
         except openai.APIStatusError as exc:

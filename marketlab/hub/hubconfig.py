@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import paths
 from .settings import GATEWAY_ACCOUNT, INSTRUCTORS_GROUP, SERVICE_NAME, USERNAME_PATTERN, HubSettings
 from .spawner import ROOT_VARIABLE
 
@@ -70,4 +71,4 @@ def configure(c: Any, settings: HubSettings) -> None:
 
 def proxy_command() -> Path:
     """configurable-http-proxy as installed by the set-up (instructor/hub/node_modules)."""
-    return Path(__file__).resolve().parents[2] / "instructor" / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
+    return paths.instructor() / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"

@@ -14,7 +14,7 @@ import re
 import sqlite3
 import time
 from collections import defaultdict, deque
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,9 @@ CREATE INDEX IF NOT EXISTS attempts_ts ON attempts (ts);
 """
 RECENT_S = 600               # "the last ten minutes" of the grid's headline
 ATTEMPTS_PER_MINUTE = 120    # more than any person runs checks; the rest is refused, not stored
-TEMPLATES = Environment(loader=PackageLoader("marketlab.hub", "templates"), autoescape=select_autoescape(["html", "j2"]))
-TEMPLATES.filters["clock"] = lambda ts: datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
+TEMPLATES = Environment(loader=PackageLoader("marketlab.hub", "templates"),
+                        autoescape=select_autoescape(["html", "j2"]))
+TEMPLATES.filters["clock"] = lambda ts: datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 class Attempt(BaseModel):
@@ -101,8 +102,10 @@ class Attempts:
             return False
         recent.append(now)
         with self._connect() as db:
-            db.execute("INSERT INTO attempts (ts, learner, lab, exercise, passed, problems, hint) VALUES (?,?,?,?,?,?,?)",
-                       (now, learner, attempt.lab, attempt.exercise, int(attempt.passed), attempt.problems, attempt.hint))
+            db.execute("INSERT INTO attempts (ts, learner, lab, exercise, passed, problems, hint) "
+                       "VALUES (?,?,?,?,?,?,?)",
+                       (now, learner, attempt.lab, attempt.exercise, int(attempt.passed), attempt.problems,
+                        attempt.hint))
         return True
 
     def rows(self, learner: str | None = None, since: float = 0.0) -> list[dict[str, Any]]:
@@ -138,7 +141,8 @@ def grid(rows: list[dict[str, Any]], now: float | None = None) -> dict[str, Any]
             recent_fails[(r["lab"], r["exercise"])].add(r["learner"])
             fail_counts[(r["lab"], r["exercise"])] += 1
     ranked = sorted(fail_counts, key=lambda k: (-fail_counts[k], -len(recent_fails[k]), k))
-    hot = [{"lab": k[0], "exercise": k[1], "fails": fail_counts[k], "learners": sorted(recent_fails[k])} for k in ranked]
+    hot = [{"lab": k[0], "exercise": k[1], "fails": fail_counts[k], "learners": sorted(recent_fails[k])}
+           for k in ranked]
     # Stuck: the latest attempt failed and the learner has failed it three times or more.
     table = [{"learner": learner,
               "cells": [cells.get((learner, lab, ex)) for lab, ex in exercises],
@@ -152,8 +156,9 @@ def per_exercise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For the cohort report: attempts, learners who tried and learners who passed, per exercise."""
     totals: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
-        item = totals.setdefault((r["lab"], r["exercise"]), {"lab": r["lab"], "exercise": r["exercise"],
-                                                              "attempts": 0, "failed": 0, "tried": set(), "passed": set()})
+        item = totals.setdefault((r["lab"], r["exercise"]),
+                                 {"lab": r["lab"], "exercise": r["exercise"], "attempts": 0, "failed": 0,
+                                  "tried": set(), "passed": set()})
         item["attempts"] += 1
         item["failed"] += not r["passed"]
         item["tried"].add(r["learner"])
@@ -196,7 +201,7 @@ class ProgressHandler(ServiceHandler):
             self.finish(data)
             return
         self.finish(TEMPLATES.get_template("progress.html.j2").render(
-            **data, updated=datetime.now(timezone.utc).strftime("%H:%M:%S UTC"), minutes=RECENT_S // 60,
+            **data, updated=datetime.now(UTC).strftime("%H:%M:%S UTC"), minutes=RECENT_S // 60,
             model=self.service.model.as_dict()))
 
 
@@ -218,7 +223,7 @@ class MineHandler(ServiceHandler):
     @web.authenticated
     async def get(self) -> None:
         name = self.current_user["name"]
-        since = (datetime.now(timezone.utc) - timedelta(days=30)).timestamp()
+        since = (datetime.now(UTC) - timedelta(days=30)).timestamp()
         usage = [u for u in self.service.ledger.per_learner(today()) if u["learner"] == name]
         self.finish(TEMPLATES.get_template("mine.html.j2").render(
             name=name, attempts=self.service.attempts.rows(learner=name, since=since)[-200:],

@@ -11,6 +11,7 @@ import secrets
 import signal
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import openai
@@ -100,7 +101,7 @@ class Service:
         while True:
             await asyncio.sleep(every_s)
             if await loop.run_in_executor(None, self._model_process_alive):
-                if self.model.state == "down" and await loop.run_in_executor(None, local.status):
+                if self.model.state == "down" and await loop.run_in_executor(None, local.status) is not None:
                     self.model.came_up()
                 wait = every_s
                 continue
@@ -132,6 +133,7 @@ class Service:
 
             url = ensure_server()
         else:
+            assert self.settings.upstream.url is not None  # local_model is False only with an upstream
             url = self.settings.upstream.url
             # `marketlab hub start` keeps the key in the gateway's folder; on Kubernetes a Secret gives it.
             key_path = self.settings.gateway / KEY_FILE
@@ -164,7 +166,7 @@ def _server_key(home: Path) -> str:
 def application(service: Service) -> web.Application:
     """The tornado application under JUPYTERHUB_SERVICE_PREFIX."""
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/marketlab/")
-    routes = [(rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
+    routes: list[Any] = [(rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
               *gateway.handlers(prefix, service), *progress.handlers(prefix, service)]
     return web.Application(routes, cookie_secret=secrets.token_bytes(32), xsrf_cookies=False)
 

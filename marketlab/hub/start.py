@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from .. import paths
 from ..course.workspace import learner_config_dir, prepare_workspace
 from .accounts import ensure_gateway_account, ensure_group, grant_traversal
 from .hubconfig import proxy_command
@@ -24,8 +25,7 @@ from .settings import (
 )
 from .spawner import ROOT_VARIABLE
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_FILE = REPO_ROOT / "instructor" / "hub" / "jupyterhub_config.py"
+PACKAGE = Path(__file__).resolve().parents[1]  # marketlab itself, which every account of the hub imports
 KEY_VARIABLE = "MARKETLAB_UPSTREAM_KEY"
 KEY_FILE = "upstream.key"
 KEY_FILE_VARIABLE = "MARKETLAB_UPSTREAM_KEY_FILE"  # set by --upstream-key-file
@@ -86,7 +86,7 @@ def prepare(settings: HubSettings) -> list[str]:
     instructors_gid = ensure_group(INSTRUCTOR_SYSTEM_GROUP, settings.state)
     gateway_uid, gateway_gid = ensure_gateway_account(settings.state)
     # Each path's parents get passed through: "/x" below the root makes the root itself one of them.
-    passed = grant_traversal([Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT / "marketlab", settings.root / "x"],
+    passed = grant_traversal([Path(sys.base_prefix), Path(sys.prefix), PACKAGE, settings.root / "x"],
                              [LEARNER_SYSTEM_GROUP, INSTRUCTOR_SYSTEM_GROUP, GATEWAY_ACCOUNT], settings.state)
     if passed:
         done.append(f"the hub's accounts may pass through {', '.join(map(str, passed))} to reach Python and the hub "
@@ -123,7 +123,7 @@ def prepare(settings: HubSettings) -> list[str]:
 
     # The student versions every learner gets on first start (no solutions, no hidden tests).
     _folder(settings.student, 0o755)
-    created = prepare_workspace(REPO_ROOT / "labs", settings.student)
+    created = prepare_workspace(paths.labs(), settings.student)
     for path in [settings.student, *settings.student.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     done.append(f"student labs in {settings.student} ({len(created)} files new)")
@@ -168,8 +168,13 @@ def start(settings: HubSettings) -> int:
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     sys.stdout.flush()
     os.chdir(settings.state)
-    os.execve(str(jupyterhub), [str(jupyterhub), "-f", str(CONFIG_FILE)], env)
+    os.execve(str(jupyterhub), [str(jupyterhub), "-f", str(config_file())], env)
     return 0  # not reached
+
+
+def config_file() -> Path:
+    """JupyterHub's configuration file of the hub, in the checkout (it reads the hub's folder)."""
+    return paths.instructor() / "hub" / "jupyterhub_config.py"
 
 
 def settings_from_args(args: object) -> HubSettings:

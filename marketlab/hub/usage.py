@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .settings import Allowance
@@ -38,13 +38,13 @@ REFUSALS = ("budget", "rate_limit", "upstream")
 
 def today() -> str:
     """The ledger's day: today's UTC date."""
-    return datetime.now(timezone.utc).date().isoformat()
+    return datetime.now(UTC).date().isoformat()
 
 
 def resets_at() -> datetime:
     """When today's allowance starts again (the next midnight UTC)."""
-    now = datetime.now(timezone.utc)
-    return datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)
+    now = datetime.now(UTC)
+    return datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class Ledger:
         """Append one call."""
         if call.refused is not None and call.refused not in REFUSALS:
             raise ValueError(f"refusal kind {call.refused!r} is not one of {REFUSALS}")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self._connect() as db:
             db.execute("INSERT INTO calls (ts, day, learner, model, status, prompt_tokens, completion_tokens, "
                        "latency_ms, stream, refused) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -143,7 +143,7 @@ class Allowances:
         left = daily - self.ledger.used_today(learner) - self._reserved[learner]
         if left <= prompt_estimate:
             reset = resets_at()
-            hours, rest = divmod(int((reset - datetime.now(timezone.utc)).total_seconds()), 3600)
+            hours, rest = divmod(int((reset - datetime.now(UTC)).total_seconds()), 3600)
             raise Refused("budget", f"Your daily allowance of {daily:,} tokens is used; it resets at "
                                     f"{reset:%H:%M} UTC (in {hours} h {rest // 60} min). "
                                     "Ask your instructor if you need more today.", hours * 3600 + rest)
