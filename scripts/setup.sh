@@ -3,7 +3,7 @@
 #
 #   scripts/setup.sh           the labs: build tools, .venv with marketlab, the model's engine (make lab)
 #   scripts/setup.sh grading   + bubblewrap, the sandbox autograding runs submissions in (make demo)
-#   scripts/setup.sh hub       + bubblewrap, ACL tools and the hub's proxy (npm) (make hub)
+#   scripts/setup.sh hub       + bubblewrap, the hub extra (pip), ACL tools and the hub's proxy (npm) (make hub)
 #   scripts/setup.sh test      + all of the above, the test extra (pip), PostgreSQL and Chromium (make test)
 #
 # Each part keeps a stamp of its own in the venv: a part that fails stops only the command that
@@ -102,6 +102,19 @@ package() {  # Debian package, what needs it: installed as root, else the comman
   fi
 }
 wants() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+pip_extra() {  # NAME, what needs it, what it holds: a pip extra of pyproject.toml, with a stamp of its own so
+  # that a later step that fails (a system package, npm) never makes the next run install it again.
+  local stamp="$VENV/.marketlab-extra-$1" fingerprint
+  fingerprint=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ]; then return 0; fi
+  say "Installing the $1 extra ($3) into $VENV"
+  if ! "$VENV/bin/python" -m pip install --quiet -e ".[$1]"; then
+    echo "Installing the $1 extra with pip failed (see above): $2 cannot run without it." >&2
+    echo "Check pip's network settings, then run the command again; the labs themselves are set up and work." >&2
+    exit 1
+  fi
+  echo "$fingerprint" > "$stamp"
+}
 case "$PART" in
   grading) PARTS="grading" ;;
   hub) PARTS="grading hub" ;;
@@ -110,6 +123,7 @@ esac
 # bubblewrap (the command bwrap) is the sandbox autograding, and the hub's learners, run in.
 if wants grading; then command -v bwrap >/dev/null || package bubblewrap "grading (and the hub)"; fi
 if wants hub; then
+  pip_extra hub "the hub" "JupyterHub, NativeAuthenticator"
   # ACLs let the hub's accounts reach Python; node and npm run the hub's proxy.
   command -v setfacl >/dev/null || package acl "the hub"
   command -v npm >/dev/null || package npm "the hub's proxy"
@@ -128,19 +142,8 @@ if wants hub; then
   fi
 fi
 if wants test; then
-  # The test extra of pyproject.toml (pytest, nbval, playwright, the lint and type gate): only `make test`
-  # needs it. Its own stamp keeps a run that stopped on a system package from installing it again.
-  extra_stamp="$VENV/.marketlab-extra-test"
-  extra_fingerprint=$(sha256sum pyproject.toml | cut -d' ' -f1)
-  if [ ! -f "$extra_stamp" ] || [ "$(cat "$extra_stamp")" != "$extra_fingerprint" ]; then
-    say "Installing the test extra (pytest, nbval, playwright, ruff, mypy) into $VENV"
-    if ! "$VENV/bin/python" -m pip install --quiet -e '.[test]'; then
-      echo "Installing the test extra with pip failed (see above): \`make test\` cannot run without it." >&2
-      echo "Check pip's network settings, then run \`make test\` again; the labs themselves are set up and work." >&2
-      exit 1
-    fi
-    echo "$extra_fingerprint" > "$extra_stamp"
-  fi
+  # The test extra of pyproject.toml (pytest, nbval, playwright, the lint and type gate): only `make test`.
+  pip_extra test "\`make test\`" "pytest, nbval, playwright, ruff, mypy"
   # Debian keeps initdb off PATH, in /usr/lib/postgresql/<version>/bin.
   if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     package postgresql "the gradebook tests (tests/test_course_postgres.py)"

@@ -52,7 +52,18 @@ def test_test_tools_are_an_extra_not_a_runtime_dependency():
     assert not runtime & set(TEST_ONLY)
     assert set(TEST_ONLY) <= test
     setup = (REPO_ROOT / "scripts" / "setup.sh").read_text()
-    assert "-e '.[test]'" in setup, "the test part of the set-up installs the test extra"
+    assert "pip_extra test " in setup, "the test part of the set-up installs the test extra"
+
+
+def test_the_hub_is_an_extra_that_make_lab_never_installs():
+    """The hub's packages come with `make hub` (and the tests), not with the labs."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {Requirement(r).name.lower() for r in project["dependencies"]}
+    hub = {Requirement(r).name.lower() for r in project["optional-dependencies"]["hub"]}
+    assert {"jupyterhub", "jupyterhub-nativeauthenticator"} <= hub and not runtime & hub
+    setup = (REPO_ROOT / "scripts" / "setup.sh").read_text()
+    hub_part = setup[setup.index("if wants hub; then"):setup.index("if wants test; then")]
+    assert "pip_extra hub " in hub_part, "the hub part (make hub, make test) installs the hub extra"
 
 
 def test_ci_runs_make_test():

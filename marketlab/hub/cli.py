@@ -45,9 +45,21 @@ def add_commands(commands: Any) -> None:
     stop.set_defaults(func=_stop)
 
 
+def _require_hub_packages() -> None:
+    """JupyterHub comes with the hub extra (`make hub`), not with the labs: say so instead of an ImportError."""
+    import importlib.util
+
+    from .settings import HubError
+
+    if importlib.util.find_spec("jupyterhub") is None or importlib.util.find_spec("nativeauthenticator") is None:
+        raise HubError("JupyterHub is not installed here: the hub's packages are not part of the labs' set-up.",
+                       "Run `sudo make hub`, which installs them first (or `.venv/bin/pip install -e '.[hub]'`).")
+
+
 def _start(args: argparse.Namespace) -> int:
     import os
 
+    _require_hub_packages()
     from .start import KEY_FILE_VARIABLE, settings_from_args, start
 
     if args.upstream_key_file:
@@ -61,6 +73,7 @@ def _stop(args: argparse.Namespace) -> int:
     from .settings import SETTINGS_FILE, HubSettings, load
     from .stop import stop
 
+    _require_hub_packages()
     root = Path(args.root).resolve()
     # A hub whose first start failed half-way has a state folder but no settings yet: its defaults apply.
     settings = load(root) if (root / SETTINGS_FILE).exists() else HubSettings(root=root)
