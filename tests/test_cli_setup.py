@@ -82,6 +82,8 @@ def test_the_labs_set_up_installs_no_part_of_grading_the_hub_or_the_tests(sandbo
     assert done.returncode == 0, done.stderr
     assert not _installed(sandbox) & {"bubblewrap", "postgresql", "npm", "acl", "chromium"}, _installed(sandbox)
     assert not (sandbox["venv"] / ".marketlab-part-test").exists()
+    extras = [line for line in _lines(sandbox["python"]) if "pip install" in line and "[" in line]
+    assert not extras, f"the labs' set-up installed an extra (the hub's or the tests'): {extras}"
 
 
 def test_the_test_part_installs_its_packages_as_root_and_a_second_run_does_nothing(sandbox):
@@ -98,6 +100,7 @@ def test_the_test_part_installs_its_packages_as_root_and_a_second_run_does_nothi
     first = _setup(sandbox, 0, "test")
     assert first.returncode == 0, first.stderr
     assert any(line.startswith("-m pip install") and "-e ." in line for line in _lines(sandbox["python"]))
+    assert any(".[hub]" in line for line in _lines(sandbox["python"])), "the tests need the hub extra too"
     engine_installs = [n for n, line in enumerate(_lines(sandbox["python"])) if "llama_cpp_python-" in line]
     package_install = next(n for n, line in enumerate(_lines(sandbox["python"])) if "-e ." in line)
     assert engine_installs and engine_installs[0] < package_install, "the portable engine goes in before the package"
