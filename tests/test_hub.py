@@ -442,12 +442,12 @@ def browser():  # type: ignore[no-untyped-def]
             launched.close()
 
 
-def _log_in(browser, hub: Hub, name: str):  # type: ignore[no-untyped-def]
+def _log_in(browser, hub: Hub, name: str, password: str | None = None):  # type: ignore[no-untyped-def]
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(120_000)
     page.goto(f"{hub.url}/hub/login")
     page.fill("#username_input", name)
-    page.fill("#password_input", PASSWORDS[name])
+    page.fill("#password_input", password or PASSWORDS[name])
     page.click("#login_submit")
     page.wait_for_url(f"**/user/{name}/**")
     return page
@@ -514,3 +514,44 @@ def test_browser_an_instructor_releases_a_lab_from_the_formgrader(cohort, browse
     page.locator(".modal", has_text=f"Successfully released '{lab}'").wait_for(timeout=120_000)
     page.screenshot(path=str(tmp_path / "formgrader-released.png"))
     assert (hub.root / "exchange" / "marketlab" / "outbound" / lab / f"{lab}.ipynb").exists()
+
+
+ALLOWANCE_CELL = ("from marketlab import llm\n"
+                  "client = llm.client()\n"
+                  "for _ in range(12):\n"
+                  "    client.chat.completions.create(model=llm.model_name(), max_tokens=40, messages=[\n"
+                  "        {'role': 'user', 'content': 'Write a tagline for a tent.'}])\n")
+
+
+def test_browser_a_learner_over_a_limit_reads_one_plain_line(keyed, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 25: the gateway's refusal shows in the notebook as one line with when it resets, not a traceback."""
+    hub, _, _, _ = keyed
+    gil = hub.session("gil")
+    assert gil.signup("Gil-long-password-4").status_code == 200
+    instructor = hub.session("ana")
+    instructor.login(PASSWORDS["ana"])
+    assert instructor.authorize("gil").status_code == 200
+    page = _log_in(browser, hub, "gil", "Gil-long-password-4")  # the first login starts the server
+    page.goto(f"{hub.url}/user/gil/lab/tree/{LAB}/{LAB}.ipynb")
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    # A cell of their own below the first one (the lab's own first cells are locked, as nbgrader marks them).
+    page.locator(".jp-Cell").first.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.insert_text(ALLOWANCE_CELL)
+    page.keyboard.press("Escape")  # the new cell stays selected; run it as a learner would, from the menu
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run Selected Cell").first.click()
+    cell = page.locator(".jp-CodeCell", has_text="range(12)").first
+    # 400 tokens a day and 6 requests a minute: whichever runs out first, the learner reads one line.
+    refusal = cell.locator(".jp-OutputArea-output", has_text="The model refused this request (429)")
+    try:
+        refusal.first.wait_for(timeout=300_000)
+    finally:
+        page.screenshot(path=str(tmp_path / "allowance.png"))
+    text = cell.locator(".jp-OutputArea").inner_text()
+    assert ("daily allowance of 400 tokens is used; it resets at" in text
+            or "requests in the last minute" in text and "run the cell again" in text), text
+    assert "Traceback" not in text and "RateLimitError" not in text, text
+    assert len(text.strip().splitlines()) <= 4, text
