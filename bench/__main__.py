@@ -9,7 +9,7 @@ import importlib
 import sys
 
 BENCHMARKS = ["llm_http_overhead", "workflow_runner", "course_autograde", "evaluate_checks", "judge_runner",
-              "batch_api", "serving", "engine", "evaluate_faithfulness"]
+              "batch_api", "serving", "engine", "evaluate_faithfulness", "flood"]
 
 
 def main(argv: list[str]) -> None:
