@@ -17,7 +17,7 @@ test: $(STAMP) $(VENV)/.marketlab-part-test
 # nbgrader, sandbox, root, PostgreSQL, hub or browser, and the lint and type gate.
 FAST := not (model or nbgrader or sandbox or root or postgres or hub or browser)
 test-fast: $(STAMP) $(VENV)/.marketlab-part-test
-	$(BIN)/python -m pytest -q -m "$(FAST)"
+	$(BIN)/python -m pytest -q -n auto -m "$(FAST)"
 
 # The lint and type gate alone (configured in pyproject.toml).
 lint: $(STAMP) $(VENV)/.marketlab-part-test
