@@ -516,6 +516,68 @@ def test_browser_an_instructor_releases_a_lab_from_the_formgrader(cohort, browse
     assert (hub.root / "exchange" / "marketlab" / "outbound" / lab / f"{lab}.ipynb").exists()
 
 
+MODEL_CELL = ("from marketlab import llm\n"
+              "llm.client().chat.completions.create(model=llm.model_name(), max_tokens=4, messages=[\n"
+              "    {'role': 'user', 'content': 'Hello'}])\n")
+
+
+def _run_a_new_cell(page, code: str):  # type: ignore[no-untyped-def]
+    """A cell of the learner's own below the first one (the lab's first cells are locked), run from the menu."""
+    page.locator(".jp-Cell").first.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.insert_text(code)
+    page.keyboard.press("Escape")  # the new cell stays selected
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run Selected Cell").first.click()
+    return page.locator(".jp-CodeCell", has_text=code.splitlines()[-1].strip()).first
+
+
+def test_browser_a_learner_reads_one_line_while_the_model_restarts(cohort, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 25: with the built-in model down, the notebook says so in one line, then the model comes back."""
+    import threading
+
+    hub, _, _ = cohort
+    page = _log_in(browser, hub, "bea")
+    page.goto(f"{hub.url}/user/bea/lab/tree/{LAB}/{LAB}.ipynb")
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    state_file = hub.root / "gateway" / "home" / "server.json"
+    stop = threading.Event()
+
+    def keep_killing() -> None:  # every model the gateway starts dies at once, until the learner has read why
+        while not stop.is_set():
+            try:
+                os.kill(int(json.loads(state_file.read_text())["pid"]), signal.SIGKILL)
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=keep_killing, daemon=True)
+    killer.start()
+    try:
+        deadline = time.monotonic() + 60
+        while httpx2.get(f"{hub.service_url}/health", timeout=5).json().get("model") != "down":
+            assert time.monotonic() < deadline, "the gateway never noticed its model died"
+            time.sleep(0.2)
+        cell = _run_a_new_cell(page, MODEL_CELL)
+        refusal = cell.locator(".jp-OutputArea-output", has_text="The model refused this request (503)")
+        try:
+            refusal.first.wait_for(timeout=120_000)
+        finally:
+            page.screenshot(path=str(tmp_path / "model-down.png"))
+        text = cell.locator(".jp-OutputArea").inner_text()
+        assert "restarting" in text and "Run the cell again" in text, text
+        assert "Traceback" not in text and "InternalServerError" not in text, text
+    finally:
+        stop.set()
+        killer.join()
+    deadline = time.monotonic() + 400  # the watch's back-off grew while the model kept dying
+    while httpx2.get(f"{hub.service_url}/health", timeout=5).json().get("model") != "ready":
+        assert time.monotonic() < deadline, "the model did not come back after the failures stopped"
+        time.sleep(1)
+
+
 ALLOWANCE_CELL = ("from marketlab import llm\n"
                   "client = llm.client()\n"
                   "for _ in range(12):\n"
@@ -534,16 +596,7 @@ def test_browser_a_learner_over_a_limit_reads_one_plain_line(keyed, browser, tmp
     page = _log_in(browser, hub, "gil", "Gil-long-password-4")  # the first login starts the server
     page.goto(f"{hub.url}/user/gil/lab/tree/{LAB}/{LAB}.ipynb")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-    # A cell of their own below the first one (the lab's own first cells are locked, as nbgrader marks them).
-    page.locator(".jp-Cell").first.click()
-    page.keyboard.press("Escape")
-    page.keyboard.press("b")
-    page.keyboard.press("Enter")
-    page.keyboard.insert_text(ALLOWANCE_CELL)
-    page.keyboard.press("Escape")  # the new cell stays selected; run it as a learner would, from the menu
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run Selected Cell").first.click()
-    cell = page.locator(".jp-CodeCell", has_text="range(12)").first
+    cell = _run_a_new_cell(page, ALLOWANCE_CELL)
     # 400 tokens a day and 6 requests a minute: whichever runs out first, the learner reads one line.
     refusal = cell.locator(".jp-OutputArea-output", has_text="The model refused this request (429)")
     try:
