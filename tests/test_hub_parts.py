@@ -242,3 +242,30 @@ def test_an_operator_sets_spawner_traits_in_the_hubs_own_config_file(tmp_path: P
     assert operated.sandbox_learners is False
     command = operated.command(settings, home, instructor=False)
     assert not any(part.endswith("bwrap") for part in command) and command[-1] == "marketlab.hub.singleuser"
+
+
+def test_hub_stop_keeps_the_shared_groups_and_gateway_account_while_another_hub_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from marketlab.hub import record
+    from marketlab.hub.settings import GATEWAY_ACCOUNT, LEARNER_SYSTEM_GROUP
+    from marketlab.hub.stop import stop
+
+    if os.geteuid() != 0:
+        pytest.skip("`marketlab hub stop` runs as root")
+    settings = HubSettings(root=tmp_path / "hub")
+    settings.state.mkdir(parents=True)
+    record.add(settings.state, "accounts", GATEWAY_ACCOUNT)
+    record.add(settings.state, "groups", LEARNER_SYSTEM_GROUP)
+    # Another hub on this machine, as `marketlab hub start` runs one: "jupyterhub" with its root in the environment.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "jupyterhub"],
+                             env={**os.environ, "MARKETLAB_HUB_ROOT": str(tmp_path / "other-hub")})
+    try:
+        report = stop(settings, remove_accounts=True)
+    finally:
+        other.kill()
+        other.wait()
+    assert any("kept" in line and "other-hub" in line for line in report.lines), report.lines
+    made = record.read(settings.state)
+    assert made["accounts"] == [GATEWAY_ACCOUNT] and made["groups"] == [LEARNER_SYSTEM_GROUP]

@@ -192,7 +192,16 @@ def _undo_grants(settings: HubSettings, report: StopReport) -> None:
 
 
 def _remove_accounts(settings: HubSettings, report: StopReport) -> None:
+    from .settings import GATEWAY_ACCOUNT
+
     made = record.read(settings.state)
+    others = _other_running_hubs(settings)
+    if others:  # the groups and the gateway's account serve every hub on this machine: keep them for those
+        shared = [name for name in made["accounts"] if name == GATEWAY_ACCOUNT] + made["groups"]
+        made = {**made, "accounts": [name for name in made["accounts"] if name != GATEWAY_ACCOUNT], "groups": []}
+        if shared:
+            report.did(f"kept {', '.join(shared)}: the running hub in {others[0]} uses them too; run this "
+                       "command again once that hub has stopped")
     for name in made["accounts"]:
         done = subprocess.run(["userdel", name], capture_output=True, text=True)
         if done.returncode in (0, 6):  # 6: no such account (already removed)
