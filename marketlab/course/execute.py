@@ -162,16 +162,21 @@ class SandboxedExecute(Execute):
         self._check_assign_resources(resources)
         self._used_output = 0
         self._submission = Submission(self, ctx)
+        started = False
         try:
             with self.setup_kernel():
                 assert self.kc
                 self.wait_for_reply(self.kc.kernel_info())
+                started = True
                 self._run_cells(nb, resources, ctx)
         except DeadKernelError:
             ctx.note("kernel_died")
             self._fail_rest(nb, ctx, "kernel_died")
         except Exception as exc:  # noqa: BLE001 - a kernel that never started or went away
-            ctx.note("kernel_failed")
+            # Once the kernel answered, its going away is the submission's doing (its output or memory took
+            # it down, and nbclient may then fail in its own way); only a kernel that never answered is a
+            # set-up problem for the instructor.
+            ctx.note("kernel_died" if started else "kernel_failed")
             ctx.detail = f"the grading kernel failed: {type(exc).__name__}: {str(exc)[:500]}"
             self._fail_rest(nb, ctx, "kernel_died")
         self._fail_rest(nb, ctx, "not_run")
