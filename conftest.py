@@ -104,6 +104,7 @@ HEAVY_FILES = {
     "tests/test_llm_concurrency.py": "model",
     "tests/test_llm_refusals.py": "nbgrader",
     "tests/test_hub.py": "hub",
+    "tests/test_make_lab_user.py": "model",
 }
 
 
