@@ -10,8 +10,9 @@ lab: $(STAMP)
 	$(BIN)/marketlab lab
 
 # Everything: every tier (pyproject.toml's markers), the lint and type gate included (tests/test_lint.py).
+# The slowest fifteen tests are listed at the end, so every run (CI's too) says where the time went.
 test: $(STAMP) $(VENV)/.marketlab-part-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 # What a developer runs after every change (under two minutes): the tests that need no live model,
 # nbgrader, sandbox, root, PostgreSQL, hub or browser, and the lint and type gate.
