@@ -123,7 +123,7 @@ def nbgrader_scores(course: Any, submissions: list[tuple[str, str]]) -> dict[tup
     """Total autograded score of each submission in the gradebook (what marketlab's records add up)."""
     from nbgrader.api import MissingEntry
 
-    from marketlab.course.grading import _cell_ids
+    from marketlab.grading.grading import _cell_ids
 
     scores: dict[tuple[str, str], float | None] = {}
     with course.gradebook() as gradebook:
@@ -158,7 +158,7 @@ def _busy() -> str:
     others = 0
     for entry in Path("/proc").iterdir():
         try:
-            others += entry.name.isdigit() and b"marketlab.course.kernel_launcher" in (entry / "cmdline").read_bytes()
+            others += entry.name.isdigit() and b"marketlab.grading.kernel_launcher" in (entry / "cmdline").read_bytes()
         except OSError:
             continue
     text = "load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -171,9 +171,9 @@ def sandbox_startup(rounds: int = 7) -> dict[str, float]:
     """Median seconds to start Python and import the kernel's modules, with and without the sandbox, alternating."""
     import statistics
 
-    from marketlab.course import sandbox
+    from marketlab.grading import sandbox
 
-    code = "import ipykernel.kernelapp, marketlab.checks.wire"
+    code = "import ipykernel.kernelapp, marketlab.grading.wire"
     with tempfile.TemporaryDirectory(prefix="marketlab-bench-sandbox-", dir="/var/tmp") as tmp:
         os.chmod(tmp, 0o755)
         view = sandbox.View(workdir=Path(tmp), inside="/home/learner/bench", writable=False,

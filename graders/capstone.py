@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from marketlab import data
-from marketlab.checks import CheckResult, capstone, wire
+from marketlab.checks import CheckResult, capstone
+from marketlab.grading import wire
 
 HOLDOUT_DIR = Path(__file__).resolve().parent / "holdout"
 CHANGE_WEEK = 9  # the simulated model change in the holdout weekly runs (the notebook's is week 10)

@@ -1,7 +1,7 @@
 """Hidden tests for Lab 0: the learner's functions on numbers and prompts they have not seen.
 
 Each grader runs in the grading worker, outside the learner's sandbox: it calls the learner's
-functions there with these inputs and judges the answers here (see marketlab.course.execute).
+functions there with these inputs and judges the answers here (see marketlab.grading.execute).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ HOLDOUT_ASK_CASES = (
 )
 
 
-def grade_batch_cost(sub) -> CheckResult:  # noqa: ANN001 - a marketlab.course.execute.Submission
+def grade_batch_cost(sub) -> CheckResult:  # noqa: ANN001 - a marketlab.grading.execute.Submission
     """batch_cost on other row counts, token counts and models."""
     return lab00.check_batch_cost(sub.function("batch_cost"), HOLDOUT_COST_CASES, strict=False, quiet=True)
 

@@ -15,7 +15,7 @@ import pandas as pd
 from marketlab import data
 from marketlab.brief import Brief
 from marketlab.checks import CheckResult, lab01
-from marketlab.checks.wire import RemoteError
+from marketlab.grading.wire import RemoteError
 
 HOLDOUT_DIR = Path(__file__).resolve().parent / "holdout"
 SECTIONS = {

@@ -14,8 +14,8 @@ import pandas as pd
 
 from marketlab import data
 from marketlab.checks import CheckResult, lab03
-from marketlab.checks.notebook_values import grade_value, read_value, unreadable
-from marketlab.checks.wire import RemoteError
+from marketlab.grading.notebook_values import grade_value, read_value, unreadable
+from marketlab.grading.wire import RemoteError
 
 HOLDOUT_DIR = Path(__file__).resolve().parent / "holdout"
 

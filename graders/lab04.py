@@ -14,7 +14,7 @@ import pandas as pd
 
 from marketlab import data
 from marketlab.checks import CheckResult, lab04
-from marketlab.checks.notebook_values import grade_value, read_value
+from marketlab.grading.notebook_values import grade_value, read_value
 
 HOLDOUT_DIR = Path(__file__).resolve().parent / "holdout"
 HOLDOUT_CHANGE = "2021-08-30"

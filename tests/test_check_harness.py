@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import sys
 
-from marketlab.checks.harness import LocalHarness
+from marketlab.grading.harness import LocalHarness
 
 
 def test_local_harness_folder_goes_with_it(tmp_path):
@@ -26,7 +26,7 @@ def test_local_harness_folder_goes_with_it(tmp_path):
 def test_local_harness_folder_removed_at_exit(tmp_path):
     import subprocess
 
-    code = ("from marketlab.checks.harness import LocalHarness\n"
+    code = ("from marketlab.grading.harness import LocalHarness\n"
             "h = LocalHarness()\nprint(h.socket_dir())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     from pathlib import Path

@@ -18,11 +18,11 @@ from markupsafe import escape
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.api import Gradebook
 
-from marketlab.course import records
 from marketlab.course.feedback import write_feedback
 from marketlab.course.layout import SETTINGS_FILE, USAGE_FILE, Course
-from marketlab.course.records import CheckOutcome, GradingRecord, ManualCell, Problem
 from marketlab.course.report import write_report
+from marketlab.grading import records
+from marketlab.grading.records import CheckOutcome, GradingRecord, ManualCell, Problem
 from marketlab.llm import ledger
 
 # nbgrader's own add_submission warns about SQLAlchemy autoflush while the fake gradebook is filled

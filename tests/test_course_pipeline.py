@@ -22,9 +22,9 @@ from marketlab.course import autograde as grading
 from marketlab.course.build import build
 from marketlab.course.cohort import HOSTILE_KINDS
 from marketlab.course.demo import run_demo
-from marketlab.course.sandbox import Limits
 from marketlab.course.init import init_course
 from marketlab.course.layout import Course
+from marketlab.grading.sandbox import Limits
 
 # A whole day of grading: nbgrader in the bubblewrap sandbox (one test adds PostgreSQL, by its fixture).
 pytestmark = [pytest.mark.nbgrader, pytest.mark.sandbox]

@@ -26,13 +26,14 @@ import psutil
 import pytest
 
 from marketlab.course import autograde as grading
-from marketlab.course import exchange, records, sandbox
-from marketlab.course import grading as grading_steps
+from marketlab.course import exchange
 from marketlab.course.build import build
 from marketlab.course.feedback import write_feedback
 from marketlab.course.init import init_course
 from marketlab.course.layout import Course
-from marketlab.course.sandbox import Limits
+from marketlab.grading import grading as grading_steps
+from marketlab.grading import records, sandbox
+from marketlab.grading.sandbox import Limits
 from support.attack_course import (CORRECT, LAB, NOTEBOOK, WRONG, hand_in, learner_notebook, make_graders,
                                    make_lab, outputs)
 
@@ -121,7 +122,8 @@ def _attacks(graders: Path, course: Path, token: str, port: int, abstract: str,
         "atk_forge": dict(answer=WRONG, after=[textwrap.dedent("""
             import os, sys, types
             import marketlab.checks as checks
-            from marketlab.checks import CheckResult, wire
+            from marketlab.checks import CheckResult
+            from marketlab.grading import wire
             CheckResult.assert_passed = lambda self: None
             CheckResult.passed = True
             fake = types.ModuleType('graders')
@@ -720,7 +722,7 @@ import json, sys, warnings
 warnings.filterwarnings('ignore')
 from marketlab.course import autograde
 from marketlab.course.layout import Course
-from marketlab.course.sandbox import Limits
+from marketlab.grading.sandbox import Limits
 from pathlib import Path
 records = autograde.autograde(Course(Path(sys.argv[1])), workers=2, limits=Limits(cell_timeout=5, wall_seconds=40),
                               force=True, progress=False)
@@ -760,7 +762,8 @@ def test_as_an_ordinary_user() -> None:
         secret = graders / "holdout" / "secret.csv"
         hostile = textwrap.dedent(f"""
             import os, subprocess, sys
-            from marketlab.checks import CheckResult, wire
+            from marketlab.checks import CheckResult
+            from marketlab.grading import wire
             CheckResult.assert_passed = lambda self: None
             wire.answer_request = lambda namespace, request: {{'ok': True, 'value': 6}}
             subprocess.Popen(['sleep', '611'], start_new_session=True)
@@ -861,14 +864,14 @@ def test_killing_autograde_stops_every_sandbox_it_started(tmp_path: Path) -> Non
                 try:
                     cmdline = " ".join(proc.info["cmdline"] or [])
                     if proc.pid != coordinator.pid and proc.info["status"] != psutil.STATUS_ZOMBIE and (
-                            jobs in cmdline or "marketlab.course.kernel" in cmdline and proc.ppid() == 1):
+                            jobs in cmdline or "marketlab.grading.kernel" in cmdline and proc.ppid() == 1):
                         found.append(proc)
                 except (psutil.Error, OSError):
                     continue
             return found
 
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any("marketlab.course.kernel " in " ".join(p.cmdline())
+        while time.monotonic() < deadline and not any("marketlab.grading.kernel " in " ".join(p.cmdline())
                                                       for p in ours() if p.is_running()):
             time.sleep(0.5)
         assert ours(), "grading started sandboxed kernels"

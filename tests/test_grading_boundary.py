@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from marketlab.checks.harness import Harness, serve
-from marketlab.course import grading, sandbox
-from marketlab.course.job import SandboxJob
-from marketlab.course.kernel_launcher import _write_connection
-from marketlab.course.sandbox import Limits
+from marketlab.grading import grading, sandbox
+from marketlab.grading.harness import Harness, serve
+from marketlab.grading.job import SandboxJob
+from marketlab.grading.kernel_launcher import _write_connection
+from marketlab.grading.sandbox import Limits
 from marketlab.llm.testing import ScriptedEndpoint
 
 ROOT = os.geteuid() == 0
@@ -169,7 +169,7 @@ GUARD_ATTACKS = {
 @pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no grading sandbox here")
 @pytest.mark.parametrize("attack", sorted(GUARD_ATTACKS))
 def test_the_guard_holds_threads_deep_or_closed_folders_and_the_runtime_folder(tmp_path, attack):
-    from marketlab.course.sandbox import Mount, View, allowed_env
+    from marketlab.grading.sandbox import Mount, View, allowed_env
 
     work, run = tmp_path / "work", tmp_path / "run"
     for folder in (work, run):

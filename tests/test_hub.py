@@ -25,7 +25,7 @@ import httpx2
 import openai
 import pytest
 
-from marketlab.course.records import GradingRecord
+from marketlab.grading.records import GradingRecord
 from marketlab.hub.first_login import one_time_passwords
 from marketlab.hub.settings import LEARNER_SYSTEM_GROUP, HubError, check_username, load
 from tests.support.hub import REPO, Hub, run_code

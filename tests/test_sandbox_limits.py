@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from marketlab.course import sandbox
-from marketlab.course.sandbox import Limits, View
+from marketlab.grading import sandbox
+from marketlab.grading.sandbox import Limits, View
 
 pytestmark = [pytest.mark.sandbox,
               pytest.mark.skipif(sandbox.unavailable_reason() is not None,

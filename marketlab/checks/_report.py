@@ -102,7 +102,7 @@ def saved_file_missing(result: CheckResult, folder: Path, filename: str) -> bool
 
 def describe_error(err: BaseException) -> str:
     """One line naming an exception raised by learner code."""
-    from .wire import RemoteError
+    from ..grading.wire import RemoteError
 
     name = err.kind if isinstance(err, RemoteError) else type(err).__name__
     text = err.text if isinstance(err, RemoteError) else str(err)

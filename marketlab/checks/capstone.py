@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from . import extract, wire
+from ..grading import wire
+from ..grading.harness import Harness, LocalHarness, ModuleProcess
+from . import extract
 from ._report import CheckResult, describe_error, finish
-from .harness import Harness, LocalHarness, ModuleProcess
 
 PACKAGE_DIR = "my-workflow"  # the folder the capstone notebook packages into, next to the notebook
 FILES = ("brief.yaml", "workflow.py", "evaluate.py", "monitor.py", "README.md")
@@ -106,7 +107,7 @@ def _run(served: ModuleProcess, harness: Harness, folder: Path, table: pd.DataFr
     The endpoint is Lab 2's: faults first, then replies that meet the schema and the workflow's own
     word limits, and malformed JSON for every request that names `fail_value` (faults=False: none).
     """
-    from .harness import serve
+    from ..grading.harness import serve
     from .lab02 import faulty_endpoint
 
     endpoint = faulty_endpoint(fail_value, rules, faults)
@@ -211,7 +212,7 @@ def check_package(folder: str | Path, table: pd.DataFrame, key: str, *, harness:
         return finish(result, strict=strict, quiet=quiet)
     fail_value = str(table[key].iloc[1]) if len(table) > 1 else ""
     few = table.head(BUDGET_ROWS)
-    with harness.served(folder, ["-m", "marketlab.checks.run_probe"]) as served:
+    with harness.served(folder, ["-m", "marketlab.grading.run_probe"]) as served:
         try:  # the saved rules only shape the scripted replies; nothing is judged on them
             rules = extract.rules_from_data(served.request({"op": "rules", "folder": harness.inside(folder)}) or {})
         except (wire.RemoteError, wire.WireError):

@@ -9,8 +9,8 @@ from typing import Any
 from marketlab.llm import estimate_cost
 from marketlab.llm.config import LOCAL_MODEL
 
+from ..grading.harness import Harness
 from ._report import CheckResult, describe_error, finish
-from .harness import Harness
 
 # (rows, prompt_tokens, completion_tokens, model): the notebook's numbers; graders pass others.
 COST_CASES: tuple[tuple[int, int, int, str], ...] = (
@@ -70,7 +70,7 @@ def check_ask(fn: Callable[..., Any], cases: Sequence[tuple[str, int]] = ASK_CAS
     """
     from marketlab.llm.testing import ScriptedEndpoint
 
-    from .harness import serve
+    from ..grading.harness import serve
 
     result = CheckResult("ask", "ask sends your prompt with a temperature, a seed and a token limit, "
                                 "and returns the reply text")

@@ -14,8 +14,8 @@ from marketlab.brief.messages import as_record
 from marketlab.evaluate.facts import claims
 from marketlab.evaluate.text import squash
 
+from ..grading.harness import Harness, LocalHarness
 from ._report import CheckResult, describe_error, finish
-from .harness import Harness, LocalHarness
 
 # What a saved lab01_messages.py provides besides the function itself (see marketlab.artifacts).
 SAVED_MODULE_HEADER = "from marketlab.brief import Brief"

@@ -21,9 +21,10 @@ from marketlab.llm import estimate_cost
 from marketlab.llm.testing import Fault, ScriptedEndpoint, default_reply, example_for_schema
 from marketlab.workflow import META_COLUMNS, STATUSES, Rules
 
-from . import extract, wire
+from ..grading import wire
+from ..grading.harness import Harness, LocalHarness, ModuleProcess
+from . import extract
 from ._report import CheckResult, describe_error, finish, saved_file_missing
-from .harness import Harness, LocalHarness, ModuleProcess
 
 PROBE_TIMEOUT_S = 240
 BUDGET_ROWS = 10
@@ -267,7 +268,7 @@ class _CountingEndpoint(ScriptedEndpoint):
 def _run_once(served: ModuleProcess, harness: Harness, products: pd.DataFrame, fail_name: str,
               options: dict[str, Any], rules: Rules | None) -> tuple[dict[str, Any] | None, _Observed, str]:
     """One run of the served workflow against a fresh scripted endpoint; (result, what it saw, error)."""
-    from .harness import serve
+    from ..grading.harness import serve
 
     endpoint = faulty_endpoint(fail_name, rules)
     with serve(endpoint, harness, timeout=1.0) as spec:
@@ -294,7 +295,7 @@ def check_workflow(products: pd.DataFrame, here: str | Path | None = None, *, fo
         return finish(result, strict=strict, quiet=quiet)
     names = [str(n) for n in products["name"]] if "name" in products.columns else []
     fail_name = names[1] if len(names) > 1 else ""
-    argv = ["-m", "marketlab.checks.workflow_probe", harness.inside(folder / "workflow.py")]
+    argv = ["-m", "marketlab.grading.workflow_probe", harness.inside(folder / "workflow.py")]
     with harness.served(folder, argv) as served:
         saved: Any = None
         error = describe_error(served.load_error) if served.load_error else ""

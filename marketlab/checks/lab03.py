@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from . import wire
+from ..grading import wire
+from ..grading.harness import Harness, LocalHarness
 from ._report import CheckResult, describe_error, finish, saved_file_missing
-from .harness import Harness, LocalHarness
 
 EVALUATE_FILE = "evaluate.py"
 CODE_DEFECTS = ("unsupported_claim", "banned_word", "over_length", "missing_required_fact", "repetition")

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import wire
+from ..grading import wire
+from ..grading.harness import Harness, LocalHarness
 from ._report import CheckResult, describe_error, finish, saved_file_missing
-from .harness import Harness, LocalHarness
 
 MONITOR_FILE = "monitor.py"
 WEEKS_ALLOWED = 4          # an alert within four weeks of the change's start

@@ -19,9 +19,9 @@ import pandas as pd
 from marketlab import commission
 from marketlab.errors import MarketlabError
 
-from . import wire
+from ..grading import wire
+from ..grading.harness import Harness, LocalHarness
 from ._report import CheckResult, describe_error, finish, saved_file_missing
-from .harness import Harness, LocalHarness
 from .lab01 import check_rules
 from .lab03 import policy_criteria
 

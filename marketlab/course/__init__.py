@@ -1,6 +1,6 @@
 """The instructor's pipeline over nbgrader: `marketlab course init/build/release/collect/autograde/feedback/report`.
 
-Nothing is imported here eagerly: the grading kernel starts from `marketlab.course.sandbox`, and
+Nothing is imported here eagerly: the grading kernel starts from `marketlab.grading.sandbox`, and
 every import in this file would be paid again by every graded notebook.
 """
 

@@ -16,10 +16,11 @@ from typing import Any
 import nbformat
 from tqdm.auto import tqdm
 
-from . import grading, intake, records, sandbox
-from .grading import Job
+from ..grading import grading, records, sandbox
+from ..grading.grading import Job
+from ..grading.sandbox import Limits
+from . import intake
 from .layout import Course, CourseError
-from .sandbox import Limits
 
 SLOW_FIRST = ("02-workflow",)  # longest jobs first keeps every worker busy to the end
 

@@ -140,8 +140,8 @@ def _collect(args: argparse.Namespace) -> int:
 def _autograde(args: argparse.Namespace) -> int:
     from marketlab.errors import MarketlabError
 
+    from ..grading.sandbox import Limits
     from .autograde import autograde, flagged
-    from .sandbox import Limits
 
     course = _course(args)
     timeout = args.timeout or int(course.config().Execute.get("timeout", 60))

@@ -16,6 +16,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from ..grading.sandbox import Limits
 from ..llm import ledger
 from . import autograde as grading
 from .build import build
@@ -26,7 +27,6 @@ from .init import init_course
 from .layout import USAGE_FILE, Course
 from .lms import collect_zip, make_lms_zip
 from .report import write_report
-from .sandbox import Limits
 
 ZIP_LAB = "01-brief"  # this lab comes in as an LMS download, the others through nbgrader's exchange
 

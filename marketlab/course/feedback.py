@@ -1,7 +1,7 @@
 """Feedback for learners: one plain-English HTML page per learner, `feedback/<student>/index.html`.
 
 Pages are rendered by jinja2 with autoescape on, from the typed grading records only
-(`marketlab.course.records.GradingRecord`), never from notebooks, so neither hidden tests nor
+(`marketlab.grading.records.GradingRecord`), never from notebooks, so neither hidden tests nor
 solutions can reach a learner. Reasons come from the project's catalogue; the learner's own
 error messages appear only in a section labelled as theirs, escaped and truncated. The gradebook
 is read for one thing only: the numbers an instructor has since given by hand.
@@ -20,8 +20,7 @@ from typing import Any
 import jinja2
 
 from ..errors import MarketlabError
-from .layout import Course, CourseError
-from .records import (
+from ..grading.records import (
     INSTRUCTOR_KINDS,
     NOT_COUNTED,
     CheckOutcome,
@@ -32,6 +31,7 @@ from .records import (
     label,
     record_path,
 )
+from .layout import Course, CourseError
 
 MAX_TEXT = 600  # longest text from a check, or from the learner's output, shown in one place
 MAX_OUTPUTS = 5  # learner output messages shown per lab

@@ -10,7 +10,7 @@ A course folder made by `marketlab course init`:
     exchange/                   nbgrader's exchange: outbound releases, inbound submissions
     submitted/<student>/<lab>/  collected submissions
     autograded/<student>/<lab>/ graded copies of the notebooks (nbgrader's)
-    grading/<student>/<lab>.json the grading record of each submission (marketlab.course.records)
+    grading/<student>/<lab>.json the grading record of each submission (marketlab.grading.records)
     feedback/<student>/         HTML feedback per learner
     reports/                    grades.csv and report.html
     gradebook.db                the SQLite gradebook, unless another SQLAlchemy URL is configured
@@ -128,13 +128,13 @@ class Course:
 
     def grading_record_path(self, student: str, lab: str) -> Path:
         """Where autograde writes what happened to one submission (a folder no grading kernel sees)."""
-        from .records import record_path
+        from marketlab.grading.records import record_path
 
         return record_path(self, student, lab)
 
     def grading_record(self, student: str, lab: str) -> Any:
         """The typed GradingRecord of one submission, or None if it has not been graded."""
-        from .records import read
+        from marketlab.grading.records import read
 
         return read(self, student, lab)
 

@@ -1,6 +1,6 @@
 """The instructor's cohort report: `reports/grades.csv` and a self-contained `reports/report.html`.
 
-Scores and reasons come from the typed grading records (`marketlab.course.records.GradingRecord`),
+Scores and reasons come from the typed grading records (`marketlab.grading.records.GradingRecord`),
 hand marks given since autograde from the gradebook, model usage from the learners'
 `submitted/<student>/<lab>/marketlab-usage.json` files. The page is rendered by jinja2 with
 autoescape on; plots are PNG images inlined as base64, so it can be mailed or archived as one file.
@@ -18,11 +18,11 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from ..grading.records import CATALOGUE, INSTRUCTOR_KINDS, NOT_COUNTED, label
 from ..llm.ledger import read_usage
 from .feedback import LabResult, all_students, check_name, clip, collect, outcome, render, student_labs
 from .hub_figures import HubFigures, fetch_hub_figures
 from .layout import USAGE_FILE, Course
-from .records import CATALOGUE, INSTRUCTOR_KINDS, NOT_COUNTED, label
 
 AT_RISK_PERCENT = 60.0
 # Problem kinds that may mean a learner worked around the grader rather than made a mistake.

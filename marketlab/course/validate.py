@@ -175,7 +175,7 @@ def _validation_course(root: Path, labs_dir: Path, graders_dir: str | Path | Non
 
 def _autograde_one(course: Any, lab: str, student: str, timeout: int) -> dict[str, Any]:
     """Grade one submission with the course pipeline (sandboxed where this machine can sandbox)."""
-    from . import sandbox
+    from ..grading import sandbox
     from .autograde import autograde
     from .layout import GRADEBOOK_ENV
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..course.sandbox import SYSTEM_DIRS, SYSTEM_FILES, bwrap_path, dirs_for, readonly_sources, system_args
+from ..grading.sandbox import SYSTEM_DIRS, SYSTEM_FILES, bwrap_path, dirs_for, readonly_sources, system_args
 from .settings import SETTINGS_FILE, HubError, HubSettings
 
 # Name lookups (whoami, the terminal's prompt), loopback names and certificates for an upstream.

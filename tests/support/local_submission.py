@@ -1,7 +1,7 @@
 """A grader's view of a submission without a kernel: the same wire protocol, answered in-process.
 
-Graders take a `marketlab.course.execute.Submission`; tests of the graders' logic can pass this
-instead. Every request still goes through `marketlab.checks.wire` (encode, answer, decode), so
+Graders take a `marketlab.grading.execute.Submission`; tests of the graders' logic can pass this
+instead. Every request still goes through `marketlab.grading.wire` (encode, answer, decode), so
 the grader sees data only, exactly as it does across the sandbox wall.
 """
 
@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from marketlab.checks import wire
-from marketlab.checks.harness import Harness, LocalHarness, RemoteFunction, unpack
+from marketlab.grading import wire
+from marketlab.grading.harness import Harness, LocalHarness, RemoteFunction, unpack
 
 
 class LocalSubmission:

@@ -2,7 +2,7 @@
 
 A check that needs a saved artifact (lab01_messages.py, workflow.py) starts it in a fresh Python
 through a Harness: `LocalHarness` (a plain process, for the notebook's instant feedback) or the
-grading sandbox (`marketlab.course.probe.SandboxHarness`). Either way the check itself, the
+grading sandbox (`marketlab.grading.execute.SandboxHarness`). Either way the check itself, the
 expected values and the scripted model endpoint stay in the checking process: the learner's
 process only gets inputs and a socket to the endpoint, and its answers come back as data.
 """
@@ -69,7 +69,7 @@ class Harness(ABC):
     @contextmanager
     def module(self, folder: Path, filename: str) -> Iterator[ModuleProcess]:
         """A learner's saved module, imported in a fresh process, served one request at a time."""
-        with self.served(folder, ["-m", "marketlab.checks.serve_module", self.inside(folder / filename)]) as served:
+        with self.served(folder, ["-m", "marketlab.grading.serve_module", self.inside(folder / filename)]) as served:
             yield served
 
     @contextmanager
@@ -109,7 +109,7 @@ class LocalHarness(Harness):
 
 
 class ModuleProcess:
-    """Line-by-line JSON requests to a module served by marketlab.checks.serve_module."""
+    """Line-by-line JSON requests to a module served by marketlab.grading.serve_module."""
 
     def __init__(self, process: subprocess.Popen, deadline: float) -> None:
         self._process = process

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._report import CheckResult
+from marketlab.checks._report import CheckResult
+
 from .wire import RemoteError
 
 

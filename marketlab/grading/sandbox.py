@@ -240,7 +240,7 @@ GUARD_EXITS = {113: "processes", 114: "disk"}  # guard.py's own statuses -> cata
 
 
 def guard(view: View) -> list[str]:
-    """The sandbox's first process (marketlab/course/guard.py): process and disk limits for everyone in it."""
+    """The sandbox's first process (marketlab/grading/guard.py): process and disk limits for everyone in it."""
     # Every place the sandbox can write that lives on the host (not its private, size-limited /tmp):
     # the copy when it is writable, and writable mounts such as the kernel's runtime folder.
     watched = [view.inside] if view.writable else []

@@ -1,6 +1,6 @@
 """Start one grading kernel in the sandbox: the command of the `marketlab-sandbox` kernelspec.
 
-    python -I -m marketlab.course.kernel_launcher -f {connection_file}
+    python -I -m marketlab.grading.kernel_launcher -f {connection_file}
 
 It runs outside the sandbox, as the grader. It reads the job file named by $MARKETLAB_SANDBOX_JOB
 (written by the grading worker), hands the connection file to the sandbox's user, and starts the
@@ -26,7 +26,7 @@ def kernelspec(python: str = sys.executable) -> dict[str, object]:
     return {
         # -I: jupyter starts this, as the grader, in the submission's folder; without it a learner's
         # json.py or marketlab/ there would be imported here, outside the sandbox.
-        "argv": [python, "-I", "-m", "marketlab.course.kernel_launcher", "-f", "{connection_file}"],
+        "argv": [python, "-I", "-m", "marketlab.grading.kernel_launcher", "-f", "{connection_file}"],
         "display_name": "marketlab grading sandbox",
         "language": "python",
         "interrupt_mode": "message",  # signals would reach bwrap, not the kernel
@@ -47,11 +47,11 @@ def main(argv: list[str]) -> int:
     view = job.view()
     connection = _write_connection(job.private_dir or job.runtime_dir, original.read_bytes(), view.uid)
     if job.sandboxed:
-        command = sandbox.command(view, [sys.executable, "-I", "-m", "marketlab.course.kernel", "-f", str(connection)])
+        command = sandbox.command(view, [sys.executable, "-I", "-m", "marketlab.grading.kernel", "-f", str(connection)])
         options = sandbox.spawn_options(view)
         cwd = None
     else:
-        command = [sys.executable, "-I", "-m", "marketlab.course.kernel", "-f", str(connection)]
+        command = [sys.executable, "-I", "-m", "marketlab.grading.kernel", "-f", str(connection)]
         options = sandbox.spawn_options(view)
         cwd = str(job.workdir)
     process = subprocess.Popen(command, env=dict(view.env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""Serve one saved learner module to a check: `python -I -m marketlab.checks.serve_module FILE`.
+"""Serve one saved learner module to a check: `python -I -m marketlab.grading.serve_module FILE`.
 
 Reads one JSON request per line on stdin ({"op": "call", "name": ..., "args": [...]} or
 {"op": "describe", ...}) and writes one JSON reply per line. The module's own printing goes to
@@ -64,7 +64,7 @@ def import_path(path: Path, name: str) -> ModuleType:
 
 def main(argv: list[str]) -> int:
     """Import the module, then answer requests until stdin closes."""
-    from marketlab.checks.wire import answer_request
+    from marketlab.grading.wire import answer_request
 
     path = Path(argv[0])
     return serve_lines(lambda: import_path(path, path.stem), lambda module, request: answer_request(vars(module),

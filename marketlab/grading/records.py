@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from .layout import Course
+from marketlab.course.layout import Course
 
 # kind -> (label for people, what it means). The only reasons a record can give.
 CATALOGUE: dict[str, tuple[str, str]] = {

@@ -28,10 +28,10 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
-from marketlab.checks import CheckResult, wire
-from marketlab.checks.harness import Harness, RemoteFunction, unpack
+from marketlab.checks import CheckResult
 
-from . import sandbox
+from . import sandbox, wire
+from .harness import Harness, RemoteFunction, unpack
 from .job import SandboxJob
 
 Grader = Callable[["Submission"], CheckResult]
@@ -130,7 +130,7 @@ class Submission:
 
     @property
     def folder(self) -> Path:
-        """The submission's copy (host path). Read files in it with marketlab.checks.harness.read_text only."""
+        """The submission's copy (host path). Read files in it with marketlab.grading.harness.read_text only."""
         return self._ctx.job.workdir
 
     def describe(self, name: str, kind: str) -> Any:
@@ -138,7 +138,7 @@ class Submission:
         return self._executor.ask({"op": "describe", "name": name, "kind": kind})
 
     def ask(self, request: dict[str, Any]) -> Any:
-        """Any request of marketlab.checks.wire.answer_request, answered by the learner's kernel."""
+        """Any request of marketlab.grading.wire.answer_request, answered by the learner's kernel."""
         return self._executor.ask(request)
 
     def function(self, name: str) -> Callable[..., Any]:
@@ -278,7 +278,7 @@ class SandboxedExecute(Execute):
             raise TimeoutError("the submission's time is used up")
         nonce = secrets.token_hex(8)
         text = json.dumps(wire.encode(request), allow_nan=True)
-        code = f"__import__('marketlab.checks.wire').checks.wire.kernel_answer({nonce!r}, {text!r})"
+        code = f"__import__('marketlab.grading.wire').grading.wire.kernel_answer({nonce!r}, {text!r})"
         probe = NotebookNode(cell_type="code", source=code, metadata={}, outputs=[], execution_count=None)
         self.timeout = max(1, int(min(self.timeout_for_cell(), ctx.remaining())))
         # nbclient stores the executed cell at its index: run the request as a cell appended for the

@@ -29,11 +29,13 @@ from typing import Any
 
 import nbformat
 
-from . import intake, records
+from marketlab.course import intake
+from marketlab.course.layout import Course, graders_module
+
+from . import records
 from .execute import CURRENT, JobContext, NormalizeCells, SandboxedExecute, Verdict
 from .job import SandboxJob
 from .kernel_launcher import JOB_ENV, kernelspec
-from .layout import Course
 from .sandbox import Limits
 
 UID_BASE = 61000  # as root, grading sandboxes run as one of these user ids, one per worker slot
@@ -158,8 +160,6 @@ def _claim_uid() -> int:
 def load_graders(course: Course, lab: str) -> dict[str, Any]:
     """GRADERS of the lab's graders file (graders/lab02.py for 02-workflow, graders/capstone.py for capstone),
     imported here, outside."""
-    from .layout import graders_module
-
     cached = _worker.get("graders", {}).get(lab)
     if cached is not None:
         return cached

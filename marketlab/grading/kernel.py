@@ -1,4 +1,4 @@
-"""The grading kernel, as started inside the sandbox: `python -I -m marketlab.course.kernel -f FILE`.
+"""The grading kernel, as started inside the sandbox: `python -I -m marketlab.grading.kernel -f FILE`.
 
 Python runs in isolated mode (-I): no PYTHON* variables, no user site-packages, and neither the
 script's folder nor the working folder on the import path, so a `json.py` or a `marketlab/` folder
@@ -23,7 +23,7 @@ def main(argv: list[str]) -> None:
     app = IsolatedKernelApp.instance()
     app.initialize(["-f", argv[argv.index("-f") + 1], "--HistoryManager.hist_file=:memory:",
                     "--IPKernelApp.quiet=True"])
-    import marketlab.checks.wire  # noqa: F401 - imported before the working folder joins the path
+    import marketlab.grading.wire  # noqa: F401 - imported before the working folder joins the path
 
     sys.path.insert(0, "")
     app.start()

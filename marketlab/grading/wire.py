@@ -128,7 +128,7 @@ def _client(spec: dict[str, Any]) -> Any:
 
 def answer_request(namespace: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """Carry out one request against a namespace: look a name up, describe it, or call it."""
-    from . import extract
+    from marketlab.checks import extract
 
     op, name = request.get("op"), str(request.get("name", ""))
     if op in ("sections", "brief_file"):

@@ -1,6 +1,6 @@
-"""Run a packaged workflow folder the way `marketlab run` does, for a check: `python -I -m marketlab.checks.run_probe`.
+"""Run a packaged workflow folder the way `marketlab run` does, for a check: `python -I -m marketlab.grading.run_probe`.
 
-The same line protocol as marketlab.checks.workflow_probe: a first line says it started, then one
+The same line protocol as marketlab.grading.workflow_probe: a first line says it started, then one
 JSON reply per request: {"op": "rules", "folder": ...} (the workflow's saved Rules, as data), or
 {"op": "run", "folder": ..., "table": ..., "client": ..., "params": {...}}. The table is
 written to a CSV in this process's own /tmp (a file the workflow has never seen), the folder is
@@ -49,8 +49,8 @@ def saved_rules(folder: Path) -> dict[str, Any] | None:
 
 def run_folder(request: dict[str, Any]) -> dict[str, Any]:
     """Run the folder on the table as `marketlab run` would; the outcome, as data."""
-    from marketlab.checks import wire
     from marketlab.errors import MarketlabError
+    from marketlab.grading import wire
     from marketlab.run import RunRequest, read_table, run
     from marketlab.run.exitcodes import exit_code_for
 
@@ -81,8 +81,8 @@ def run_folder(request: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Answer requests until stdin closes; everything the workflow prints goes to stderr."""
-    from marketlab.checks import wire
-    from marketlab.checks.serve_module import serve_lines
+    from marketlab.grading import wire
+    from marketlab.grading.serve_module import serve_lines
 
     def answer(_: Any, request: dict[str, Any]) -> dict[str, Any]:
         folder = Path(request["folder"])

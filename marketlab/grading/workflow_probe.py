@@ -1,6 +1,6 @@
-"""Serve a saved workflow.py to a check: `python -I -m marketlab.checks.workflow_probe FILE`.
+"""Serve a saved workflow.py to a check: `python -I -m marketlab.grading.workflow_probe FILE`.
 
-The same line protocol as marketlab.checks.serve_module: a first line says whether the file
+The same line protocol as marketlab.grading.serve_module: a first line says whether the file
 imported, then one JSON reply per request. Requests: {"op": "describe"} (what the saved schema,
 rules and brief look like) and {"op": "run", "table": ..., "client": ..., "options": {...}} (what
 run() returned). What the model endpoint was sent, and how many tokens it served, is observed by
@@ -40,7 +40,7 @@ def run(module: Any, request: dict[str, Any]) -> dict[str, Any]:
     """Run the workflow once as requested; what came back, as data."""
     import pandas as pd
 
-    from marketlab.checks import wire
+    from marketlab.grading import wire
 
     table = wire.decode(request["table"])
     client = wire.decode(request["client"], learner_side=True)
@@ -56,7 +56,7 @@ def run(module: Any, request: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Import the file, then answer requests until stdin closes; the workflow's printing goes to stderr."""
-    from marketlab.checks.serve_module import import_path, serve_lines
+    from marketlab.grading.serve_module import import_path, serve_lines
 
     def answer(module: Any, request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "value": describe(module) if request.get("op") == "describe" else run(module, request)}
