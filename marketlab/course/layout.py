@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from marketlab.errors import MarketlabError
+from marketlab.grading.records import GradingRecord, read, record_path
 
 SETTINGS_FILE = "marketlab-course.json"
 # A graded lab is a folder named NN-name (00-first-steps, 90-attack) or capstone; others (take-home/) are not graded.
@@ -128,14 +129,10 @@ class Course:
 
     def grading_record_path(self, student: str, lab: str) -> Path:
         """Where autograde writes what happened to one submission (a folder no grading kernel sees)."""
-        from marketlab.grading.records import record_path
-
         return record_path(self, student, lab)
 
-    def grading_record(self, student: str, lab: str) -> Any:
+    def grading_record(self, student: str, lab: str) -> GradingRecord | None:
         """The typed GradingRecord of one submission, or None if it has not been graded."""
-        from marketlab.grading.records import read
-
         return read(self, student, lab)
 
     # --- nbgrader ---------------------------------------------------------------------------

@@ -3,21 +3,30 @@
 Every reason in a record comes from `CATALOGUE`, written by the project. A learner's code can put
 text in one place only: `learner_output`, their own cells' error messages, kept short and always
 shown as theirs (feedback and report escape everything through jinja2's autoescape).
-Records live in `grading/<student>/<lab>.json`, a folder no grading kernel can see.
+Records live in `grading/<student>/<lab>.json` of the course folder, a folder no grading kernel can see.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
-from marketlab.course.layout import Course
+
+class CourseFolder(Protocol):
+    """All a record needs of a course: its folder. `marketlab.course.layout.Course` is one; naming it
+    here instead of importing it keeps this module a leaf, so the course layout can import records."""
+
+    @property
+    def root(self) -> Path:
+        """The course folder."""
+
 
 # kind -> (label for people, what it means). The only reasons a record can give.
 CATALOGUE: dict[str, tuple[str, str]] = {
@@ -184,12 +193,12 @@ class GradingRecord(BaseModel):
         return data
 
 
-def record_path(course: Course, student: str, lab: str) -> Path:
+def record_path(course: CourseFolder, student: str, lab: str) -> Path:
     """Where a submission's record lives (grader-only folder)."""
     return course.root / "grading" / student / f"{lab}.json"
 
 
-def write(course: Course, record: GradingRecord) -> Path:
+def write(course: CourseFolder, record: GradingRecord) -> Path:
     """Write a record atomically; a planted file or folder in its place is replaced, never followed."""
     if not record.graded_at:
         record.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -199,14 +208,12 @@ def write(course: Course, record: GradingRecord) -> Path:
     with os.fdopen(handle, "w") as stream:
         json.dump(record.as_dict(), stream, indent=2)
     if path.is_dir() and not path.is_symlink():
-        import shutil
-
         shutil.rmtree(path)
     os.replace(temporary, path)
     return path
 
 
-def read(course: Course, student: str, lab: str) -> GradingRecord | None:
+def read(course: CourseFolder, student: str, lab: str) -> GradingRecord | None:
     """The record of one submission, or None when it was not graded (or the file is unreadable)."""
     path = record_path(course, student, lab)
     try:
