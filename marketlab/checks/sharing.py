@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import threading
+from types import FrameType
 from typing import Any
 
 from marketlab.llm.config import HUB_TOKEN_VARIABLE
@@ -30,7 +31,7 @@ def notice(url: str) -> str:
 
 
 def _lab_of_caller() -> str:
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         match = _LAB_MODULE.match(frame.f_globals.get("__name__", ""))
         if match:

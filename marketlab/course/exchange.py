@@ -127,6 +127,7 @@ def _safe_collect_class() -> type:
 
         course: Course
         refusals: list[dict[str, str]]
+        src_records: list[dict[str, object]]  # nbgrader's, set by init_src()
 
         def _path_to_record(self, path: str) -> dict[str, object]:
             """nbgrader's record of one inbound folder, checked before nbgrader picks each learner's newest.

@@ -42,6 +42,8 @@ def client(*, timeout: float = 120.0, max_retries: int = 2) -> openai.OpenAI:
 
         return ScriptedEndpoint().client(max_retries=max_retries, timeout=timeout, event_hooks=hooks)
     transport: httpx2.BaseTransport = RecordingTransport(chosen.name)
+    base_url: str | None
+    api_key: str | None
     if chosen.name == "local":
         from .local import LocalTransport, ensure_server
 

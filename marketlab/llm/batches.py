@@ -73,7 +73,8 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, Upload]:
     for part in message.iter_parts() if message.is_multipart() else ():
         name = part.get_param("name", header="content-disposition")
         if name:
-            parts[str(name)] = Upload(part.get_filename(), part.get_payload(decode=True) or b"")
+            payload = part.get_payload(decode=True)  # bytes for a leaf part (a multipart one is not a file field)
+            parts[str(name)] = Upload(part.get_filename(), payload if isinstance(payload, bytes) else b"")
     return parts
 
 

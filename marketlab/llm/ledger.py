@@ -153,7 +153,8 @@ class _RecordingStream(httpx2.SyncByteStream):
     """Passes a streamed body through unchanged and records the call when it is closed."""
 
     def __init__(self, inner: Any, finish: Callable[[bytes], None]) -> None:
-        self._inner, self._finish, self._parts, self._done = inner, finish, [], False
+        self._inner, self._finish, self._done = inner, finish, False
+        self._parts: list[bytes] = []
 
     def __iter__(self) -> Iterator[bytes]:
         for part in self._inner:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .config import LOCAL_MODEL
 
 # (input, output) USD per 1M tokens, list prices as published by the provider.
@@ -25,7 +27,7 @@ BATCH_DISCOUNT = 0.5
 BATCH_DISCOUNTS: dict[str, float] = {}
 
 
-def _family(model: str, table: dict[str, object]) -> str | None:
+def _family(model: str, table: Mapping[str, object]) -> str | None:
     if model in table:
         return model
     # Dated snapshots ("gpt-4o-mini-2024-07-18") cost what their family costs: longest prefix wins.

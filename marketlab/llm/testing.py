@@ -252,7 +252,7 @@ def default_reply(body: dict[str, Any]) -> Reply:
         return json.dumps(example)
     if fmt.get("type") == "json_object":
         return "{}"
-    last_user = next((m for m in reversed(body.get("messages", [])) if m.get("role") == "user"), {})
+    last_user: dict[str, Any] = next((m for m in reversed(body.get("messages", [])) if m.get("role") == "user"), {})
     content = last_user.get("content") or ""
     if isinstance(content, list):
         content = " ".join(part.get("text", "") for part in content)

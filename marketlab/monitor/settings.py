@@ -142,7 +142,7 @@ class MonitorSettings:
     drift: DriftSettings = field(default_factory=DriftSettings)
 
     def __post_init__(self) -> None:
-        names = [m.name for m in (*self.rates, *self.measures)] + [m.psi_metric for m in self.mixes]
+        names = [m.name for m in self._metrics()] + [m.psi_metric for m in self.mixes]
         repeated = sorted({n for n in names if names.count(n) > 1} | ({DRIFT_SHARE} & set(names)))
         if repeated:
             raise MonitorError(f"The metric name(s) {repeated} are used twice.", "Give every rate, measure and mix "
@@ -151,7 +151,10 @@ class MonitorSettings:
     @property
     def charted(self) -> dict[str, Rate | Measure]:
         """Metrics with control limits, by name."""
-        return {m.name: m for m in (*self.rates, *self.measures)}
+        return {m.name: m for m in self._metrics()}
+
+    def _metrics(self) -> tuple[Rate | Measure, ...]:
+        return (*self.rates, *self.measures)
 
     @property
     def drift_metrics(self) -> list[str]:

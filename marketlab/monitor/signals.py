@@ -110,7 +110,7 @@ def fires(trigger: Trigger, values: np.ndarray, z: np.ndarray | None, worse_when
     values = np.asarray(values, dtype="float64")
     out = np.zeros(len(values), dtype=bool)
     if trigger.kind == "level":
-        bad = _bad_side(values, worse_when) >= _bad_side(np.float64(trigger.level), worse_when)
+        bad = _bad_side(values, worse_when) >= _bad_side(np.array(trigger.level, dtype="float64"), worse_when)
         out[start:] = bad[start:]
         return out
     if trigger.kind == "trend":
