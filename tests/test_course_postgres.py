@@ -21,8 +21,7 @@ from nbgrader.api import Gradebook
 from sqlalchemy import create_engine, inspect
 
 from tests.support import pgserver
-from tests.support.pgserver import PostgresServer, PostgresServerError, start_postgres
-
+from tests.support.pgserver import PostgresServer, PostgresServerError, create_database, start_postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -50,13 +49,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
 def gradebook_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
     """A fresh, empty database on the module's server, as a SQLAlchemy URL."""
     name = "gb_" + re.sub(r"\W", "_", request.node.name).lower()[:50]
-    conn = psycopg2.connect(postgres.dsn)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+    create_database(psycopg2.connect(postgres.dsn), name)
     return postgres.url.rsplit("/", 1)[0] + "/" + name
 
 

@@ -534,14 +534,29 @@ def _run_a_new_cell(page, code: str):  # type: ignore[no-untyped-def]
     return page.locator(".jp-CodeCell", has_text=code.splitlines()[-1].strip()).first
 
 
+def _open_the_lab(page, hub, name: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{hub.url}/user/{name}/lab/tree/{LAB}/{LAB}.ipynb")
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+
+
+def _refusal_read(page, code: str, status: int, screenshot: Path, seconds: float) -> str:  # type: ignore[no-untyped-def]
+    """Run `code` in a new cell; once its output shows the refusal with this status, the output's text."""
+    cell = _run_a_new_cell(page, code)
+    refusal = cell.locator(".jp-OutputArea-output", has_text=f"The model refused this request ({status})")
+    try:
+        refusal.first.wait_for(timeout=seconds * 1000)
+    finally:
+        page.screenshot(path=str(screenshot))
+    return cell.locator(".jp-OutputArea").inner_text()
+
+
 def test_browser_a_learner_reads_one_line_while_the_model_restarts(cohort, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Issue 25: with the built-in model down, the notebook says so in one line, then the model comes back."""
     import threading
 
     hub, _, _ = cohort
     page = _log_in(browser, hub, "bea")
-    page.goto(f"{hub.url}/user/bea/lab/tree/{LAB}/{LAB}.ipynb")
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    _open_the_lab(page, hub, "bea")
     state_file = hub.root / "gateway" / "home" / "server.json"
     stop = threading.Event()
 
@@ -560,13 +575,7 @@ def test_browser_a_learner_reads_one_line_while_the_model_restarts(cohort, brows
         while httpx2.get(f"{hub.service_url}/health", timeout=5).json().get("model") != "down":
             assert time.monotonic() < deadline, "the gateway never noticed its model died"
             time.sleep(0.2)
-        cell = _run_a_new_cell(page, MODEL_CELL)
-        refusal = cell.locator(".jp-OutputArea-output", has_text="The model refused this request (503)")
-        try:
-            refusal.first.wait_for(timeout=120_000)
-        finally:
-            page.screenshot(path=str(tmp_path / "model-down.png"))
-        text = cell.locator(".jp-OutputArea").inner_text()
+        text = _refusal_read(page, MODEL_CELL, 503, tmp_path / "model-down.png", seconds=120)
         assert "restarting" in text and "Run the cell again" in text, text
         assert "Traceback" not in text and "InternalServerError" not in text, text
     finally:
@@ -594,16 +603,9 @@ def test_browser_a_learner_over_a_limit_reads_one_plain_line(keyed, browser, tmp
     instructor.login(PASSWORDS["ana"])
     assert instructor.authorize("gil").status_code == 200
     page = _log_in(browser, hub, "gil", "Gil-long-password-4")  # the first login starts the server
-    page.goto(f"{hub.url}/user/gil/lab/tree/{LAB}/{LAB}.ipynb")
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-    cell = _run_a_new_cell(page, ALLOWANCE_CELL)
+    _open_the_lab(page, hub, "gil")
     # 400 tokens a day and 6 requests a minute: whichever runs out first, the learner reads one line.
-    refusal = cell.locator(".jp-OutputArea-output", has_text="The model refused this request (429)")
-    try:
-        refusal.first.wait_for(timeout=300_000)
-    finally:
-        page.screenshot(path=str(tmp_path / "allowance.png"))
-    text = cell.locator(".jp-OutputArea").inner_text()
+    text = _refusal_read(page, ALLOWANCE_CELL, 429, tmp_path / "allowance.png", seconds=300)
     assert ("daily allowance of 400 tokens is used; it resets at" in text
             or "requests in the last minute" in text and "run the cell again" in text), text
     assert "Traceback" not in text and "RateLimitError" not in text, text

@@ -276,9 +276,14 @@ def _create_database(port: int) -> None:
             if time.monotonic() > deadline:
                 raise PostgresServerError(f"PostgreSQL started but refuses connections on port {port}: {error}")
             time.sleep(0.1)
+    create_database(conn, DB_NAME)
+
+
+def create_database(conn: Any, name: str) -> None:
+    """CREATE DATABASE through an open psycopg2 connection (outside a transaction, as it must be), then close it."""
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{DB_NAME}"')
+            cur.execute(f'CREATE DATABASE "{name}"')
     finally:
         conn.close()
