@@ -83,6 +83,23 @@ def test_lab01_starting_text_of_each_exercise_fails_its_check() -> None:
             exec(cells[check], namespace)
 
 
+def test_lab00_ask_is_one_settings_line_to_change() -> None:
+    """The settings line as given fails the check, so does a plainly wrong one; the solution line passes."""
+    cell = {c.id: c.source for c in _notebook(LABS[0]).cells}["ask"]
+    region = re.compile(r"^[ \t]*### BEGIN SOLUTION\n(.*?)\n[ \t]*### END SOLUTION\n", re.M | re.S)
+    solution = region.search(cell).group(1)
+    assert len(solution.splitlines()) == 1 and solution.strip().startswith("settings = ")
+    given = next(line for line in cell.splitlines() if "<- change this line" in line)
+    namespace: dict[str, Any] = {"client": None, "MODEL": "scripted"}
+    exec("from marketlab.checks import lab00", namespace)
+    for line in (given, '    settings = dict(temperature=1.0, seed=42, max_tokens=40)'):  # a fixed seed
+        exec(region.sub("", cell).replace(given, line), namespace)
+        with pytest.raises(CheckFailed):
+            exec("lab00.check_ask(ask)", namespace)
+    exec(cell, namespace)
+    exec("lab00.check_ask(ask)", namespace)
+
+
 # ---- nbgrader end to end ---------------------------------------------------------------------
 
 

@@ -101,16 +101,16 @@ def check_ask(fn: Callable[..., Any], cases: Sequence[tuple[str, int]] = ASK_CAS
             hints.append("Put the prompt argument in the message: {'role': 'user', 'content': prompt}.")
         if body.get("seed") != seed:
             result.fail(f"seed sent was {body.get('seed')!r}, expected the seed argument {seed}")
-            hints.append("Add seed=seed to the call.")
+            hints.append("In the settings line, set seed=seed.")
         temperature = body.get("temperature")
         if not isinstance(temperature, (int, float)) or temperature < MIN_CREATIVE_TEMPERATURE:
             result.fail(f"temperature sent was {temperature!r}; a creative call needs at least "
                         f"{MIN_CREATIVE_TEMPERATURE}")
-            hints.append("Add temperature=1.0 to the call.")
+            hints.append("In the settings line, set temperature=1.0.")
         limit = body.get("max_tokens", body.get("max_completion_tokens"))
         if not isinstance(limit, int) or not 0 < limit <= MAX_TOKENS_LIMIT:
             result.fail(f"max_tokens sent was {limit!r}; set a limit between 1 and {MAX_TOKENS_LIMIT}")
-            hints.append("Add max_tokens=40 to the call so a rambling model cannot run up the bill.")
+            hints.append("In the settings line, set max_tokens=40 so a rambling model cannot run up the bill.")
         expected = _scripted_reply(body)
         if got != expected:
             result.fail(f"ask returned {str(got)[:60]!r} instead of the reply text")
