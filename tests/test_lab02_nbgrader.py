@@ -13,6 +13,8 @@ from marketlab.checks import CheckFailed
 from tests.support.lab_notebook import assert_validates
 
 LAB = Path(__file__).resolve().parent.parent / "labs" / "02-workflow"
+# nbgrader's stub, at the top level or indented inside a class or function (the edit-one-line cells)
+STUB = re.compile(r"^[ \t]*# YOUR CODE HERE\n[ \t]*raise NotImplementedError\(\)\n?", re.M)
 EXERCISES = (("schema", "check-schema"), ("rules", "check-rules"), ("weekly-cost", "check-weekly-cost"))
 
 
@@ -64,10 +66,32 @@ def test_lab02_starting_text_of_each_exercise_fails_its_check(monkeypatch: pytes
     exec(cells["setup"], namespace)
     exec("results = lab02._results_table(3, 400, 100)", namespace)
     for answer, check in EXERCISES:
-        starting = cells[answer].replace("# YOUR CODE HERE\nraise NotImplementedError()", "")
+        starting = STUB.sub("", cells[answer])
+        assert "NotImplementedError" not in starting
         exec(starting, namespace)
-        with pytest.raises((CheckFailed, NotImplementedError)):
+        with pytest.raises(CheckFailed):  # the line to change, left as it is, fails its check
             exec(cells[check], namespace)
+
+
+def test_lab02_edit_one_line_cells_fail_on_a_plainly_wrong_line_and_pass_on_the_solution_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETLAB_BACKEND", "scripted")
+    cells = {_meta(c)["grade_id"]: c.source for c in _notebook().cells}
+    namespace: dict[str, Any] = {}
+    exec(cells["setup"], namespace)
+    exec("results = lab02._results_table(3, 400, 100)", namespace)
+    region = re.compile(r"^[ \t]*### BEGIN SOLUTION\n(.*?)\n[ \t]*### END SOLUTION\n", re.M | re.S)
+    for answer, check, wrong in (
+            ("schema", "check-schema", '    headline: str = Field(description="the headline")'),  # no limit
+            ("weekly-cost", "check-weekly-cost", '    paid = results[results["status"] != "failed"]')):
+        cell = cells[answer]
+        assert len(region.search(cell).group(1).splitlines()) == 1, f"{answer}: the solution is one line"
+        given = next(line for line in cell.splitlines() if "<- change this line" in line)
+        exec(region.sub("", cell).replace(given, wrong), namespace)
+        with pytest.raises(CheckFailed):
+            exec(cells[check].split("\n### BEGIN HIDDEN TESTS")[0], namespace)
+        exec(cell, namespace)  # the solution line (it follows, and so overrides, the line as given)
+        exec(cells[check].split("\n### BEGIN HIDDEN TESTS")[0], namespace)
 
 
 @pytest.mark.slow

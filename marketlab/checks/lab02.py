@@ -144,9 +144,15 @@ def check_rules(rules: Any, schema: Any, brief: Any, banned_words: Iterable[str]
 # -- 3. what a week costs -------------------------------------------------------------------
 
 def _results_table(rows: int, prompt: int, completion: int, failed: int = 0) -> pd.DataFrame:
+    """A trial's results; a failed row was sent twice (the repair attempt), so it used twice the tokens.
+
+    The failed rows' tokens differ on purpose: an average over the `ok` rows alone then gives the
+    wrong week, as it would at work, where failed requests are billed like any other.
+    """
     statuses = ["ok"] * (rows - failed) + ["failed"] * failed
-    return pd.DataFrame({"status": statuses, "prompt_tokens": [prompt] * rows,
-                         "completion_tokens": [completion] * rows})
+    return pd.DataFrame({"status": statuses,
+                         "prompt_tokens": [prompt] * (rows - failed) + [2 * prompt] * failed,
+                         "completion_tokens": [completion] * (rows - failed) + [2 * completion] * failed})
 
 
 COST_CASES: tuple[tuple[int, int, int, int, int, str], ...] = (
@@ -162,8 +168,10 @@ def check_weekly_cost(fn: Callable[..., Any], cases: Sequence[tuple[int, int, in
     result = CheckResult("weekly-cost", "weekly_cost turns a trial run into the dollar cost of a week")
     for rows, prompt, completion, failed, per_week, model in cases:
         table = _results_table(rows, prompt, completion, failed)
-        expected = per_week * (estimate_cost(model, prompt, completion) or 0.0)
-        call = f"weekly_cost(<{rows} rows, {prompt}+{completion} tokens each>, {per_week}, {model!r})"
+        expected = per_week * (estimate_cost(model, table["prompt_tokens"].mean(),
+                                             table["completion_tokens"].mean()) or 0.0)
+        call = (f"weekly_cost(<{rows} rows, {failed} failed, {prompt}+{completion} tokens per ok row>, "
+                f"{per_week}, {model!r})")
         try:
             got = fn(table, per_week, model)
         except Exception as err:  # learner code may fail in any way
@@ -174,9 +182,9 @@ def check_weekly_cost(fn: Callable[..., Any], cases: Sequence[tuple[int, int, in
         elif not math.isclose(got, expected, rel_tol=1e-6, abs_tol=1e-9):
             result.fail(f"{call} returned {got:.6f}, expected {expected:.6f}")
     if not result.passed:
-        result.hint = ("Take the mean of results['prompt_tokens'] and results['completion_tokens'] (every row, "
-                       "failed ones too: they were paid for), price one average row with estimate_cost(model, "
-                       "prompt, completion), then multiply by rows_per_week. Use the arguments, not fixed numbers.")
+        result.hint = ("Every row was paid for, failed ones too: change the paid line so it keeps every row "
+                       "(paid = results), and keep the two lines under it, which average the tokens per row, price "
+                       "one average row with estimate_cost and multiply by rows_per_week.")
     return finish(result, strict=strict, quiet=quiet)
 
 
