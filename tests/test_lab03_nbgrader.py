@@ -77,6 +77,30 @@ def test_lab03_solutions_pass_their_checks_on_the_lab_data() -> None:
         exec(cells[check].split("\n")[0], namespace)  # raises CheckFailed on a failure
 
 
+def test_lab03_acceptance_is_one_line_to_change_and_a_wrong_bar_fails() -> None:
+    import re
+
+    cells = {meta(c)["grade_id"]: c.source for c in _notebook().cells}
+    namespace = _starting_namespace(cells)
+    exec(cells["choose-checks"], namespace)
+    exec(cells["my-evaluate"], namespace)
+    cell = cells["acceptance"]
+    region = re.compile(r"^### BEGIN SOLUTION\n(.*?)\n### END SOLUTION\n", re.M | re.S)
+    solution = region.search(cell).group(1)
+    assert solution.startswith("ACCEPTANCE = ") and len(solution.splitlines()) == 1
+    given = cell.splitlines()[0]
+    assert given == "ACCEPTANCE = Acceptance(min_pass_rate=0.0, must_pass=[])" and "def verdict" in region.sub("", cell)
+    check = cells["check-verdict"].split("\n")[0]
+    for wrong in ('ACCEPTANCE = Acceptance(min_pass_rate=0.9, must_pass=["banned_words"])',  # claims may pass
+                  'ACCEPTANCE = Acceptance(min_pass_rate=0.4, must_pass=["faithfulness", "banned_words"])',  # too low
+                  given):
+        exec(region.sub("", cell).replace(given, wrong), namespace)
+        with pytest.raises(CheckFailed):
+            exec(check, namespace)
+    exec(cell, namespace)
+    exec(check, namespace)
+
+
 def test_graders_send_texts_but_never_labels_to_the_learners_side() -> None:
     seen: list[pd.DataFrame] = []
     cells = {meta(c)["grade_id"]: c.source for c in _notebook().cells}

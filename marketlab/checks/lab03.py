@@ -354,8 +354,9 @@ def check_verdict(fn: Callable[..., Any], acceptance: Any, cases: Sequence[tuple
                 result.fail(f"comparing {len(a)} texts with {len(b)} texts it said {plain(got, 40)}; the numbers "
                             f"say {expected!r}")
                 break
-    result.hint = ("Write the brief's acceptance criteria into ACCEPTANCE, and let verdict return "
-                   "compare(a_results, b_results, ACCEPTANCE).verdict.")
+    result.hint = ("Change the ACCEPTANCE line to the brief's bar: min_pass_rate is the share that must pass every "
+                   "check (0.9 for 90%), must_pass the check names no text may fail. Keep verdict as it is: it "
+                   "returns compare(a_results, b_results, ACCEPTANCE).verdict.")
     return finish(result, strict=strict, quiet=quiet)
 
 
