@@ -48,8 +48,18 @@ def grade_extraction(sub: Any) -> CheckResult:
 
 
 def grade_scoring_rules(sub: Any) -> CheckResult:
-    """The learner's rules on the holdout reference extractions, against the expert on clear-cut items."""
-    return lab05.check_scoring_rules(sub.function("my_scorecard"), holdout_extractions(), holdout_expert(),
+    """The learner's rules on the holdout reference extractions, then on the lab's six, against the expert.
+
+    The exercise is one line (when monitoring earns a 2); the two holdout proposals alone have too few
+    monitoring answers to tell that line from the one given, so the lab's own proposals must pass too.
+    Their extractions are already on the learner's side; the expert's scores stay here.
+    """
+    scorecard = sub.function("my_scorecard")
+    on_holdout = lab05.check_scoring_rules(scorecard, holdout_extractions(), holdout_expert(),
+                                           strict=False, quiet=True)
+    if not on_holdout.passed:
+        return on_holdout
+    return lab05.check_scoring_rules(scorecard, commission.load_extractions(), data.load("scorecard"),
                                      strict=False, quiet=True)
 
 

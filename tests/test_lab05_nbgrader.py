@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from tests.support.local_submission import LocalSubmission
 LAB = Path(__file__).resolve().parent.parent / "labs" / "05-commission"
 EXERCISES = (("hand-scores", "check-hand-scores"), ("extraction", "check-extraction"), ("rules", "check-rules"),
              ("commission-brief", "check-brief"), ("vendor-questions", "check-questions"))
+# nbgrader's stub, at the top level or indented inside a function (as in `rules`, edit one line)
+STUB = re.compile(r"^[ \t]*# YOUR CODE HERE\n[ \t]*raise NotImplementedError\(\)\n?", re.M)
 # Cells that define what a check needs: run after the answer cell, before its check.
 FOLLOW_UPS = {"rules": ("my-scorecard",), "commission-brief": ("lint-brief",)}
 
@@ -56,7 +59,7 @@ def _run_exercises(cells: dict[str, str], namespace: dict[str, Any], *, starting
     for answer, check in EXERCISES:
         source = cells[answer]
         if starting:  # the learner edits nothing but deletes the two stub lines
-            source = source.replace("# YOUR CODE HERE\nraise NotImplementedError()", "")
+            source = STUB.sub("", source)
         exec(source, namespace)
         for follow_up in FOLLOW_UPS.get(answer, ()):
             exec(cells[follow_up].replace("commissioned.lint()", ""), namespace)
@@ -80,6 +83,29 @@ def test_lab05_starting_text_of_each_exercise_fails_its_check() -> None:
 def test_lab05_solutions_pass_their_checks_on_the_lab_data() -> None:
     cells = {_meta(c)["grade_id"]: c.source for c in _notebook().cells}
     _run_exercises(cells, _namespace(cells), starting=False)
+
+
+def test_lab05_rules_are_one_line_to_change_and_counts_or_any_rate_fail() -> None:
+    """The monitoring line as given (counts earn a 2) fails, on the lab's proposals and the holdout's."""
+    cells = {_meta(c)["grade_id"]: c.source for c in _notebook().cells}
+    namespace = _namespace(cells)
+    cell = cells["rules"]
+    region = re.compile(r"^[ \t]*### BEGIN SOLUTION\n(.*?)\n[ \t]*### END SOLUTION\n", re.M | re.S)
+    assert len(region.search(cell).group(1).splitlines()) == 1
+    given = next(line for line in cell.splitlines() if "<- change this line" in line)
+    assert "earns_2 = " in given
+    grade = _graders().GRADERS["check-rules"]
+    for line in (given, "    earns_2 = bool(watch.service_metrics or watch.counts_only)"):
+        exec(region.sub("", cell).replace(given, line), namespace)
+        exec(cells["my-scorecard"], namespace)
+        with pytest.raises(CheckFailed):
+            exec(cells["check-rules"].split("\n### BEGIN HIDDEN TESTS")[0], namespace)
+        if line == given:
+            assert not grade(LocalSubmission(namespace)).passed
+    exec(cell, namespace)
+    exec(cells["my-scorecard"], namespace)
+    exec(cells["check-rules"].split("\n### BEGIN HIDDEN TESTS")[0], namespace)
+    assert grade(LocalSubmission(namespace)).passed
 
 
 def _solution_namespace() -> dict[str, Any]:
