@@ -78,6 +78,36 @@ def test_lab04_solutions_pass_their_checks_on_the_lab_data() -> None:
         exec(cells[check].split("\n")[0], namespace)  # raises CheckFailed on a failure
 
 
+def test_lab04_rules_are_one_line_each_and_a_wrong_line_fails_the_check_and_the_grader() -> None:
+    """Exercises 4 and 5 change one line; as given, or plainly wrong, the check and the grader fail."""
+    import re
+
+    region = re.compile(r"^### BEGIN SOLUTION\n(.*?)\n### END SOLUTION\n", re.M)
+    cells = {meta(c)["grade_id"]: c.source for c in _notebook().cells}
+    namespace = _starting_namespace(cells)
+    exec(cells["workflow-runs"], namespace)
+    graders = _graders()
+    for answer, after, check, grade, wrongs in (
+            ("rules", "monitor-function", "check-rules", graders.grade_rules,
+             ["SHARP_DROP = Trigger.at_level(0.99)"]),  # fires at once, on the stable shop too
+            ("workflow-rules", "monitor-workflow-function", "check-workflow-rules", graders.grade_workflow_rules,
+             [])):  # the line as given is the plainly wrong answer: nobody retrains a rented model
+        cell = cells[answer]
+        assert len(region.search(cell).group(1).splitlines()) == 1, f"{answer}: the solution is one line"
+        given = cell.splitlines()[0]
+        assert "<- change this line" in given
+        for line in [given, *wrongs]:
+            exec(region.sub("", cell).replace(given, line), namespace)
+            exec(_without_display(cells[after]), namespace)
+            with pytest.raises(CheckFailed):
+                exec(cells[check].split("\n")[0], namespace)
+            assert not grade(LocalSubmission(namespace)).passed, f"{answer}: {line}"
+        exec(cell, namespace)
+        exec(_without_display(cells[after]), namespace)
+        exec(cells[check].split("\n")[0], namespace)
+        assert grade(LocalSubmission(namespace)).passed
+
+
 def test_graders_judge_the_holdout_series_and_send_only_tables() -> None:
     seen: list[pd.DataFrame] = []
     cells = {meta(c)["grade_id"]: c.source for c in _notebook().cells}
