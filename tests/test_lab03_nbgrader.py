@@ -77,6 +77,34 @@ def test_lab03_solutions_pass_their_checks_on_the_lab_data() -> None:
         exec(cells[check].split("\n")[0], namespace)  # raises CheckFailed on a failure
 
 
+@pytest.mark.parametrize(("answer", "check", "wrongs"), [
+    ("ok-but-unfaithful", "check-ok-but-unfaithful",
+     ["    share = (ok & unfaithful).sum() / (~ok).sum()", "    share = unfaithful.mean()"]),
+    ("agreement-and-kappa", "check-agreement", ["    agreement = sum(same) / 100"]),
+])
+def test_lab03_functions_are_one_line_to_change_and_a_wrong_line_fails(answer: str, check: str,
+                                                                        wrongs: list[str]) -> None:
+    import re
+
+    cells = {meta(c)["grade_id"]: c.source for c in _notebook().cells}
+    namespace = _starting_namespace(cells)
+    exec(cells["try-recorded"], namespace)  # the check cell prints the recorded run's figure
+    cell = cells[answer]
+    region = re.compile(r"^[ \t]*### BEGIN SOLUTION\n(.*?)\n[ \t]*### END SOLUTION\n", re.M | re.S)
+    assert len(region.search(cell).group(1).splitlines()) == 1
+    given = next(line for line in cell.splitlines() if "<- change this line" in line)
+    visible = cells[check].split("\n")[0]
+    for line in [given, *wrongs]:
+        exec(region.sub("", cell).replace(given, line), namespace)
+        with pytest.raises(CheckFailed):
+            exec(visible, namespace)
+        grade = _graders().GRADERS[check]
+        assert not grade(LocalSubmission(namespace)).passed, line
+    exec(cell, namespace)
+    exec(visible, namespace)
+    assert _graders().GRADERS[check](LocalSubmission(namespace)).passed
+
+
 def test_lab03_acceptance_is_one_line_to_change_and_a_wrong_bar_fails() -> None:
     import re
 

@@ -195,9 +195,8 @@ def check_ok_but_unfaithful(fn: Callable[..., Any], cases: Sequence[tuple[pd.Dat
             result.fail(f"on a run with {int((run['status'] == 'ok').sum())} ok rows it gave {plain(got)}, "
                         f"expected {expected:.3f}")
             break
-    result.hint = ("Two steps. First pick out the rows whose status is 'ok' (rows that were repaired or failed "
-                   "do not count). Then, among those rows only, take the share whose faithfulness is False. The "
-                   "mean of a True/False column is the share of True in it.")
+    result.hint = ("A share of the ok rows: in the share line, divide by the number of ok rows, ok.sum(), not by "
+                   "every row of the run (rows that were repaired or failed do not count).")
     return finish(result, strict=strict, quiet=quiet)
 
 
@@ -249,8 +248,8 @@ def check_agreement(fn: Callable[..., Any], cases: Sequence[tuple[Sequence[Any],
         if wrong:
             result.fail(f"on {len(human)} labels: " + ", ".join(wrong))
             break
-    result.hint = ("agreement = share of positions where the two lists are equal; "
-                   "kappa = cohen_kappa_score(human, predicted). Return both: return agreement, kappa")
+    result.hint = ("agreement is a share from 0 to 1, not a count: divide sum(same) by len(same). Keep the kappa "
+                   "line, cohen_kappa_score(human, predicted), and return both: return agreement, kappa")
     return finish(result, strict=strict, quiet=quiet)
 
 
