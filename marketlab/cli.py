@@ -35,6 +35,9 @@ def _serve_status() -> int:
     built = f" (engine {engine['target']}, llama-cpp-python {engine.get('version', '?')})" if engine else ""
     if state:
         print(f"Running: pid {state['pid']} at {state['url']}{built}.")
+        health = local.figures()
+        if health:
+            print(_service_figures(health))
         return 0
     crash = local.last_crash()
     if crash:
@@ -42,6 +45,30 @@ def _serve_status() -> int:
     else:
         print("Not running.")
     return 1
+
+
+def _service_figures(health: dict) -> str:
+    """Plain lines on how the server has served so far: first tokens, speed, prompt reuse."""
+    lines = [f"Slots: {health.get('decoding', 0)} of {health.get('slots', '?')} decoding, "
+             f"{health.get('waiting', 0)} request(s) waiting."]
+    if health.get("ttft_p90_s") is not None:
+        lines.append(f"Time to first token (last {health.get('ttft_recent', 0)} requests): median "
+                     f"{health['ttft_p50_s']:.2f} s, 90th percentile {health['ttft_p90_s']:.2f} s.")
+    else:
+        lines.append("Time to first token: no request answered yet.")
+    if health.get("tokens_per_s") is not None:
+        lines.append(f"Tokens per second while busy: {health['tokens_per_s']:.1f} "
+                     f"({health.get('generated_tokens', 0)} reply tokens in {health.get('busy_s', 0):.0f} s).")
+    cache = health.get("prefix_cache") or {}
+    if cache.get("limit_bytes"):
+        lookups = cache.get("hits", 0) + cache.get("misses", 0)
+        rate = f"{cache['hit_rate']:.0%} of {lookups} prompts" if lookups else "no prompt yet"
+        lines.append(f"Prompt reuse: {rate} reused a stored start; {cache.get('tokens_reused', 0)} prompt tokens "
+                     f"reused, {cache.get('tokens_read', 0)} read; {cache.get('bytes', 0) / 2**20:.0f} of "
+                     f"{cache['limit_bytes'] / 2**20:.0f} MB used, {cache.get('evictions', 0)} evicted.")
+    elif "prefix_cache" in health:
+        lines.append("Prompt reuse: off (--prefix-cache-mb 0).")
+    return "\n".join(lines)
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -1,15 +1,24 @@
 """The embedded model: SmolLM2-135M-Instruct through llama-cpp-python, several requests decoded at once.
 
-One model thread owns the llama.cpp context. Each step it either reads one piece of one waiting
-prompt, alone, or feeds one llama_batch holding the next token of every sequence being decoded,
-then samples each sequence from its own row of logits with its own sampler chain (grammar,
-penalties, seed). Every sequence lives in its own KV-cache stream (kv_unified off) at positions
-0..n, and a prompt is always read in the same pieces, so its numbers never depend on what else
-runs: the same request gives the same bytes, alone or among others.
-No cache is reused between requests: a prompt's values read in one piece differ in the last bits
-from the same values read in pieces of another size, and greedy decoding can turn that into other
-words (measured: reusing a kept system-message prefix changed replies), so every prompt is read anew.
-Waiting requests are admitted to free slots fairly, learner by learner (scheduler.FairQueue).
+One model thread owns the llama.cpp context. Each step it either reads one block of one prompt,
+alone, or feeds one llama_batch holding the next token of every sequence being decoded, then
+samples each sequence from its own row of logits with its own sampler chain (grammar, penalties,
+seed). Every sequence lives in its own KV-cache stream (kv_unified off) at positions 0..n, so its
+numbers never depend on what else runs: the same request gives the same bytes, alone or among others.
+
+Prompts are read in blocks of `block` tokens (64) cut from the prompt's first token, always. A
+prompt's values read in one piece differ in the last bits from the same values read in pieces of
+another size, and greedy decoding can turn that into other words (measured: an earlier cache of the
+system message, read in another cut, changed replies). With the cut fixed, the KV state after
+block k is the same bits for every prompt that starts with the same tokens, so the shared start of
+a class's prompts (the system message and brief) is kept as a snapshot and put back for the next
+learner, who reads on from there in the same blocks (prefix_cache.py; tests/test_llm_prefix_cache.py
+compares the KV bytes and the replies). The last prompt token is always read, never restored.
+
+Scheduling: a newly admitted prompt is read ahead of the decode steps of replies already streaming,
+so a learner's first token does not wait behind others' long replies; after `read_blocks` blocks in
+a row one decode step runs, so those replies keep moving. Waiting requests are admitted to free
+slots fairly, learner by learner (scheduler.FairQueue).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +41,7 @@ from typing import Any
 
 from .config import LOCAL_MODEL
 from .errors import ModelFileMissingError
+from .prefix_cache import MB, PrefixCache, block_hashes
 from .protocol import ChatRequest, OpenAIError, server_stopping
 from .scheduler import ANONYMOUS, FairQueue
 
@@ -45,9 +56,15 @@ PENALTY_LAST_N = 64
 TOP_K, MIN_P = 40, 0.05
 DEFAULT_SLOTS = 4
 DEFAULT_SLOT_CONTEXT = 4096
-# Prompt tokens read in one step (one prompt at a time): bigger reads new prompts sooner (time to
-# first token), smaller keeps the replies already streaming smooth.
-PREFILL_PER_STEP = 512
+# Prompt tokens read per llama_decode, cut from the prompt's first token: the unit of reuse. 64 reads
+# about as fast as 512 on a CPU and wastes at most 63 tokens of a shared start (bench/serving.py).
+PREFILL_BLOCK = 64
+# Blocks of prompt read in a row before one decode step of the replies already streaming: new
+# learners' first tokens come first, and a streaming reply still moves every few blocks.
+READ_BLOCKS_PER_DECODE = 4
+# Host memory for snapshots of shared prompt starts (about 22 kB per token for this model, so a
+# Lab 2 brief of about 450 tokens is about 10 MB). The hub's gateway passes a larger figure.
+DEFAULT_PREFIX_CACHE_MB = 256
 N_UBATCH = 512
 
 
@@ -88,9 +105,13 @@ class Job:
     emit: Callable[[tuple[Any, ...]], None]
     cancel: Any = field(default_factory=_Gone)  # anything with is_set()
     closed: threading.Event = field(default_factory=threading.Event)
+    hashes: list[bytes] = field(default_factory=list)  # chained hash of each full block of the prompt
+    submitted: float = field(default_factory=time.monotonic)
     # decoding state, touched only by the model thread
     slot: int = -1
+    prepared: bool = False  # its slot was emptied and any reusable prompt start put back
     n_read: int = 0  # prompt tokens already in the KV cache
+    save_at: int = 0  # snapshot the sequence once this many prompt tokens are read (0: never)
     generated: list[int] = field(default_factory=list)
     text: str = ""
     sent: int = 0  # characters of text already emitted
@@ -101,11 +122,50 @@ class Job:
         return self.closed.is_set() or self.cancel.is_set()
 
 
+class _Figures:
+    """What `marketlab serve --status` and /metrics report: time to first token, tokens per second.
+
+    Written by the model thread, read by any (plain counters; a reader may see one step's figures half
+    updated, which a status line can bear).
+    """
+
+    RECENT = 200  # requests whose time to first token the percentiles cover
+
+    def __init__(self) -> None:
+        self.first_tokens: deque[float] = deque(maxlen=self.RECENT)
+        self.requests = 0
+        self.generated = 0  # reply tokens, the first one of each reply included
+        self.read_s = 0.0  # seconds spent reading prompts
+        self.decode_s = 0.0  # seconds spent in decode steps
+
+    def first_token(self, seconds: float) -> None:
+        self.requests += 1
+        self.generated += 1
+        self.first_tokens.append(seconds)
+
+    def reading(self, seconds: float) -> None:
+        self.read_s += seconds
+
+    def decoding(self, seconds: float, tokens: int) -> None:
+        self.decode_s += seconds
+        self.generated += tokens
+
+    def summary(self) -> dict[str, Any]:
+        recent = sorted(self.first_tokens)
+        at = lambda q: recent[min(len(recent) - 1, round(q * (len(recent) - 1)))] if recent else None  # noqa: E731
+        busy = self.read_s + self.decode_s
+        return {"requests": self.requests, "generated_tokens": self.generated,
+                "ttft_p50_s": at(0.5), "ttft_p90_s": at(0.9), "ttft_recent": len(recent),
+                "busy_s": round(busy, 3), "tokens_per_s": self.generated / busy if busy else None,
+                "decode_tokens_per_s": (self.generated - self.requests) / self.decode_s if self.decode_s else None}
+
+
 class LocalEngine:
     """The loaded model answering chat requests, several sequences decoded together, none affected by another."""
 
     def __init__(self, model_path: Path | None = None, n_ctx: int = DEFAULT_SLOT_CONTEXT, n_threads: int | None = None,
-                 slots: int = DEFAULT_SLOTS, prefill_per_step: int = PREFILL_PER_STEP) -> None:
+                 slots: int = DEFAULT_SLOTS, block: int = PREFILL_BLOCK, read_blocks: int = READ_BLOCKS_PER_DECODE,
+                 prefix_cache_mb: float = DEFAULT_PREFIX_CACHE_MB) -> None:
         import llama_cpp
         from llama_cpp._internals import LlamaModel
         from llama_cpp._logger import set_verbose
@@ -120,8 +180,9 @@ class LocalEngine:
         self._n_vocab = self._model.n_vocab()
         self.n_ctx = n_ctx  # per request (per slot)
         self.slots = slots
-        self.prefill_per_step = max(1, prefill_per_step)
-        self.n_batch = max(N_UBATCH, slots + self.prefill_per_step)
+        self.block = max(1, block)
+        self.read_blocks = max(1, read_blocks)
+        self.n_batch = max(N_UBATCH, slots, self.block)
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = n_ctx * slots
         cparams.n_batch = self.n_batch
@@ -153,6 +214,9 @@ class LocalEngine:
         self._free = list(range(slots))
         self._active: list[Job] = []
         self._closing = False
+        self.prefix_cache = PrefixCache(int(prefix_cache_mb * MB), self.block)
+        self._read_streak = 0  # prompt blocks read since the last decode step
+        self._figures = _Figures()
         self._thread = threading.Thread(target=self._run, name="marketlab-model", daemon=True)
         self._thread.start()
 
@@ -167,6 +231,10 @@ class LocalEngine:
         if formatted.stop:
             stops += [formatted.stop] if isinstance(formatted.stop, str) else list(formatted.stop)
         return tokens, stops
+
+    def prompt(self, request: ChatRequest) -> list[int]:
+        """The prompt tokens the model reads for this request (its messages in the chat template)."""
+        return self._prompt_tokens(request)[0]
 
     def _grammar(self, request: ChatRequest) -> Any:
         from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
@@ -228,7 +296,8 @@ class LocalEngine:
             )
         sampler = self._sampler(request, self._grammar(request))
         return Job(learner=request.user or ANONYMOUS, prompt=tokens, max_tokens=min(limit or DEFAULT_MAX_TOKENS, room),
-                   stops=stops, sampler=sampler, emit=emit, cancel=cancel if cancel is not None else _Gone())
+                   stops=stops, sampler=sampler, emit=emit, cancel=cancel if cancel is not None else _Gone(),
+                   hashes=block_hashes(tokens, self.block))
 
     def _submit(self, job: Job) -> None:
         with self._cond:
@@ -242,6 +311,10 @@ class LocalEngine:
         """How many requests are being decoded and how many wait for a slot."""
         with self._cond:
             return {"decoding": len(self._active), "waiting": len(self._waiting), "slots": self.slots}
+
+    def figures(self) -> dict[str, Any]:
+        """Time to first token, tokens per second and the prompt cache's counters, for /health and /metrics."""
+        return {**self._figures.summary(), "slot_context": self.n_ctx, "prefix_cache": self.prefix_cache.stats()}
 
     # -- answering -----------------------------------------------------------------------
     def complete(self, request: ChatRequest, cancel: Any = None) -> dict[str, Any]:
@@ -362,63 +435,120 @@ class LocalEngine:
             self._free.sort()  # low slots first keeps the batch's sequence ids contiguous (fewer ubatches)
 
     def _step(self) -> None:
-        """One llama_decode over every active sequence, then one sampled token for each that is due."""
-        ll = self._ll
+        """One llama_decode: a block of the earliest admitted prompt still being read, or one token of every reply.
+
+        Prompt reading goes first, so a learner who just arrived gets a first token without waiting
+        for others' long replies; after `read_blocks` blocks in a row, one decode step runs for the
+        replies already streaming (the fairness bound).
+        """
         with self._cond:
             for job in [job for job in self._active if job.dropped()]:
                 self._active.remove(job)
                 self._finish(job, error=server_stopping())
-            jobs = sorted(self._active, key=lambda job: job.slot)
+            jobs = list(self._active)  # in order of admission
         if not jobs:
             return
-        # A prompt is read alone, in pieces of PREFILL_PER_STEP tokens counted from its start: the same
-        # pieces whatever else runs, so its numbers (and the reply) never depend on other traffic.
-        # Mixed into a batch with other sequences, a prompt gave a different reply (seen in
-        # tests/test_llm_local.py with four concurrent clients). Decoding steps are batched together.
         reading = [job for job in jobs if job.n_read < len(job.prompt)]
-        if reading:
-            jobs = reading[:1]
-        batch = self._batch
-        n = 0
-        budget = self.prefill_per_step
-        due: list[tuple[Job, int]] = []  # (job, batch index of its logits)
-        for job in jobs:  # by slot: llama.cpp splits a batch wherever the sequence ids stop being consecutive
-            if job.n_read < len(job.prompt):
-                take = min(budget, len(job.prompt) - job.n_read)
-                if take <= 0:
-                    continue
-                budget -= take
-                for offset in range(take):
-                    pos = job.n_read + offset
-                    batch.token[n], batch.pos[n], batch.n_seq_id[n] = job.prompt[pos], pos, 1
-                    batch.seq_id[n][0] = job.slot
-                    batch.logits[n] = pos == len(job.prompt) - 1
-                    n += 1
-                job.n_read += take
-                if job.n_read == len(job.prompt):
-                    due.append((job, n - 1))
-            else:
-                pos = len(job.prompt) + len(job.generated) - 1
-                batch.token[n], batch.pos[n], batch.n_seq_id[n] = job.generated[-1], pos, 1
-                batch.seq_id[n][0] = job.slot
-                batch.logits[n] = True
-                due.append((job, n))
-                n += 1
-        batch.n_tokens = n
-        status = ll.llama_decode(self._ctx, batch)
-        if status != 0:
-            raise RuntimeError(f"llama_decode returned {status}")
-        finished: list[tuple[Job, str]] = []
-        for job, index in due:
-            token = ll.llama_sampler_sample(job.sampler, self._ctx, index)
-            reason = self._advance(job, token)
-            if reason:
-                finished.append((job, reason))
+        decoding = [job for job in jobs if job.n_read >= len(job.prompt)]
+        started = time.monotonic()
+        if reading and (not decoding or self._read_streak < self.read_blocks):
+            self._read_streak += 1
+            finished = self._read_block(reading[0])
+            self._figures.reading(time.monotonic() - started)
+        else:
+            self._read_streak = 0
+            finished = self._decode(sorted(decoding, key=lambda job: job.slot))
+            self._figures.decoding(time.monotonic() - started, len(decoding))
         if finished:
             with self._cond:
                 for job, reason in finished:
                     self._active.remove(job)
                     self._finish(job, reason)
+
+    def _prepare(self, job: Job) -> None:
+        """Before a prompt's first block: put back the longest stored start of it, if any, into its empty slot."""
+        ll = self._ll
+        job.prepared = True
+        hit = self.prefix_cache.lookup(job.prompt, job.hashes)
+        if hit is not None:
+            end, data = hit
+            source = ctypes.cast(ctypes.c_char_p(data), ctypes.POINTER(ctypes.c_uint8))
+            restored = ll.llama_state_seq_set_data(self._ctx, source, len(data), job.slot)
+            if (restored == len(data) and ll.llama_memory_seq_pos_min(self._memory, job.slot) == 0
+                    and ll.llama_memory_seq_pos_max(self._memory, job.slot) == end - 1):
+                job.n_read = end
+            else:  # never seen; if it happens, read the prompt from its start as if nothing were stored
+                ll.llama_memory_seq_rm(self._memory, job.slot, -1, -1)
+        self.prefix_cache.count(job.n_read, len(job.prompt) - job.n_read)
+        job.save_at = self.prefix_cache.plan(job.prompt, job.hashes, job.n_read)
+
+    def _read_block(self, job: Job) -> list[tuple[Job, str]]:
+        """Read the next block of one prompt, alone, cut at a multiple of `block` from the prompt's start.
+
+        The same cut whether the start was restored or read, and whatever else runs: the numbers (and
+        the reply) never depend on the cache or on other traffic. Mixed into a batch with other
+        sequences, a prompt gave a different reply (seen in tests/test_llm_local.py).
+        """
+        ll = self._ll
+        if not job.prepared:
+            self._prepare(job)
+        batch = self._batch
+        first = job.n_read
+        take = min(self.block - first % self.block, len(job.prompt) - first)
+        last = first + take == len(job.prompt)
+        for n in range(take):
+            pos = first + n
+            batch.token[n], batch.pos[n], batch.n_seq_id[n] = job.prompt[pos], pos, 1
+            batch.seq_id[n][0] = job.slot
+            batch.logits[n] = last and n == take - 1
+        batch.n_tokens = take
+        status = ll.llama_decode(self._ctx, batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode returned {status}")
+        job.n_read += take
+        if job.save_at and job.n_read == job.save_at:
+            self._snapshot(job)
+        if not last:
+            return []
+        token = ll.llama_sampler_sample(job.sampler, self._ctx, take - 1)
+        self._figures.first_token(time.monotonic() - job.submitted)
+        reason = self._advance(job, token)
+        return [(job, reason)] if reason else []
+
+    def _snapshot(self, job: Job) -> None:
+        """Keep the state of a sequence that has read exactly job.save_at prompt tokens (cells 0..save_at-1)."""
+        ll = self._ll
+        size = ll.llama_state_seq_get_size(self._ctx, job.slot)
+        if size <= 0 or size > self.prefix_cache.limit_bytes:
+            return
+        buffer = (ctypes.c_uint8 * size)()
+        written = ll.llama_state_seq_get_data(self._ctx, buffer, size, job.slot)
+        if written > 0:
+            self.prefix_cache.store(job.prompt[:job.save_at], job.hashes[job.save_at // self.block - 1],
+                                    ctypes.string_at(buffer, written))
+
+    def _decode(self, jobs: list[Job]) -> list[tuple[Job, str]]:
+        """One token for every reply being written, in one batch ordered by slot.
+
+        By slot: llama.cpp splits a batch wherever the sequence ids stop being consecutive.
+        """
+        ll = self._ll
+        batch = self._batch
+        for n, job in enumerate(jobs):
+            pos = len(job.prompt) + len(job.generated) - 1
+            batch.token[n], batch.pos[n], batch.n_seq_id[n] = job.generated[-1], pos, 1
+            batch.seq_id[n][0] = job.slot
+            batch.logits[n] = True
+        batch.n_tokens = len(jobs)
+        status = ll.llama_decode(self._ctx, batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode returned {status}")
+        finished: list[tuple[Job, str]] = []
+        for n, job in enumerate(jobs):
+            reason = self._advance(job, ll.llama_sampler_sample(job.sampler, self._ctx, n))
+            if reason:
+                finished.append((job, reason))
+        return finished
 
     def _advance(self, job: Job, token: int) -> str | None:
         """Take one sampled token: emit the text that is safe to send; the finish reason once done."""

@@ -230,6 +230,16 @@ def status() -> dict[str, Any] | None:
     return state if health and _usable(health, state) else None
 
 
+def figures() -> dict[str, Any] | None:
+    """What this home's running server reports about its service: time to first token, tokens per
+    second, prompt reuse (None when no usable server answers). For `marketlab serve --status`."""
+    state = read_state()
+    if not state:
+        return None
+    health = _health(int(state["port"]))
+    return health if health and _usable(health, state) else None
+
+
 @contextmanager
 def _start_lock() -> Iterator[None]:
     # Several kernels may call client() at once: one starts the server, the others wait and reuse it.

@@ -30,7 +30,14 @@ from starlette.routing import Route
 from . import config
 from .batches import BatchService, default_root, parse_multipart
 from .config import LOCAL_MODEL
-from .engine import DEFAULT_SLOT_CONTEXT, DEFAULT_SLOTS, LocalEngine
+from .engine import (
+    DEFAULT_PREFIX_CACHE_MB,
+    DEFAULT_SLOT_CONTEXT,
+    DEFAULT_SLOTS,
+    PREFILL_BLOCK,
+    READ_BLOCKS_PER_DECODE,
+    LocalEngine,
+)
 from .protocol import ChatRequest, OpenAIError, parse_chat_request, server_stopping
 from .selftest import probe
 from .server_key import KEY_VARIABLE, RequireKey
@@ -43,6 +50,9 @@ TOKEN_VARIABLE = "MARKETLAB_SERVER_TOKEN"
 MODELS = (LOCAL_MODEL,)
 # How many requests the server decodes at once; a hub's gateway raises it for a class.
 SLOTS_VARIABLE = "MARKETLAB_SERVER_SLOTS"
+# Megabytes of host memory for reused prompt starts (0 turns reuse off); a hub's gateway raises it.
+PREFIX_CACHE_VARIABLE = "MARKETLAB_PREFIX_CACHE_MB"
+METRICS_PATH = "/metrics"
 # After SIGTERM a request still generating gets a 503 at its next token, normally well under a
 # second; this only bounds a pathological case (its client then gets a bare 500).
 GRACEFUL_SHUTDOWN_S = 60
@@ -179,8 +189,46 @@ async def _json_body(request: Request) -> Any:
                           "Send a valid JSON object.", code="invalid_json") from None
 
 
+# name, type, help, and where the value is in (load, figures): Prometheus's text format, for a scraper.
+_METRICS = (
+    ("marketlab_requests_decoding", "gauge", "Requests in a decoding slot.", ("load", "decoding")),
+    ("marketlab_requests_waiting", "gauge", "Requests waiting for a slot.", ("load", "waiting")),
+    ("marketlab_slots", "gauge", "Requests the model decodes at once.", ("load", "slots")),
+    ("marketlab_requests_total", "counter", "Requests that got a first token.", ("figures", "requests")),
+    ("marketlab_generated_tokens_total", "counter", "Reply tokens generated.", ("figures", "generated_tokens")),
+    ("marketlab_busy_seconds_total", "counter", "Seconds the model spent reading or decoding.", ("figures", "busy_s")),
+    ("marketlab_time_to_first_token_p50_seconds", "gauge", "Median time to first token, recent requests.",
+     ("figures", "ttft_p50_s")),
+    ("marketlab_time_to_first_token_p90_seconds", "gauge", "90th percentile time to first token, recent requests.",
+     ("figures", "ttft_p90_s")),
+    ("marketlab_prefix_cache_hits_total", "counter", "Prompts that reused a stored start.", ("cache", "hits")),
+    ("marketlab_prefix_cache_misses_total", "counter", "Prompts read from their first token.", ("cache", "misses")),
+    ("marketlab_prefix_cache_evictions_total", "counter", "Stored starts evicted to stay in the limit.",
+     ("cache", "evictions")),
+    ("marketlab_prefix_cache_bytes", "gauge", "Bytes of stored prompt starts.", ("cache", "bytes")),
+    ("marketlab_prefix_cache_limit_bytes", "gauge", "Limit of stored prompt starts.", ("cache", "limit_bytes")),
+    ("marketlab_prefix_cache_entries", "gauge", "Stored prompt starts.", ("cache", "entries")),
+    ("marketlab_prompt_tokens_reused_total", "counter", "Prompt tokens restored instead of read.",
+     ("cache", "tokens_reused")),
+    ("marketlab_prompt_tokens_read_total", "counter", "Prompt tokens read by the model.", ("cache", "tokens_read")),
+)
+
+
+def prometheus_text(load: dict[str, Any], figures: dict[str, Any], in_flight: int) -> str:
+    """The server's figures in Prometheus's text exposition format (what /metrics answers)."""
+    sources = {"load": load, "figures": figures, "cache": figures.get("prefix_cache", {})}
+    lines = ["# HELP marketlab_http_requests_in_flight Chat requests the server is answering.",
+             "# TYPE marketlab_http_requests_in_flight gauge", f"marketlab_http_requests_in_flight {in_flight}"]
+    for name, kind, text, (source, key) in _METRICS:
+        value = sources[source].get(key)
+        if value is None:
+            continue
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {float(value):g}"]
+    return "\n".join(lines) + "\n"
+
+
 def build_app(engine: LocalEngine, batch_root: Path | None = None) -> Starlette:
-    """The Starlette app serving /v1/models, /v1/chat/completions, the Batch API (files, batches) and /health."""
+    """The Starlette app serving /v1/models, /v1/chat/completions, the Batch API (files, batches), /health, /metrics."""
     started = int(time.time())
     me = identity()
     in_flight = [0]
@@ -192,8 +240,14 @@ def build_app(engine: LocalEngine, batch_root: Path | None = None) -> Starlette:
 
     async def health(request: Request) -> JSONResponse:
         load = engine.load() if hasattr(engine, "load") else {}
+        figures = engine.figures() if hasattr(engine, "figures") else {}
         return JSONResponse({"status": "stopping" if STOPPING.is_set() else "ok", "model": LOCAL_MODEL,
-                             "busy": in_flight[0], **load, **me})
+                             "busy": in_flight[0], **load, **figures, **me})
+
+    async def metrics(request: Request) -> Response:
+        load = engine.load() if hasattr(engine, "load") else {}
+        figures = engine.figures() if hasattr(engine, "figures") else {}
+        return Response(prometheus_text(load, figures, in_flight[0]), media_type="text/plain; version=0.0.4")
 
     async def chat(request: Request) -> Response:
         try:
@@ -268,6 +322,7 @@ def build_app(engine: LocalEngine, batch_root: Path | None = None) -> Starlette:
             Route("/v1/batches/{batch_id}", get_batch, methods=["GET"]),
             Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
             Route(HEALTH_PATH, health, methods=["GET"]),
+            Route(METRICS_PATH, metrics, methods=["GET"]),
         ],
         exception_handlers={HTTPException: not_found, OpenAIError: openai_error, Exception: crashed},
         lifespan=lifespan,
@@ -287,11 +342,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parallel", type=int, default=int(os.environ.get(SLOTS_VARIABLE) or DEFAULT_SLOTS),
                         help=f"requests decoded at once (default {DEFAULT_SLOTS}, or ${SLOTS_VARIABLE})")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: one per core)")
+    parser.add_argument("--prefix-cache-mb", type=float,
+                        default=float(os.environ.get(PREFIX_CACHE_VARIABLE) or DEFAULT_PREFIX_CACHE_MB),
+                        help=f"memory for reused prompt starts, 0 for none (default {DEFAULT_PREFIX_CACHE_MB}, "
+                             f"or ${PREFIX_CACHE_VARIABLE})")
+    parser.add_argument("--prefill-block", type=int, default=PREFILL_BLOCK,
+                        help=f"prompt tokens read per step, the unit of reuse (default {PREFILL_BLOCK})")
+    parser.add_argument("--read-blocks", type=int, default=READ_BLOCKS_PER_DECODE,
+                        help="prompt blocks read in a row before a decode step of the replies already streaming "
+                             f"(default {READ_BLOCKS_PER_DECODE})")
     args = parser.parse_args(argv)
-    engine = LocalEngine(n_ctx=args.n_ctx, slots=max(1, args.parallel), n_threads=args.threads)
+    engine = LocalEngine(n_ctx=args.n_ctx, slots=max(1, args.parallel), n_threads=args.threads,
+                         block=args.prefill_block, read_blocks=args.read_blocks,
+                         prefix_cache_mb=max(0.0, args.prefix_cache_mb))
     # The self-test before /health answers: an engine compiled for instructions this processor lacks
     # dies here, and the supervisor records how, instead of a server that says "ready" and dies on
-    # the first learner's request. No cache is kept between requests, so it changes no later reply.
+    # the first learner's request. A reused prompt start never changes a reply, so it changes no later one.
     checked = probe(engine)
     print(f"[marketlab] engine self-test passed in {checked['seconds']:.2f} s", flush=True)
 
