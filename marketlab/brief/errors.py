@@ -1,11 +1,7 @@
-"""The error a brief raises when it cannot be read."""
+"""The errors a brief raises when it cannot be read, linted or compiled (defined in marketlab.errors)."""
 
 from __future__ import annotations
 
-from marketlab.errors import MarketlabError
+from marketlab.errors import BriefError, LintRuleError, RecordError
 
-
-class BriefError(MarketlabError, ValueError):
-    """A brief file or text that cannot be read; the message names the field and the fix."""
-
-    headline = "❌ The brief could not be read."
+__all__ = ["BriefError", "LintRuleError", "RecordError"]

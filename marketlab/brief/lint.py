@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import BriefError
+from .errors import BriefError, LintRuleError
 
 if TYPE_CHECKING:  # for type hints only: schema imports this module, never the other way round
     from .schema import Brief
@@ -144,7 +144,10 @@ class LintReport:
         for item in self.results:
             if item.rule.id == rule_id:
                 return item
-        raise KeyError(f"no lint rule named {rule_id!r}; known: {', '.join(RULE_IDS)}")
+        if rule_id in RULE_IDS:
+            raise LintRuleError(f"The lint rule {rule_id!r} was not run for this report.",
+                                "Lint with every rule (brief.lint()), or name it in lint(brief, [...]).")
+        raise LintRuleError(f"There is no lint rule named {rule_id!r}.", f"Use one of: {', '.join(RULE_IDS)}.")
 
     def __str__(self) -> str:
         passed = len(self.results) - len(self.failed)
@@ -380,7 +383,9 @@ def lint(brief: Brief, rules: Iterable[str] | None = None) -> LintReport:
     wanted = RULE_IDS if rules is None else tuple(rules)
     unknown = [r for r in wanted if r not in RULE_IDS]
     if unknown:
-        raise KeyError(f"unknown lint rule(s) {unknown}; known: {', '.join(RULE_IDS)}")
+        names = ", ".join(map(repr, unknown))
+        raise LintRuleError(f"{names} {'is an unknown lint rule' if len(unknown) == 1 else 'are unknown lint rules'}.",
+                            f"Use the rules' ids: {', '.join(RULE_IDS)}.")
     results = []
     for rule in RULES:
         if rule.id in wanted:

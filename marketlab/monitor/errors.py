@@ -1,11 +1,7 @@
-"""The error the monitor raises: what is wrong with the table, the settings or a rule, and how to fix it."""
+"""The error the monitor raises for a table, a setting or a rule it cannot use (defined in marketlab.errors)."""
 
 from __future__ import annotations
 
-from marketlab.errors import MarketlabError
+from marketlab.errors import MonitorError
 
-
-class MonitorError(MarketlabError, ValueError):
-    """A weekly table, a setting or an alert rule the monitor cannot use."""
-
-    headline = "❌ The monitor cannot run."
+__all__ = ["MonitorError"]

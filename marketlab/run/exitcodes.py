@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from marketlab.errors import MarketlabError
+from marketlab.errors import AcceptanceMissed, MarketlabError, RunFailedError, RunInputError
 
 
 class ExitCode(IntEnum):
@@ -47,24 +47,6 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.ACCEPTANCE_MISSED: "every row came back usable, but the results missed the acceptance criteria",
     ExitCode.INTERRUPTED: "the run was interrupted; run the same command again to resume",
 }
-
-
-class RunInputError(MarketlabError, ValueError):
-    """The input file, a --param, the workflow folder or the notebook cannot be run (exit status 2)."""
-
-    headline = "❌ marketlab run cannot start."
-
-
-class RunFailedError(MarketlabError, RuntimeError):
-    """The run started but could not finish (exit status 1)."""
-
-    headline = "❌ The run did not finish."
-
-
-class AcceptanceMissed(MarketlabError):
-    """Raised by a notebook's last cell when its results miss the acceptance criteria (exit status 4)."""
-
-    headline = "❌ The run missed its acceptance criteria."
 
 
 def exit_code_for(error: BaseException) -> ExitCode:

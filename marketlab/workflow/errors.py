@@ -1,8 +1,8 @@
-"""Errors of the batch runner and the plain-language names of the ways a row can fail."""
+"""Errors of the batch runner (defined in marketlab.errors) and the plain-language names of the ways a row can fail."""
 
 from __future__ import annotations
 
-from marketlab.errors import MarketlabError
+from marketlab.errors import WorkflowInputError, WorkflowSettingsError
 
 STATUSES = ("ok", "repaired", "failed", "skipped_budget")
 
@@ -25,14 +25,4 @@ ERROR_KINDS: dict[str, str] = {
     "model_stopped": "the built-in model stopped",
 }
 
-
-class WorkflowInputError(MarketlabError, ValueError):
-    """The table, builder, schema or settings cannot be run; the message says what and how to fix it."""
-
-    headline = "❌ The workflow cannot start."
-
-
-class WorkflowSettingsError(WorkflowInputError):
-    """A run setting (workers, budget, timeouts...) has a value that cannot be used."""
-
-    headline = "❌ A workflow setting is not valid."
+__all__ = ["ERROR_KINDS", "STATUSES", "WorkflowInputError", "WorkflowSettingsError"]
