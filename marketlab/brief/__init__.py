@@ -1,7 +1,9 @@
 """Briefs for AI workflows: the schema, the linter and the compiler to chat messages."""
 
+from marketlab.tables import is_missing, split_list
+
 from .lint import LEVELS, RULE_IDS, RULES, LintReport, Rule, RuleResult, is_measurable, is_rate, lint
-from .messages import facts_block, is_missing, split_list, system_prompt, to_messages
+from .messages import facts_block, system_prompt, to_messages
 from .schema import Brief, BriefError
 
 __all__ = [

@@ -1,10 +1,14 @@
-"""Compile a brief and one data record into chat messages."""
+"""Compile a brief and one data record into chat messages (reading the record with marketlab.tables)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+# General table helpers, re-exported here for the code and notebooks that import them from this module.
+from marketlab.tables import as_record, is_missing, split_list
+
+from .errors import RecordError
 
 if TYPE_CHECKING:  # for type hints only: schema imports this module, never the other way round
     from .schema import Brief
@@ -26,41 +30,6 @@ LABELS: dict[str, str] = {
 # Not facts for the copy: identifiers, and not_true which gets its own "do not claim" list.
 SKIPPED = {"sku", "not_true"}
 LIST_FIELDS = {"materials", "key_specs", "certifications", "not_true"}
-
-
-def is_missing(value: Any) -> bool:
-    """True for None, NaN, pandas NA and blank text: an optional field left empty."""
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    if isinstance(value, str):
-        return not value.strip() or value.strip().lower() in {"nan", "none", "null"}
-    try:
-        import pandas as pd
-
-        return bool(pd.isna(value)) if pd.api.types.is_scalar(value) else False
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        return False
-
-
-def split_list(value: Any) -> list[str]:
-    """Items of a semicolon-separated field (or a list), blanks dropped."""
-    if is_missing(value):
-        return []
-    items = value if isinstance(value, (list, tuple)) else str(value).split(";")
-    return [str(item).strip() for item in items if not is_missing(item)]
-
-
-def as_record(record: Any) -> dict[str, Any]:
-    """A plain dict from a dict, a pandas Series or a namedtuple-like row."""
-    if isinstance(record, Mapping):
-        return dict(record)
-    if hasattr(record, "to_dict"):
-        return dict(record.to_dict())
-    if hasattr(record, "_asdict"):
-        return dict(record._asdict())
-    raise TypeError(f"a record must be a dict or a pandas row, not {type(record).__name__}")
 
 
 def _format_value(field: str, value: Any) -> str:
@@ -160,7 +129,9 @@ def _examples(examples: Iterable[Any] | None) -> list[tuple[Any, str]]:
         elif isinstance(example, Sequence) and len(example) == 2:
             pairs.append((example[0], str(example[1])))
         else:
-            raise TypeError("each example must be {'record': ..., 'output': ...} or a (record, output) pair")
+            raise RecordError(f"The few-shot example {str(example)[:60]!r} cannot be used: each example must be "
+                              "{'record': ..., 'output': ...} or a (record, output) pair.",
+                              "Write examples=[(record, 'the copy you want for it'), ...].")
     return pairs
 
 
@@ -172,3 +143,7 @@ def to_messages(brief: Brief, record: Any, examples: Iterable[Any] | None = None
         messages.append({"role": "assistant", "content": output})
     messages.append({"role": "user", "content": user_message(brief, record)})
     return messages
+
+
+__all__ = ["LABELS", "LIST_FIELDS", "Message", "SKIPPED", "as_record", "do_not_claim_block", "facts_block",
+           "is_missing", "split_list", "system_prompt", "to_messages", "user_message"]

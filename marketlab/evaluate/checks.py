@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
-from marketlab.brief import is_missing
+from marketlab.tables import is_missing
 
 from . import text as txt
 from .errors import EvaluateInputError

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from marketlab.brief import is_missing, split_list
+from marketlab.tables import is_missing, split_list
 
 from . import general
 from .checks import PASSED, Finding

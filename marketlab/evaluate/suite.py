@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from marketlab.brief import is_missing
+from marketlab.tables import is_missing
 
 from .checks import Check, Finding, banned_words, check_list, disclaimers, hype, length, repetition, required_facts
 from .errors import EvaluateInputError

@@ -25,7 +25,7 @@ import openai
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from marketlab.brief import is_missing
+from marketlab.tables import is_missing
 
 from .errors import EvaluateInputError
 from .judge import _client_and_model, _run, _texts

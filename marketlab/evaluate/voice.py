@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from marketlab.brief import is_missing, split_list
+from marketlab.tables import is_missing, split_list
 
 from .errors import EvaluateInputError
 
