@@ -4,6 +4,10 @@
     save_function(build_messages, "lab01_messages")
     load_brief()                               # Lab 2: the learner's brief, else the reference one
     load_function("lab01_messages", "build_messages")
+
+Labs 2 to 4 save a whole file the same way (ModuleFile): workflow.py, evaluate.py, monitor.py are
+each written next to the notebook and into the shared folder, imported back on their own and
+checked for their one function, then loaded again by path in a later lab, a job or the grader.
 """
 
 from __future__ import annotations
@@ -14,27 +18,16 @@ import os
 import shutil
 import textwrap
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from marketlab.brief import Brief
-from marketlab.errors import MarketlabError
+from marketlab.errors import ArtifactError, ArtifactNotFoundError
 from marketlab.llm.config import home
 
 BRIEF_FILE = "brief.yaml"
-
-
-class ArtifactError(MarketlabError, ValueError):
-    """An artifact cannot be saved, or does not work once saved."""
-
-    headline = "❌ This could not be saved."
-
-
-class ArtifactNotFoundError(MarketlabError, FileNotFoundError):
-    """An artifact an earlier lab should have saved is not there."""
-
-    headline = "❌ A saved file is missing."
 
 
 def shared_dir() -> Path:
@@ -129,6 +122,38 @@ def save_module(filename: str, text: str, here: str | Path | None = None,
     paths = save_text(filename, text, here)
     check_module(paths[0], check)
     return paths
+
+
+@dataclass(frozen=True)
+class ModuleFile:
+    """One kind of importable file a lab saves: its name, the function it must define, how it is named.
+
+    The one "save, import back, load" of workflow.py (Lab 2), evaluate.py (Lab 3) and monitor.py
+    (Lab 4); each package keeps what is its own, the text of the file.
+    """
+
+    filename: str  # "workflow.py"
+    function: str  # the function every saved file defines: "run"
+    noun: str  # how messages name it: "Saved your workflow to ...", "No workflow file at ..."
+    made_by: str  # where a missing file comes from: "the notebook's save cell"
+
+    def save(self, text: str, here: str | Path | None = None) -> list[Path]:
+        """Write the file next to the notebook (and to the shared folder) and import it back to check it."""
+        paths = save_module(self.filename, text, here, check=self._has_function)
+        print(f"Saved your {self.noun} to {paths[0]} (and a copy in {paths[1].parent}).")
+        return paths
+
+    def load(self, path: str | Path | None = None) -> ModuleType:
+        """Import a saved file (default: the one next to the notebook) as a module, a fresh copy each time."""
+        path = Path(path) if path is not None else Path.cwd() / self.filename
+        if not path.is_file():
+            raise ArtifactNotFoundError(f"No {self.noun} file at {path}.", f"Run {self.made_by} first.")
+        return import_file(path, f"{self.noun}_{abs(hash(str(path.resolve())))}")
+
+    def _has_function(self, module: ModuleType) -> None:
+        # Raised inside check_module, which reports it as an ArtifactError ("...: AttributeError: no run function").
+        if not callable(getattr(module, self.function, None)):
+            raise AttributeError(f"no {self.function} function")
 
 
 def save_function(fn: Callable[..., Any], module: str, here: str | Path | None = None,

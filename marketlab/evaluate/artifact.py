@@ -3,12 +3,13 @@
 The file holds the checks (as the calls that build them), which defect each check catches, the
 acceptance criteria and the learner's own functions (agreement_and_kappa, verdict, and any
 function a make_check check wraps). It imports only marketlab and pandas, so it runs anywhere:
-another notebook, a scheduled job, the grader. Writing and importing it back is
-marketlab.artifacts.save_module, shared with Labs 1 and 2.
+another notebook, a scheduled job, the grader. Writing, importing it back and loading it is
+marketlab.artifacts.ModuleFile, shared with Labs 2 and 4.
 """
 
 from __future__ import annotations
 
+import pprint
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -16,7 +17,13 @@ from typing import Any
 
 from marketlab import artifacts
 
+from . import checks as built_in
+from .compare import Acceptance
+from .facts import Faithfulness
+from .vocabulary import COURSE_PACK, PACKS, VocabularyError, load_vocabulary
+
 EVALUATE_FILE = "evaluate.py"
+FILE = artifacts.ModuleFile(EVALUATE_FILE, "evaluate", "evaluator", "Lab 3's save cell")
 
 TEMPLATE = '''"""Checks for product copy: an evaluator saved from marketlab Lab 3.
 
@@ -63,9 +70,6 @@ def evaluate(outputs_df: pd.DataFrame, products_df: pd.DataFrame) -> pd.DataFram
 
 def check_source(check: Any) -> str:
     """The Python call that rebuilds a check (`length()`, `repetition(min_words=4)`, `make_check(...)`)."""
-    from . import checks as built_in
-    from .facts import Faithfulness
-
     source = None
     if isinstance(check, built_in.FunctionCheck):
         source = (f"make_check({check.name!r}, {getattr(check.fn, '__name__', '?')}, defect={check.defect!r}, "
@@ -91,10 +95,6 @@ def check_source(check: Any) -> str:
 def vocabulary_source(packs: Sequence[Any]) -> str:
     """The vocabulary= argument that rebuilds these packs: nothing for the course pack, a shipped pack by name, and
     any other pack written out in full, so evaluate.py carries it wherever it goes (no path to a file left behind)."""
-    import pprint
-
-    from .vocabulary import COURSE_PACK, PACKS, VocabularyError, load_vocabulary
-
     def one(pack: Any) -> str:
         try:
             shipped = (PACKS / f"{pack.name}.yaml").is_file() and load_vocabulary(pack.name) == pack
@@ -120,8 +120,6 @@ def evaluator_source(checks: Sequence[Any], defect_checks: Mapping[str, str], ac
     text: the output column the checks read; facts=False when the input rows are not product facts
     (reviews, leads), so every check gets no product row.
     """
-    from .compare import Acceptance
-
     if not checks:
         raise artifacts.ArtifactError("CHECKS is empty.", "List at least one check, e.g. CHECKS = [length()].")
     if not isinstance(acceptance, Acceptance):
@@ -151,23 +149,12 @@ def evaluator_source(checks: Sequence[Any], defect_checks: Mapping[str, str], ac
 def save_evaluator(checks: Sequence[Any], defect_checks: Mapping[str, str], acceptance: Any,
                    *functions: Callable[..., Any], here: str | Path | None = None) -> list[Path]:
     """Write evaluate.py next to the notebook (and to the shared folder) and import it back to check it."""
-    text = evaluator_source(checks, defect_checks, acceptance, *functions)
-
-    def has_evaluate(module: ModuleType) -> None:
-        if not callable(getattr(module, "evaluate", None)):
-            raise AttributeError("no evaluate function")
-
-    paths = artifacts.save_module(EVALUATE_FILE, text, here, check=has_evaluate)
-    print(f"Saved your evaluator to {paths[0]} (and a copy in {paths[1].parent}).")
-    return paths
+    return FILE.save(evaluator_source(checks, defect_checks, acceptance, *functions), here)
 
 
 def load_evaluator(path: str | Path | None = None) -> ModuleType:
     """Import a saved evaluate.py (default: the one next to the notebook) as a module."""
-    path = Path(path) if path is not None else Path.cwd() / EVALUATE_FILE
-    if not path.is_file():
-        raise artifacts.ArtifactNotFoundError(f"No evaluator file at {path}.", "Run Lab 3's save cell first.")
-    return artifacts.import_file(path, f"evaluator_{abs(hash(str(path.resolve())))}")
+    return FILE.load(path)
 
 
 __all__ = ["check_source", "evaluator_source", "load_evaluator", "save_evaluator", "vocabulary_source"]

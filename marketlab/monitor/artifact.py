@@ -2,8 +2,8 @@
 
 The file holds the alert rules (each with its owner and action) and the settings that say which
 columns are counts, rates and mixes. It imports only marketlab and pandas, so it runs in a
-scheduled job or in the grader. Writing and importing it back is marketlab.artifacts.save_module,
-shared with the other labs.
+scheduled job or in the grader. Writing, importing it back and loading it is
+marketlab.artifacts.ModuleFile, shared with Labs 2 and 3.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from marketlab import artifacts
 
 from .alerting import AlertRule
 from .errors import MonitorError
+from .signals import Trigger
 
 MONITOR_FILE = "monitor.py"
+FILE = artifacts.ModuleFile(MONITOR_FILE, "monitor", "monitor", "Lab 4's save cell")
 
 TEMPLATE = '''"""Alerts for a weekly table: a monitor saved from marketlab Lab 4.
 
@@ -82,8 +84,6 @@ def monitor(results_df: pd.DataFrame) -> pd.DataFrame:
 
 def rule_source(rule: AlertRule) -> str:
     """The Python call that rebuilds an alert rule, checked by rebuilding it."""
-    from .signals import Trigger
-
     source = repr(rule)
     if eval(source, {"AlertRule": AlertRule, "Trigger": Trigger}) != rule:  # noqa: S307 - our own dataclass repr
         raise artifacts.ArtifactError(f"The alert rule {rule.name!r} cannot be saved to a file.",
@@ -106,23 +106,12 @@ def monitor_source(rules: Sequence[Any], runs: bool = False) -> str:
 
 def save_monitor(rules: Sequence[Any], here: str | Path | None = None) -> list[Path]:
     """Write monitor.py next to the notebook (and to the shared folder) and import it back to check it."""
-    text = monitor_source(rules)
-
-    def has_monitor(module: ModuleType) -> None:
-        if not callable(getattr(module, "monitor", None)):
-            raise AttributeError("no monitor function")
-
-    paths = artifacts.save_module(MONITOR_FILE, text, here, check=has_monitor)
-    print(f"Saved your monitor to {paths[0]} (and a copy in {paths[1].parent}).")
-    return paths
+    return FILE.save(monitor_source(rules), here)
 
 
 def load_monitor(path: str | Path | None = None) -> ModuleType:
     """Import a saved monitor.py (default: the one next to the notebook) as a module."""
-    path = Path(path) if path is not None else Path.cwd() / MONITOR_FILE
-    if not path.is_file():
-        raise artifacts.ArtifactNotFoundError(f"No monitor file at {path}.", "Run Lab 4's save cell first.")
-    return artifacts.import_file(path, f"monitor_{abs(hash(str(path.resolve())))}")
+    return FILE.load(path)
 
 
 __all__ = ["load_monitor", "monitor_source", "rule_source", "save_monitor"]

@@ -3,8 +3,8 @@
 The file holds everything the workflow needs: the brief (as YAML), the output schema (written
 out as a class), the rules, the checks run on every reply (CHECKS), the settings (one RunSettings
 value) and build_messages. It imports only marketlab, pandas and pydantic, so it runs anywhere:
-another notebook, a scheduled job, the grader. Writing and importing it back is
-marketlab.artifacts.save_module, shared with Lab 1.
+another notebook, a scheduled job, the grader. Writing, importing it back and loading it is
+marketlab.artifacts.ModuleFile, shared with Labs 3 and 4.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, Field
 
 from marketlab import artifacts
+from marketlab.brief import Brief
 
 from .settings import RunSettings
 from .validate import Rules
 
 WORKFLOW_FILE = "workflow.py"
+FILE = artifacts.ModuleFile(WORKFLOW_FILE, "run", "workflow", "the notebook's save cell")
 _CONSTRAINTS = {"MaxLen": "max_length", "MinLen": "min_length", "Ge": "ge", "Le": "le", "Gt": "gt", "Lt": "lt"}
 
 TEMPLATE = '''"""{title}: a workflow saved from marketlab Lab 2.
@@ -94,7 +96,8 @@ def _annotation(tp: Any) -> str:
         return f"{origin.__name__}[{inner}]"
     if origin in (typing.Union, types.UnionType):
         return " | ".join(_annotation(a) for a in args)
-    raise ValueError(f"the type {tp!r} cannot be saved")
+    raise artifacts.ArtifactError(f"the type {tp!r} cannot be saved",
+                                  "Use str, int, float, bool, list[str] or Literal['a', 'b'].")
 
 
 def schema_source(schema: type[BaseModel]) -> str:
@@ -106,9 +109,8 @@ def schema_source(schema: type[BaseModel]) -> str:
     for name, info in schema.model_fields.items():
         try:
             annotation = _annotation(info.annotation)
-        except ValueError as err:
-            raise artifacts.ArtifactError(f"Field '{name}' of {schema.__name__}: {err}.",
-                                          "Use str, int, float, bool, list[str] or Literal['a', 'b'].") from None
+        except artifacts.ArtifactError as err:  # the same error, saying which field
+            raise artifacts.ArtifactError(f"Field '{name}' of {schema.__name__}: {err.problem}.", err.fix) from None
         kwargs: list[str] = []
         if not info.is_required():
             kwargs.append(f"default={info.default!r}")
@@ -135,7 +137,8 @@ def _value(item: Any) -> Any:
     for attr in ("max_length", "min_length", "ge", "le", "gt", "lt"):
         if hasattr(item, attr):
             return getattr(item, attr)
-    raise ValueError(f"unknown constraint {item!r}")
+    raise artifacts.ArtifactError(f"The schema uses a limit marketlab cannot write to a file: {item!r}.",
+                                  "Keep the schema to plain fields with Field(...) limits.")
 
 
 def _exec_schema(source: str, name: str) -> type[BaseModel]:
@@ -155,8 +158,6 @@ def _text_literal(text: str) -> str:
 def workflow_source(brief: Any, build_messages: Callable[..., Any], schema: type[BaseModel],
                     rules: Rules | None = None, settings: RunSettings | dict[str, Any] | None = None) -> str:
     """The text of workflow.py for these parts (settings: a RunSettings, or run_batch keywords as a dict)."""
-    from marketlab.brief import Brief
-
     if not isinstance(brief, Brief):
         raise artifacts.ArtifactError("brief is not a marketlab Brief.",
                                       "Pass the brief you loaded, e.g. artifacts.load_brief().")
@@ -192,23 +193,12 @@ def save_workflow(brief: Any, build_messages: Callable[..., Any], schema: type[B
                   rules: Rules | None = None, settings: RunSettings | dict[str, Any] | None = None,
                   here: str | Path | None = None) -> list[Path]:
     """Write workflow.py next to the notebook (and to the shared folder) and import it back to check it."""
-    text = workflow_source(brief, build_messages, schema, rules, settings)
-
-    def has_run(module: ModuleType) -> None:
-        if not callable(getattr(module, "run", None)):
-            raise AttributeError("no run function")
-
-    paths = artifacts.save_module(WORKFLOW_FILE, text, here, check=has_run)
-    print(f"Saved your workflow to {paths[0]} (and a copy in {paths[1].parent}).")
-    return paths
+    return FILE.save(workflow_source(brief, build_messages, schema, rules, settings), here)
 
 
 def load_workflow(path: str | Path | None = None) -> ModuleType:
     """Import a saved workflow.py (default: the one next to the notebook) as a module."""
-    path = Path(path) if path is not None else Path.cwd() / WORKFLOW_FILE
-    if not path.is_file():
-        raise artifacts.ArtifactNotFoundError(f"No workflow file at {path}.", "Run the notebook's save cell first.")
-    return artifacts.import_file(path, f"workflow_{abs(hash(str(path.resolve())))}")
+    return FILE.load(path)
 
 
 __all__ = ["load_workflow", "save_workflow", "schema_source", "workflow_source"]
