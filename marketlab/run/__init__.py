@@ -18,8 +18,9 @@ from .batch import BatchOptions, BatchRun
 from .evaluation import AcceptanceResult, Criterion, Evaluation
 from .exitcodes import AcceptanceMissed, ExitCode, RunFailedError, RunInputError
 from .inputs import read_table
-from .job import RunRequest, RunResult, run
+from .job import run
 from .outcome import Outcome, ProblemRow
+from .request import RunRequest, RunResult
 
 __all__ = ["AcceptanceMissed", "AcceptanceResult", "BatchOptions", "BatchRun", "Criterion", "Evaluation", "ExitCode",
            "Outcome", "ProblemRow", "RunFailedError", "RunInputError", "RunRequest", "RunResult", "read_table", "run"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from marketlab.errors import MarketlabError
 from marketlab.evaluate.compare import OVERALL, check_columns, pass_rates
 
 from .exitcodes import RunFailedError
@@ -90,8 +91,6 @@ class AcceptanceResult:
 def from_evaluator(evaluator: ModuleType, outputs: pd.DataFrame, products: pd.DataFrame,
                    keys: list[str] | None = None) -> Evaluation:
     """Run evaluate.py's evaluate(outputs_df, products_df) and check that it returned an evaluation table."""
-    from marketlab.errors import MarketlabError
-
     try:
         table = evaluator.evaluate(outputs, products)
     except MarketlabError as err:

@@ -24,10 +24,10 @@ import nbformat
 from marketlab.workflow import META_COLUMNS, summarize
 
 from . import inputs, outputs
-from .evaluation import from_run_checks
+from .evaluation import AcceptanceResult, Criterion, from_run_checks
 from .exitcodes import AcceptanceMissed, RunInputError
-from .job import RunRequest, RunResult
 from .report import write_report
+from .request import RunRequest, RunResult
 
 INPUT_PARAMETER = "input_path"
 OUTPUT_PARAMETER = "output_path"
@@ -163,8 +163,6 @@ def run_notebook(request: RunRequest) -> RunResult:
 
 def _read_verdict(result: RunResult, path: Path) -> None:
     """The notebook's acceptance verdict, when it declared one (takehome.hold_to_acceptance)."""
-    from .evaluation import AcceptanceResult, Criterion
-
     try:
         found = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, ValueError):

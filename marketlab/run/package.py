@@ -21,17 +21,22 @@ from typing import Any
 import openai
 import pandas as pd
 
+from marketlab import llm
+from marketlab.brief import Brief
 from marketlab.errors import MarketlabError
+from marketlab.evaluate.artifact import load_evaluator
+from marketlab.evaluate.facts import PRODUCT_FIELDS
+from marketlab.llm.prices import batch_prices
 from marketlab.workflow import META_COLUMNS, RunSettings, WorkflowInputError, load_workflow, summarize
 
 from . import inputs, outputs
 from .batch import REPLAY_SETTINGS, BudgetGate, run_through_batches
 from .evaluation import acceptance_of, from_evaluator, from_run_checks
 from .exitcodes import RunFailedError, RunInputError
-from .job import RunRequest, RunResult
 from .outcome import NOT_SENT_KINDS
 from .params import FolderParams, folder_params
 from .report import write_report
+from .request import RunRequest, RunResult
 
 WORKFLOW_FILE = "workflow.py"
 EVALUATE_FILE = "evaluate.py"
@@ -71,9 +76,6 @@ def _import(path: Path, load: Any, needs: str) -> ModuleType:
 
 def load_package(source: str | Path) -> Package:
     """Import a workflow folder (or the folder of the workflow.py given); a missing or broken part is an error."""
-    from marketlab.brief import Brief
-    from marketlab.evaluate.artifact import load_evaluator
-
     source = Path(source)
     folder = source.parent if source.is_file() and source.suffix == ".py" else source
     if not folder.is_dir():
@@ -101,9 +103,6 @@ class _Plan:
 
 
 def _plan(package: Package, params: FolderParams, key: str, batch: bool, echo: bool, output: Path) -> _Plan:
-    from marketlab import llm
-    from marketlab.llm.prices import batch_prices
-
     base = getattr(package.workflow, "SETTINGS", None)
     base = base if isinstance(base, RunSettings) else None
     kwargs: dict[str, Any] = dict(params.settings)
@@ -155,8 +154,6 @@ def workflow_columns(package: Package) -> dict[str, str]:
     checks = [getattr(c, "name", "") for module in (package.workflow, package.evaluator) if module is not None
               for c in (getattr(module, "CHECKS", None) or [])]
     if "faithfulness" in checks:
-        from marketlab.evaluate.facts import PRODUCT_FIELDS
-
         for name in PRODUCT_FIELDS:
             what = {"name": "named in each request; feeds the faithfulness check",
                     "not_true": "the product's limits ('do not say'): sent with each request and feeds the "
@@ -214,8 +211,6 @@ def run_package(package: Package, request: RunRequest, client: openai.OpenAI | N
     products = table if params.products is None else inputs.read_table(params.products, "products")
     plan = _plan(package, params, key, request.batch is not None, request.echo, output)
     if client is None:
-        from marketlab import llm
-
         client = llm.client()
     result = RunResult("folder", package.title, len(table), package.folder, output=output, key=theirs)
     note = unused_columns(package, table, params, key)

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from marketlab.workflow import KEYWORDS, RunSettings
+
 from .exitcodes import RunInputError
 
 FOLDER_PARAMS = {
@@ -85,8 +87,6 @@ class FolderParams:
 
 def folder_params(params: Mapping[str, Any]) -> FolderParams:
     """Split and check a folder run's parameters; unknown names and bad values say what to write instead."""
-    from marketlab.workflow import KEYWORDS, RunSettings
-
     settings = {name: value for name, value in params.items() if name not in FOLDER_PARAMS}
     unknown = [name for name in settings if name not in KEYWORDS]
     if unknown:

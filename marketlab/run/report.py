@@ -20,7 +20,7 @@ import pandas as pd
 
 from marketlab.workflow.redact import Redactor
 
-from .job import RunResult
+from .request import RunResult
 
 TEMPLATE = "run_report.html.j2"
 MAX_ROWS = 25
@@ -57,7 +57,7 @@ def _png(figure: Any) -> str:
 
 
 def _plot(table: pd.DataFrame) -> str:
-    from marketlab.evaluate.plots import plot
+    from marketlab.evaluate.plots import plot  # late: matplotlib loads only for a report with a chart
 
     try:
         return _png(plot(table))
