@@ -30,10 +30,7 @@ INTERNAL = {
     "marketlab.workflow.runner._NoBudget",
 }
 # Reachable by an operator but not yet a MarketlabError; each entry names why it is still here.
-NOT_YET = {
-    # hub/first_login.py is the hub owner's file (issue 28, item 5): to become MarketlabError(problem, fix).
-    "marketlab.hub.first_login.PasswordNotChangedError",
-}
+NOT_YET: set[str] = set()  # classes still to become MarketlabError(problem, fix): none
 
 
 def _exception_classes() -> dict[str, type[BaseException]]:

@@ -13,6 +13,7 @@ import secrets
 
 import bcrypt
 
+from ..errors import MarketlabError
 from .settings import HubSettings
 
 FIRST_LOGIN_FILE = "first-login.txt"
@@ -53,7 +54,7 @@ def one_time_passwords(settings: HubSettings) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in path.read_text().split("\n") if " " in line)
 
 
-class PasswordNotChangedError(RuntimeError):
+class PasswordNotChangedError(MarketlabError, RuntimeError):
     """An instructor still uses the one-time password: nothing starts until it is changed."""
 
 
@@ -69,5 +70,6 @@ def require_changed_password(settings: HubSettings, name: str, authenticator: ob
     info = authenticator.get_user(name) if hasattr(authenticator, "get_user") else None
     if info is not None and info.is_valid_password(once):
         raise PasswordNotChangedError(
-            f"{name}, change your one-time password first: open /hub/change-password, "
-            "then start your server again.")
+            f"{name}, change your one-time password first: nothing starts while the password the hub "
+            "made for you still works.",
+            "Open /hub/change-password, choose your own password, then start your server again.")
