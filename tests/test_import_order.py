@@ -43,6 +43,32 @@ def test_no_module_of_marketlab_run_imports_another_inside_a_function() -> None:
     assert not late, f"move these imports to the top of their module (or the shared type to a leaf): {late}"
 
 
+@pytest.mark.parametrize("module", ["marketlab.workflow", "marketlab.evaluate", "marketlab.evaluate.judge",
+                                    "marketlab.evaluate.verify", "marketlab.workflow.validate"])
+def test_the_workflow_and_evaluate_import_each_other_at_the_top(module: str) -> None:
+    """The runner and its reply rules use evaluate's checks; evaluate's judge runs through the runner."""
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    package = Path(marketlab.run.__file__).parent.parent
+    late = []
+    for folder, other in (("workflow", "marketlab.evaluate"), ("evaluate", "marketlab.workflow")):
+        for path in sorted((package / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    late += [f"{folder}/{path.name}:{inner.lineno}" for inner in ast.walk(node)
+                             if isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith(other)]
+    assert not late, f"move these imports to the top of their module: {late}"
+
+
+def test_evaluate_loads_its_model_calling_parts_on_first_use() -> None:
+    from marketlab import evaluate
+    from marketlab.evaluate import judge as judge_function
+
+    assert callable(evaluate.judge) and evaluate.judge is judge_function  # the function, not its module
+    assert callable(evaluate.verify_claims) and "judge" in dir(evaluate)
+    assert evaluate.TONE_RUBRIC.name
+
+
 def test_run_request_and_result_keep_their_old_import_paths() -> None:
     from marketlab.run import RunRequest, RunResult
     from marketlab.run.job import RunRequest as JobRequest

@@ -17,7 +17,8 @@ claim forms only) or your own pack. A text in which it recognised no claim is "u
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .artifact import load_evaluator, save_evaluator
 from .calibrate import Baseline, Calibration, calibrate
@@ -36,22 +37,37 @@ from .checks import (
 from .compare import Acceptance, Comparison, compare
 from .errors import EvaluateInputError
 from .facts import Claim, claims, faithfulness
-from .judge import JudgeVerdict, Rubric, judge, pairwise, tone_rubric
 from .plots import plot
 from .quality import against_claim_labels, check_quality
 from .suite import DEFAULT_CHECKS, DEFECT_CHECKS, default_checks, run_checks
-from .verify import verifier_agreement, verify_claims
 from .vocabulary import VocabularyError, VocabularyPack, load_vocabulary
 from .voice import BrandVoice
 
+# The parts that call a model run through marketlab.workflow, which itself uses the checks above: they
+# load on first use, so the checks (and the workflow) import without them and no import waits in a function.
+# TONE_RUBRIC reads brand_voice.yaml, so it too is built on first use rather than at import.
+_ON_FIRST_USE = {
+    "JudgeVerdict": "judge", "Rubric": "judge", "judge": "judge", "pairwise": "judge", "tone_rubric": "judge",
+    "TONE_RUBRIC": "judge", "verifier_agreement": "verify", "verify_claims": "verify",
+}
+
+if TYPE_CHECKING:
+    from .judge import TONE_RUBRIC, JudgeVerdict, Rubric, judge, pairwise, tone_rubric
+    from .verify import verifier_agreement, verify_claims
+
 
 def __getattr__(name: str) -> Any:
-    # TONE_RUBRIC reads brand_voice.yaml, so it is built on first use rather than at import.
-    if name == "TONE_RUBRIC":
-        import importlib
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    if name != "TONE_RUBRIC":  # kept as is; TONE_RUBRIC stays the judge module's own
+        globals()[name] = value  # after the import, which binds the submodule's name here (judge)
+    return value
 
-        return importlib.import_module(f"{__name__}.judge").TONE_RUBRIC  # the module, not judge()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ON_FIRST_USE))
 
 
 __all__ = [

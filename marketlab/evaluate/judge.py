@@ -22,6 +22,8 @@ import openai
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from marketlab.workflow import run_batch
+
 from .errors import EvaluateInputError
 
 RUBRIC_VERSION = "1"
@@ -195,8 +197,6 @@ class _Answers:
 def _run(prompts: list[list[dict[str, str]] | None], schema: type[BaseModel], client: openai.OpenAI, model: str,
          options: Mapping[str, Any]) -> _Answers:
     """The runner over the rows that have messages (None: not sent); answers by row position."""
-    from marketlab.workflow import run_batch
-
     answers = _Answers(len(prompts))
     sent = [i for i, p in enumerate(prompts) if p is not None]
     if not sent:

@@ -24,6 +24,9 @@ import openai
 import pandas as pd
 from pydantic import BaseModel
 
+from marketlab.evaluate.checks import check_list
+from marketlab.evaluate.suite import DEFAULT_CHANNEL, check_texts
+
 from . import inputs
 from .budget import BudgetMeter, Usage
 from .cache import ResponseCache, request_key
@@ -121,8 +124,6 @@ class _CheckPlan:
 
     @classmethod
     def build(cls, checks: Sequence[Any], check_text: str | None, schema: type[BaseModel]) -> _CheckPlan:
-        from marketlab.evaluate.checks import check_list  # late: marketlab.evaluate builds on this package
-
         chosen = check_list(checks)
         texts = [name for name, info in schema.model_fields.items() if info.annotation in (str, Optional[str])]  # noqa: UP045  # the annotation object pydantic keeps
         if check_text is None:
@@ -137,8 +138,6 @@ class _CheckPlan:
 
     def apply(self, out: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
         """The output table with one column per check, the verdict `checks` and `check_reason`."""
-        from marketlab.evaluate.suite import DEFAULT_CHANNEL, check_texts
-
         usable = out["status"].isin(["ok", "repaired"]).to_numpy()
         positions = [i for i, ok in enumerate(usable) if ok]
         records = df.to_dict("records")

@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from marketlab.evaluate.text import phrase_pattern, word_count
+
 # A custom rule gets the parsed reply and the input record and returns a problem, or None when fine.
 CustomRule = Callable[[BaseModel, Mapping[str, Any]], "str | None"]
 
@@ -101,16 +103,12 @@ def _text(value: Any) -> str:
 
 
 def _words(value: Any) -> int:
-    from marketlab.evaluate.text import word_count  # late: marketlab.evaluate builds on this package
-
     return word_count(_text(value))
 
 
 @functools.lru_cache(maxsize=512)
 def _phrase_pattern(word: str) -> re.Pattern[str] | None:
     """The banned-word match the evaluate checks use: whole words or phrases, any case."""
-    from marketlab.evaluate.text import phrase_pattern
-
     return phrase_pattern([word])
 
 
