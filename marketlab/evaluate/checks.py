@@ -53,9 +53,12 @@ PASSED = Finding(True)
 class Check(Protocol):
     """What run_checks and run_batch call: a name, the defect it catches, a sentence, and the call itself."""
 
-    name: str
-    defect: str | None
-    describe: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def defect(self) -> str | None: ...
+    @property
+    def describe(self) -> str: ...  # read-only: the built-in checks are frozen dataclasses
 
     def __call__(self, text: str, product: Product | None, channel: str) -> Finding: ...
 
@@ -395,7 +398,7 @@ class ValidJsonCheck:
     def __call__(self, text: str, product: Product | None, channel: str) -> Finding:
         try:
             value = json.loads(text)
-        except ValueError as err:
+        except json.JSONDecodeError as err:
             return Finding(False, f"not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}")
         if self.schema is None:
             return PASSED

@@ -155,10 +155,10 @@ def compile_facts(product: Mapping[str, Any], voice: BrandVoice, contains_forms:
             if word in ROLES:
                 by_word.setdefault(word, []).extend(got)
     weight, price = product.get("weight_g"), product.get("price_usd")
-    if not is_missing(weight):
+    if weight is not None and not is_missing(weight):
         found.append(Quantity(float(weight), "g", "mass", float(weight), 0, 0, 0, f"{weight} g"))
         by_word.setdefault("weight", []).append(found[-1])
-    if not is_missing(price):
+    if price is not None and not is_missing(price):
         found.append(Quantity(float(price), "$", "usd", float(price), 2, 0, 0, f"${price}"))
         by_word["price"] = [found[-1]]
     for value in [*materials, *certs, *split_list(product.get("not_true")), name]:
@@ -215,7 +215,7 @@ _VAGUE = frozenset("""range variety features feature options option design desig
 def included_claims(masked: str, lowered: str, facts_text: str) -> list[Claim]:
     """Claims that something comes with the product ("includes a range of kitchen appliances"), each supported
     when every word of what it names (opinion words aside) is in the product's facts."""
-    out = []
+    out: list[Claim] = []
     if not any(key in lowered for key in ("includ", "with", "featur", "boast")):
         return out
     for m in _INCLUDES.finditer(lowered):

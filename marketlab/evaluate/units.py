@@ -113,7 +113,7 @@ def _unit_at(text: str, pos: int) -> tuple[str, str, float, int] | None:
     if token in "°º" or lower in ("degree", "degrees"):  # "°C", "° F", "degrees Celsius", "degrees"
         after = _NEXT_WORD.match(text, end)
         scale = after.group(1).lower() if after else ""
-        if scale in ("c", "celsius", "f", "fahrenheit"):
+        if after is not None and scale in ("c", "celsius", "f", "fahrenheit"):
             return text[match.start(1):after.end()], "temp_f" if scale.startswith("f") else "temp", 1.0, after.end()
         return token, "temp", 1.0, end
     if token == "%":
@@ -121,7 +121,7 @@ def _unit_at(text: str, pos: int) -> tuple[str, str, float, int] | None:
     if lower in _PHRASES:  # "per cent"; a pack's two-word units ("fill power" / "fill-power")
         after = _NEXT_WORD.match(text, end)
         second = _PHRASES[lower].get(after.group(1).lower()) if after else None
-        if second is not None:
+        if after is not None and second is not None:
             return text[match.start(1):after.end()], second, 1.0, after.end()
     unit = _CASED.get(token) or (_LOWER.get(lower) if token not in ("c", "f", "d") else None)
     if unit is not None:

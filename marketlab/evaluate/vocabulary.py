@@ -156,9 +156,9 @@ def parse_vocabulary(text: str, where: str = "the pack") -> VocabularyPack:
     except ValidationError as err:
         item = err.errors(include_url=False)[0]
         loc = tuple(item.get("loc", ()))
-        line = _line_of(node, loc)
+        at = _line_of(node, loc)
         field = ".".join(str(p) for p in loc) or "the pack"
-        raise VocabularyError(f"{where} line {line}: {field}: {item.get('msg', 'not valid')}.", fix) from None
+        raise VocabularyError(f"{where} line {at}: {field}: {item.get('msg', 'not valid')}.", fix) from None
 
 
 @lru_cache(maxsize=32)

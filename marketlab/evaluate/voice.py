@@ -70,7 +70,7 @@ class ProofCondition(_Record):
         if self.weight_g_max_by_category is not None:
             limit = self.weight_g_max_by_category.get(str(product.get("category", "")))
             weight = product.get("weight_g")
-            return limit is not None and not is_missing(weight) and float(weight) <= limit
+            return limit is not None and weight is not None and not is_missing(weight) and float(weight) <= limit
         if self.spec is None:
             return False
         value = product_specs(product).get(self.spec)
