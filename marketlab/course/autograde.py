@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import multiprocessing
 import os
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from nbgrader.preprocessors import ClearHiddenTests
 from tqdm.auto import tqdm
 
 from ..grading import grading, records, sandbox
@@ -53,6 +54,7 @@ def autograde(course: Course, *, labs: list[str] | None = None, students: list[s
     submissions = [(s, lab) for s, lab in course.submissions(labs) if students is None or s in students]
     jobs: list[Job] = []
     done: list[dict[str, Any]] = []
+    clear = hidden_tests_step(course)
     for student, lab in submissions:
         folder = course.folder("submitted") / student / lab
         refused = intake.scrub(folder)
@@ -62,7 +64,7 @@ def autograde(course: Course, *, labs: list[str] | None = None, students: list[s
             done.append(previous.as_dict())
             continue
         problems = [{"kind": "refused_file", "cell": r.name} for r in refused]
-        problems += inspect_submission(course, student, lab)
+        problems += inspect_submission(course, student, lab, clear)
         jobs.append(Job(student, lab, fingerprint, problems))
 
     unrunnable = [job for job in jobs if any(p["kind"] in UNRUNNABLE for p in job.problems)]
@@ -78,7 +80,13 @@ def autograde(course: Course, *, labs: list[str] | None = None, students: list[s
     return sorted(done, key=lambda r: (r["student"], r["lab"]))
 
 
-def inspect_submission(course: Course, student: str, lab: str) -> list[dict[str, Any]]:
+def hidden_tests_step(course: Course) -> ClearHiddenTests:
+    """nbgrader's own step that removes hidden tests, configured from the course's nbgrader_config.py."""
+    return ClearHiddenTests(config=course.config())
+
+
+def inspect_submission(course: Course, student: str, lab: str,
+                       clear: ClearHiddenTests | None = None) -> list[dict[str, Any]]:
     """Structural problems found before running anything: damaged file, deleted, moved or edited check cells."""
     problems: list[dict[str, Any]] = []
     folder = course.folder("submitted") / student / lab
@@ -100,21 +108,23 @@ def inspect_submission(course: Course, student: str, lab: str) -> list[dict[str,
             continue
         release = course.folder("release") / lab / source.name
         if release.exists():
-            problems += _compare_tests(nbformat.read(release, as_version=4), submitted)
+            problems += _compare_tests(nbformat.read(release, as_version=4), submitted,
+                                       clear or hidden_tests_step(course))
     return problems
 
 
-def _compare_tests(release: Any, submitted: Any) -> list[dict[str, Any]]:
+def _compare_tests(release: Any, submitted: Any, clear: ClearHiddenTests) -> list[dict[str, Any]]:
     """Deleted, reordered or edited check cells, comparing with the released student version."""
     def tests(nb: Any) -> list[tuple[str, str]]:
         found = []
         for cell in nb.cells:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             if meta.get("grade") and not meta.get("solution") and meta.get("grade_id"):
-                found.append((meta["grade_id"], _without_hidden_tests(cell.source)))
+                found.append((meta["grade_id"], _as_learners_see_it(cell, clear)))
         return found
 
-    original, theirs = tests(release), {}
+    original = tests(release)
+    theirs: dict[str, str] = {}
     for gid, source in tests(submitted):
         theirs.setdefault(gid, source)  # a pasted copy of a cell: the first one counts
     problems: list[dict[str, Any]] = []
@@ -138,9 +148,15 @@ def _graded_ids(nb: Any) -> list[str]:
             and (cell.metadata["nbgrader"].get("grade") or cell.metadata["nbgrader"].get("solution"))]
 
 
-def _without_hidden_tests(source: str) -> str:
-    """A test cell as learners see it (the instructor's own copy still has its hidden part)."""
-    return re.sub(r"\n?[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*", "", source, flags=re.S).strip()
+def _as_learners_see_it(cell: Any, clear: ClearHiddenTests) -> str:
+    """A check cell's source as learners see it: nbgrader's ClearHiddenTests on a copy of the cell (the
+    instructor's own copy still has its hidden part)."""
+    seen = copy.deepcopy(cell)
+    try:
+        clear.preprocess_cell(seen, {}, 0)
+    except RuntimeError:  # a region opened twice or never closed: compared as it stands (an edit if it differs)
+        return str(cell.source).strip()
+    return str(seen.source).strip()
 
 
 def _fingerprint(folder: Path) -> str:

@@ -10,6 +10,10 @@ grader decided; nothing the kernel prints or raises can change it.
 
 `NormalizeCells` runs first in nbgrader's sanitize pass: honest copy/paste mistakes (a duplicated
 answer or check cell, an extra cell carrying grade metadata) are made harmless, with a note.
+
+Both steps find the job they grade (its sandbox, graders, clock, and where verdicts go) in the
+`resources` nbgrader hands every preprocessor, under `JOB_RESOURCE`: the grading converter puts it
+there (grading.SandboxedAutograde). Nothing about a job is kept at module level.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class Verdict:
 
 @dataclass
 class JobContext:
-    """The grading job the worker is running now, shared with the steps nbgrader instantiates."""
+    """The grading job the worker is running now, handed to nbgrader's steps in their resources."""
 
     job: SandboxJob
     graders: dict[str, Grader]
@@ -75,13 +79,22 @@ class JobContext:
         """Seconds left on this submission's clock."""
         return self.deadline - time.monotonic()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> JobContext:
+        """The job itself, never a copy: nbconvert deep-copies the resources before its steps run, and what
+        the steps note and decide must reach the grader that reads this context afterwards."""
+        return self
 
-CURRENT: dict[str, JobContext] = {}
+
+JOB_RESOURCE = "marketlab_job"  # the key of the JobContext in nbgrader's resources
 
 
-def context() -> JobContext:
-    """The job being graded in this worker."""
-    return CURRENT["job"]
+def job_context(resources: Any) -> JobContext:
+    """The job these resources belong to (put there by grading.SandboxedAutograde)."""
+    ctx = (resources or {}).get(JOB_RESOURCE)
+    if not isinstance(ctx, JobContext):
+        raise RuntimeError(f"No grading job in nbgrader's resources ({JOB_RESOURCE!r}): the sandboxed steps run "
+                           "only under marketlab.grading.grading.SandboxedAutograde.")
+    return ctx
 
 
 class SandboxHarness(Harness):
@@ -153,10 +166,13 @@ class Submission:
 class SandboxedExecute(Execute):
     """Run learner cells in the sandboxed kernel; grade check cells outside it."""
 
+    _ctx: JobContext
+    _probe_index: int | None = None  # the index of the cell that carries a check's request, while it runs
+
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
         from nbclient import NotebookClient
 
-        ctx = context()
+        ctx = self._ctx = job_context(resources)
         NotebookClient.__init__(self, nb, km)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
@@ -219,7 +235,7 @@ class SandboxedExecute(Execute):
 
     def timeout_for_cell(self) -> int:
         """The per-cell limit from the job."""
-        return context().job.limits.cell_timeout
+        return self._ctx.job.limits.cell_timeout
 
     def _name_errors(self, cell: NotebookNode, name: str, ctx: JobContext) -> None:
         for output in cell.get("outputs", []):
@@ -273,7 +289,7 @@ class SandboxedExecute(Execute):
     # --- asking the kernel -----------------------------------------------------------------------
     def ask(self, request: dict[str, Any]) -> Any:
         """Send one request to the learner's kernel; its answer, decoded, or RemoteError."""
-        ctx = context()
+        ctx = self._ctx
         if ctx.remaining() <= 0:
             raise TimeoutError("the submission's time is used up")
         nonce = secrets.token_hex(8)
@@ -308,7 +324,7 @@ class SandboxedExecute(Execute):
         """Keep at most output_kb of output per notebook; drop the rest with one note."""
         content = msg.get("content", {})
         size = len(json.dumps(content, default=str)) if isinstance(content, dict) else 0
-        ctx = context()
+        ctx = self._ctx
         limit = ctx.job.limits.output_kb * 1024
         if cell_index == getattr(self, "_probe_index", None):
             # A check's request: only the answer is kept (one display of the wire's type, at most
@@ -347,7 +363,7 @@ class NormalizeCells(NbGraderPreprocessor):
     """Sanitize-pass step: cells with grade metadata the lab does not have lose it, with a note."""
 
     def preprocess(self, nb: NotebookNode, resources: Any) -> tuple[NotebookNode, Any]:
-        ctx = context()
+        ctx = job_context(resources)
         seen: set[str] = set()
         for index, cell in enumerate(nb.cells):
             meta = cell.get("metadata", {}).get("nbgrader")

@@ -5,7 +5,8 @@ Runs in a grading worker process, outside every sandbox. For each job it:
 1. copies the collected submission (regular files only, see intake) into a fresh folder that
    only this job's sandbox may write, in a grader-only area;
 2. writes the job file the kernel launcher reads, and a private runtime folder for sockets;
-3. runs nbgrader's Autograde with `NormalizeCells` first in the sanitize pass and
+3. runs nbgrader's Autograde converter (`SandboxedAutograde`: the job's context joins the
+   resources nbgrader gives every step) with `NormalizeCells` first in the sanitize pass and
    `SandboxedExecute` in place of `Execute`;
 4. builds the grading record from the graders' verdicts and the gradebook, and removes the job
    folder (the sandbox is gone by then: nothing it started outlives its kernel).
@@ -28,12 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from nbgrader.converters import Autograde
+from nbgrader.utils import capture_log, temp_attrs
+from traitlets import Instance
 
 from marketlab.course import intake
 from marketlab.course.layout import Course, graders_module
 
 from . import records
-from .execute import CURRENT, JobContext, NormalizeCells, SandboxedExecute, Verdict
+from .execute import JOB_RESOURCE, JobContext, NormalizeCells, SandboxedExecute, Verdict
 from .job import SandboxJob
 from .kernel_launcher import JOB_ENV, kernelspec
 from .sandbox import Limits
@@ -51,6 +55,31 @@ class Job:
     lab: str
     fingerprint: str
     problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SandboxedAutograde(Autograde):
+    """nbgrader's Autograde converter, with one grading job's context in every notebook's resources.
+
+    nbgrader builds the resources each preprocessor receives; the job (its sandbox, its graders, its
+    clock, where verdicts and notes go) joins them there, so the steps read it from their own
+    arguments and nothing about a job lives at module level.
+    """
+
+    job_context = Instance(JobContext, allow_none=True, help="The job being graded (set by `grade`, not by config).")
+
+    def init_single_notebook_resources(self, notebook_filename: str) -> dict[str, Any]:
+        resources = super().init_single_notebook_resources(notebook_filename)
+        resources[JOB_RESOURCE] = self.job_context
+        return resources
+
+
+def autograde_submission(api: Any, job: Job, ctx: JobContext) -> dict[str, Any]:
+    """`NbGraderAPI.autograde` for one submission, through the converter that carries the job."""
+    with temp_attrs(api.coursedir, assignment_id=job.lab, student_id=job.student):
+        app = SandboxedAutograde(coursedir=api.coursedir, parent=api, job_context=ctx)
+        app.force = True
+        app.create_student = True
+        return capture_log(app)
 
 
 def grading_dir(course: Course) -> Path:
@@ -110,6 +139,8 @@ def _sweep(course: Course) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# This worker process's set-up, written once by the pool's initializer (the course, its slot and user id, the
+# course's nbgrader config, the graders it imported). Not a job's state: that travels in nbgrader's resources.
 _worker: dict[str, Any] = {}
 
 
@@ -243,18 +274,16 @@ def grade(job: Job) -> dict[str, Any]:
     every, tests = _cell_ids(course, job.lab)
     ctx = JobContext(job=sandbox_job, graders=load_graders(course, job.lab), deadline=started + limits.wall_seconds,
                      source_ids=every, test_ids=tests)
-    CURRENT["job"] = ctx
     os.environ[JOB_ENV] = str(folder / "job.json")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(sandbox_job.runtime_dir)
     detail = ""
     try:
-        outcome = course.api(_config(course, sandbox_job)).autograde(job.lab, job.student, force=True, create=True)
+        outcome = autograde_submission(course.api(_config(course, sandbox_job)), job, ctx)
         if not outcome.get("success"):
             detail = _last_lines(outcome)
     except Exception as exc:  # noqa: BLE001 - nbgrader raises for some states instead of returning success=False
         detail = f"{type(exc).__name__}: {exc}"
     finally:
-        CURRENT.pop("job", None)
         stopped = _guard_stop(sandbox_job.log_path)
         if stopped:
             ctx.note(stopped)
