@@ -12,11 +12,13 @@ file descriptors 1 and 2 cannot flood the instructor's log. When this process is
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 JOB_ENV = "MARKETLAB_SANDBOX_JOB"
 
@@ -66,9 +68,10 @@ def main(argv: list[str]) -> int:
     _stop_when_orphaned(process, parent)
     keep, kept = job.limits.output_kb * 1024, 0
     assert process.stdout is not None
+    stdout = cast(io.BufferedReader, process.stdout)  # a pipe with Popen's default buffering
     with open(job.log_path, "ab") as log:
         while True:
-            chunk = process.stdout.read1(65536)
+            chunk = stdout.read1(65536)
             if not chunk:
                 break
             if kept < keep:

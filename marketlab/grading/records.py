@@ -12,8 +12,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
@@ -29,7 +31,7 @@ class CourseFolder(Protocol):
 
 
 # kind -> (label for people, what it means). The only reasons a record can give.
-CATALOGUE: dict[str, tuple[str, str]] = {
+CATALOGUE: Mapping[str, tuple[str, str]] = MappingProxyType({
     "not_submitted": ("Not submitted", "No notebook of this lab was submitted."),
     "corrupt_notebook": ("The notebook file is damaged",
                          "The notebook cannot be opened; it may have been cut off while saving. Re-download the "
@@ -78,9 +80,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                                         "set-up problem, not the learner's)."),
     "not_run": ("A check did not run", "The notebook stopped before it reached this check."),
     "error": ("Could not be graded", "Grading could not finish for this submission; the instructor has the detail."),
-}
-INSTRUCTOR_KINDS = {"no_grader", "grader_error", "kernel_failed", "error"}  # set-up problems, not the learner's
-NOT_COUNTED = {"duplicate_cell", "extra_cell"}  # notes, not problems
+})
+INSTRUCTOR_KINDS = frozenset({"no_grader", "grader_error", "kernel_failed", "error"})  # set-up problems
+NOT_COUNTED = frozenset({"duplicate_cell", "extra_cell"})  # notes, not problems
 
 
 def label(kind: str) -> str:

@@ -29,9 +29,11 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
+from typing import TypedDict
 
 from marketlab.errors import MarketlabError
 
@@ -236,7 +238,7 @@ def view_args(view: View) -> list[str]:
 
 
 GUARD = Path(__file__).with_name("guard.py")
-GUARD_EXITS = {113: "processes", 114: "disk"}  # guard.py's own statuses -> catalogue kinds
+GUARD_EXITS: Mapping[int, str] = MappingProxyType({113: "processes", 114: "disk"})  # guard.py's statuses -> kinds
 
 
 def guard(view: View) -> list[str]:
@@ -304,7 +306,15 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
-def spawn_options(view: View) -> dict[str, object]:
+class SpawnOptions(TypedDict):
+    """The keyword arguments of subprocess.Popen and subprocess.run that `spawn_options` gives."""
+
+    preexec_fn: Callable[[], None]
+    close_fds: bool
+    start_new_session: bool
+
+
+def spawn_options(view: View) -> SpawnOptions:
     """Keyword arguments for subprocess.Popen that apply the view's limits and tie the child to its parent."""
     limits = view.limits
 
