@@ -6,7 +6,7 @@ samples each sequence from its own row of logits with its own sampler chain (gra
 seed). Every sequence lives in its own KV-cache stream (kv_unified off) at positions 0..n, so its
 numbers never depend on what else runs: the same request gives the same bytes, alone or among others.
 
-Prompts are read in blocks of `block` tokens (64) cut from the prompt's first token, always. A
+Prompts are read in blocks of `block` tokens (128) cut from the prompt's first token, always. A
 prompt's values read in one piece differ in the last bits from the same values read in pieces of
 another size, and greedy decoding can turn that into other words (measured: an earlier cache of the
 system message, read in another cut, changed replies). With the cut fixed, the KV state after
@@ -56,11 +56,14 @@ PENALTY_LAST_N = 64
 TOP_K, MIN_P = 40, 0.05
 DEFAULT_SLOTS = 4
 DEFAULT_SLOT_CONTEXT = 4096
-# Prompt tokens read per llama_decode, cut from the prompt's first token: the unit of reuse. 64 reads
-# about as fast as 512 on a CPU and wastes at most 63 tokens of a shared start (bench/serving.py).
-PREFILL_BLOCK = 64
-# Blocks of prompt read in a row before one decode step of the replies already streaming: new
-# learners' first tokens come first, and a streaming reply still moves every few blocks.
+# Prompt tokens read per llama_decode, cut from the prompt's first token: the unit of reuse. Measured on
+# 2 cores shared with other work (tokens/s reading Lab 2's prompt, 32 slots): 5.7 in blocks of 64, 13.5
+# in 128, 17.1 in 256; with the machine less busy, 57 in 64 and 45 in one piece of 512 (2 slots). Each
+# llama_decode waits for its threads at every layer, which a busy machine makes dear, so 128: half the
+# steps of 64, and Lab 2's shared 296 tokens still give 256 reused (as with 64).
+PREFILL_BLOCK = 128
+# Blocks of prompt read in a row before one decode step of the replies already streaming (512 tokens, the
+# piece size before blocks): new learners' first tokens come first, and streaming replies still move.
 READ_BLOCKS_PER_DECODE = 4
 # Host memory for snapshots of shared prompt starts (about 22 kB per token for this model, so a
 # Lab 2 brief of about 450 tokens is about 10 MB). The hub's gateway passes a larger figure.

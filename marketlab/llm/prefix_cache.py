@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-DEFAULT_BLOCK = 64
+DEFAULT_BLOCK = 128
 # How many block hashes of recent prompts are remembered to spot a shared start (16 bytes each).
 RECENT_HASHES = 8192
 MB = 1024 * 1024

@@ -50,6 +50,9 @@ TOKEN_VARIABLE = "MARKETLAB_SERVER_TOKEN"
 MODELS = (LOCAL_MODEL,)
 # How many requests the server decodes at once; a hub's gateway raises it for a class.
 SLOTS_VARIABLE = "MARKETLAB_SERVER_SLOTS"
+# Tokens of context per request (prompt and reply); each slot holds this much KV cache (about 22 kB a
+# token, so 90 MB a slot at the default 4096). A gateway with many slots may lower it.
+CONTEXT_VARIABLE = "MARKETLAB_SERVER_CONTEXT"
 # Megabytes of host memory for reused prompt starts (0 turns reuse off); a hub's gateway raises it.
 PREFIX_CACHE_VARIABLE = "MARKETLAB_PREFIX_CACHE_MB"
 METRICS_PATH = "/metrics"
@@ -338,7 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="marketlab's embedded OpenAI-compatible model server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--n-ctx", type=int, default=DEFAULT_SLOT_CONTEXT, help="context length of each request")
+    parser.add_argument("--n-ctx", type=int, default=int(os.environ.get(CONTEXT_VARIABLE) or DEFAULT_SLOT_CONTEXT),
+                        help=f"context length of each request (default {DEFAULT_SLOT_CONTEXT}, or ${CONTEXT_VARIABLE})")
     parser.add_argument("--parallel", type=int, default=int(os.environ.get(SLOTS_VARIABLE) or DEFAULT_SLOTS),
                         help=f"requests decoded at once (default {DEFAULT_SLOTS}, or ${SLOTS_VARIABLE})")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: one per core)")
