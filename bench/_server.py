@@ -24,12 +24,18 @@ def start_server(command: Callable[[int], list[str]], *, seconds: float, what: s
     process = subprocess.Popen(command(port), env=dict(env) if env is not None else None,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            reply = httpx2.get(f"http://127.0.0.1:{port}/health", timeout=0.5)
-            if reply.status_code == 200 or not need_ok:
-                return process, f"http://127.0.0.1:{port}/v1"
-        except httpx2.HTTPError:
-            time.sleep(0.2)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                reply = httpx2.get(f"http://127.0.0.1:{port}/health", timeout=0.5)
+                if reply.status_code == 200 or not need_ok:
+                    return process, f"http://127.0.0.1:{port}/v1"
+            except httpx2.HTTPError:
+                time.sleep(0.2)
+    except BaseException:  # Ctrl-C while it starts: leave no server behind
+        process.kill()
+        process.wait()
+        raise
     process.kill()
+    process.wait()
     raise RuntimeError(f"{what} did not start")
