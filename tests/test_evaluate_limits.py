@@ -83,6 +83,8 @@ def test_numpy_answers_to_the_trust_and_agreement_checks_read_plainly() -> None:
 def test_the_ok_but_unfaithful_hint_points_to_the_idea_not_the_code() -> None:
     result = lab03.check_ok_but_unfaithful(lambda run, checked: 0.0, strict=False, quiet=True)
     assert not result.passed
-    for answer in ("checked.loc", "run['status'] == 'ok'", ".mean()", "return "):
+    # The exercise is one line now (the share's denominator, which the lab's text names): the hint says
+    # what to divide by and why, never the whole line.
+    for answer in ("checked.loc", "run['status'] == 'ok'", ".mean()", "return ", "(ok & unfaithful)"):
         assert answer not in result.hint
-    assert "'ok'" in result.hint and "share" in result.hint
+    assert "ok rows" in result.hint and "share" in result.hint
