@@ -1,7 +1,7 @@
 """The rubric judge through the batch runner against a scripted endpoint that answers after 200 ms.
 
 Figures, measured in one run on 100 texts of rated_outputs.csv:
-- the judge (marketlab.evaluate.judge.judge, so through run_batch) with 8 workers beside a plain
+- the judge (marketlab.evaluate.judge, so through run_batch) with 8 workers beside a plain
   sequential loop that sends the very same requests one after another (target: at least 6x faster);
 - the judge's efficiency against the ideal time, texts x endpoint latency / workers;
 - an unchanged re-run served from the response cache (target: zero model calls).
@@ -29,7 +29,7 @@ def main() -> None:
     from openai.lib._pydantic import to_strict_json_schema
 
     from marketlab import data
-    from marketlab.evaluate.judge import JUDGE_DEFAULTS, TONE_RUBRIC, JudgeVerdict, judge
+    from marketlab.evaluate.rubric import JUDGE_DEFAULTS, TONE_RUBRIC, JudgeVerdict, judge
     from marketlab.llm.testing import ScriptedEndpoint
     from marketlab.workflow import schema_instruction
 

@@ -1,7 +1,7 @@
 """Record the tone judge on a real model, against the human wrong_tone labels of rated_outputs.csv.
 
 A seeded sample of rated_outputs.csv (60 texts by default) goes through
-``marketlab.evaluate.judge.judge`` with the course's tone rubric (TONE_RUBRIC, built from
+``marketlab.evaluate.judge`` with the course's tone rubric (TONE_RUBRIC, built from
 brand_voice.yaml), one request at a time at temperature 0, through the batch runner (so an
 interrupted recording resumes from its checkpoint and cache). Every row keeps the human label next
 to the judge's verdict and says which model judged it, through which backend, on which date, with
@@ -27,7 +27,7 @@ import pandas as pd
 
 from marketlab import data, llm
 from marketlab.evaluate.calibrate import Calibration, calibrate
-from marketlab.evaluate.judge import JUDGE_DEFAULTS, Rubric, judge, tone_rubric
+from marketlab.evaluate.rubric import JUDGE_DEFAULTS, Rubric, judge, tone_rubric
 
 RECORDED = data.datasets_dir() / "recorded"
 BUILT_IN_TABLE = "lab03_tone_judge.csv"

@@ -25,7 +25,7 @@ from marketlab.data import DEFECTS
 from marketlab.errors import MarketlabError
 from marketlab.evaluate.calibrate import calibrate
 from marketlab.evaluate.compare import Acceptance, compare
-from marketlab.evaluate.judge import TONE_RUBRIC, Rubric, judge, pairwise, tone_rubric
+from marketlab.evaluate.rubric import TONE_RUBRIC, Rubric, judge, pairwise, tone_rubric
 from marketlab.evaluate.plots import plot
 from marketlab.llm.testing import Fault, ScriptedEndpoint
 from marketlab.workflow import STATUSES, RetryPolicy

@@ -48,7 +48,7 @@ def test_lab_2_product_copy_puts_the_brief_before_the_product():
 
 
 def test_the_judge_puts_the_rubric_before_the_text():
-    from marketlab.evaluate.judge import tone_rubric
+    from marketlab.evaluate.rubric import tone_rubric
 
     rubric = tone_rubric()
     texts = ("Stay dry on the trail with the Moraine pack.", "A warm bag for cold nights at camp.")

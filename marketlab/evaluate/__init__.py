@@ -46,13 +46,14 @@ from .voice import BrandVoice
 # The parts that call a model run through marketlab.workflow, which itself uses the checks above: they
 # load on first use, so the checks (and the workflow) import without them and no import waits in a function.
 # TONE_RUBRIC reads brand_voice.yaml, so it too is built on first use rather than at import.
+# (The judge lives in rubric.py, so no submodule is named like a function here.)
 _ON_FIRST_USE = {
-    "JudgeVerdict": "judge", "Rubric": "judge", "judge": "judge", "pairwise": "judge", "tone_rubric": "judge",
-    "TONE_RUBRIC": "judge", "verifier_agreement": "verify", "verify_claims": "verify",
+    "JudgeVerdict": "rubric", "Rubric": "rubric", "judge": "rubric", "pairwise": "rubric", "tone_rubric": "rubric",
+    "TONE_RUBRIC": "rubric", "verifier_agreement": "verify", "verify_claims": "verify",
 }
 
 if TYPE_CHECKING:
-    from .judge import TONE_RUBRIC, JudgeVerdict, Rubric, judge, pairwise, tone_rubric
+    from .rubric import TONE_RUBRIC, JudgeVerdict, Rubric, judge, pairwise, tone_rubric
     from .verify import verifier_agreement, verify_claims
 
 
@@ -61,8 +62,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    if name != "TONE_RUBRIC":  # kept as is; TONE_RUBRIC stays the judge module's own
-        globals()[name] = value  # after the import, which binds the submodule's name here (judge)
+    if name != "TONE_RUBRIC":  # TONE_RUBRIC stays the rubric module's own, built there on first use
+        globals()[name] = value
     return value
 
 

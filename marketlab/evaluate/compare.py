@@ -236,7 +236,7 @@ def _interval(a: np.ndarray, b: np.ndarray, seed: int, notes: list[str], paired:
 def _pairwise_summary(table: Any, n: int) -> PairwiseSummary:
     if not isinstance(table, pd.DataFrame) or "winner" not in table.columns:
         raise EvaluateInputError("pairwise= is not a pairwise() result (it needs a 'winner' column).",
-                                 "Pass the table marketlab.evaluate.judge.pairwise(a, b, rubric) returned.")
+                                 "Pass the table marketlab.evaluate.pairwise(a, b, rubric) returned.")
     if len(table) != n:
         raise EvaluateInputError(f"pairwise= has {len(table)} rows but a and b have {n}.",
                                  "Run pairwise() on the same two tables you compare.")

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from marketlab.tables import is_missing
 
 from .errors import EvaluateInputError
-from .judge import _client_and_model, _run, _texts
+from .rubric import _client_and_model, _run, _texts
 from .suite import product_lookup
 
 VERIFIER_VERSION = "1"

@@ -1,6 +1,6 @@
 """A rubric judge: a model scores each text against written criteria, through the batch runner.
 
-    from marketlab.evaluate.judge import TONE_RUBRIC, judge
+    from marketlab.evaluate import TONE_RUBRIC, judge
     verdicts = judge(outputs, TONE_RUBRIC)          # cached, budgeted and retried like any workflow run
     verdicts[["judge_score", "judge_pass", "judge_reason", "judge_status"]]
 
