@@ -46,8 +46,9 @@ class MarketlabError(Exception):
     def __str__(self) -> str:
         return self.message()
 
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
-        # Errors cross process boundaries (process pools, grading workers): keep both parts.
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        # Errors cross process boundaries (process pools, grading workers): keep both parts. A subclass
+        # built from other fields rebuilds itself from those.
         return (type(self), (self.problem, self.fix))
 
     def _render_traceback_(self) -> list[str]:

@@ -21,7 +21,7 @@ class CheckFailed(MarketlabError, AssertionError):
         """The check's own text already carries the hint."""
         return self.problem
 
-    def __reduce__(self) -> tuple[type, tuple[CheckResult]]:  # type: ignore[override]  # rebuilt from its result, not (problem, fix)
+    def __reduce__(self) -> tuple[type, tuple[CheckResult]]:  # rebuilt from its result, not (problem, fix)
         return (type(self), (self.result,))
 
     def _render_traceback_(self) -> list[str]:

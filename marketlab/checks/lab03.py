@@ -222,7 +222,7 @@ def agreement_cases(labels: pd.DataFrame, column: str = "wrong_tone", seed: int 
     always = [False] * len(human)
     ratings = [int(v) for v in labels["human_rating"]] if "human_rating" in labels.columns else []
     shifted = [min(5, max(1, r + int(rng.integers(-1, 2)))) for r in ratings]
-    cases = [(noisy, human), (always, human)]
+    cases: list[tuple[list[Any], list[Any]]] = [(noisy, human), (always, human)]  # yes/no labels, then ratings
     if ratings:
         cases.append((shifted, ratings))
     return cases
@@ -304,7 +304,7 @@ def acceptance_problems(acceptance: Any) -> list[str]:
         return [f"ACCEPTANCE is a {type(acceptance).__name__}, not an Acceptance(...)"]
     problems = []
     rate = acceptance.get("min_pass_rate")
-    if not wire.finite(rate) or not 0.5 <= float(rate) <= 1:
+    if rate is None or not wire.finite(rate) or not 0.5 <= float(rate) <= 1:
         problems.append(f"min_pass_rate is {plain(rate)}; write the share of texts that must pass every check, "
                         "between 0.5 and 1")
     must = [str(m) for m in acceptance.get("must_pass") or []]

@@ -118,6 +118,7 @@ def _release(args: argparse.Namespace) -> int:
 
 def _collect(args: argparse.Namespace) -> int:
     course = _course(args)
+    collected: dict[str, list[str]]  # lab -> students, from the zip (a Collected) or the exchange
     if args.zip:
         from .lms import collect_zip
 

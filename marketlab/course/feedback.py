@@ -138,7 +138,7 @@ class LabResult:
 
     def cell_name(self, grade_id: str) -> str:
         """A cell named as its row in the checks table, else by its prettified grade id."""
-        cells = [*self.record.checks, *self.record.manual] if self.record else []
+        cells: list[CheckOutcome | ManualCell] = [*self.record.checks, *self.record.manual] if self.record else []
         return next((check_name(c) for c in cells if c.grade_id == grade_id), clip(pretty_id(grade_id), 80))
 
     @property

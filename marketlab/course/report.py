@@ -129,9 +129,9 @@ def learner_usage(course: Course, student: str) -> Usage:
 # --- who and what needs attention -------------------------------------------------------------
 
 def _average(results: list[LabResult]) -> float | None:
-    values = [0.0 if r.state in ("not submitted", "failed") else r.percent
-              for r in results if r.state in ("not submitted", "failed", "graded")]
-    values = [v for v in values if v is not None]
+    found = [0.0 if r.state in ("not submitted", "failed") else r.percent
+             for r in results if r.state in ("not submitted", "failed", "graded")]
+    values = [v for v in found if v is not None]
     return sum(values) / len(values) if values else None
 
 
@@ -143,7 +143,7 @@ def _risk_reasons(results: list[LabResult]) -> list[str]:
         reasons.append(f"average {average:.0f}% (below {AT_RISK_PERCENT:.0f}%)")
     for r in results:
         if r.state == "failed":
-            why = (r.record.learner_problems or r.record.problems)[:1]
+            why = (r.record.learner_problems or r.record.problems)[:1] if r.record is not None else []
             reasons.append(f"{r.lab}: could not be marked" + (f" ({why[0].label.lower()})" if why else ""))
         for kind in sorted({p.kind for p in r.record.problems} & SUSPECT_KINDS if r.record else set()):
             reasons.append(f"{r.lab}: {label(kind).lower()} ({kind})")

@@ -126,7 +126,7 @@ class Refused(MarketlabError):
     def _render_traceback_(self) -> list[str]:
         return [self.headline, self.message]
 
-    def __reduce__(self) -> tuple[type, tuple[str, str, str, int]]:  # type: ignore[override]  # its own fields
+    def __reduce__(self) -> tuple[type, tuple[str, str, str, int]]:  # rebuilt from its own fields
         return (type(self), (self.kind, self.problem, self.fix, self.retry_after))
 
 

@@ -13,6 +13,7 @@ When a round collects nothing new, the last pass is the result: run_batch's own 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import openai
 import pandas as pd
@@ -33,8 +34,8 @@ from marketlab.workflow.settings import RunSettings
 from .exitcodes import RunFailedError, RunInputError
 from .replay import Answer, ReplayEndpoint
 
-ENDPOINT = "/v1/chat/completions"
-WINDOW = "24h"
+ENDPOINT: Final = "/v1/chat/completions"
+WINDOW: Final = "24h"
 MAX_ROUNDS = 4  # first replies, repairs, and room for a cache that forgot a reply between two passes
 ENDED = ("completed", "failed", "expired", "cancelled")
 REUSABLE = ("validating", "in_progress", "finalizing", "completed")
@@ -281,7 +282,7 @@ class Provider:
         found: dict[str, Answer] = {}
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
-                content = self._call("download the results", lambda fid=file_id: self.api.files.content(fid))
+                content = self._call("download the results", functools.partial(self.api.files.content, file_id))
                 found.update(read_answers(content.text))
         return found
 

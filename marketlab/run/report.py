@@ -78,7 +78,7 @@ def _evaluation(result: RunResult, text: _Text) -> tuple[dict[str, Any] | None, 
     outputs = result.outputs
     texts: dict[str, Any] = {}
     column = next((c for c in TEXT_COLUMNS if outputs is not None and c in outputs.columns), None)
-    if column and result.key and result.key in outputs.columns:
+    if column and outputs is not None and result.key and result.key in outputs.columns:
         texts = dict(zip(outputs[result.key].astype(str), outputs[column]))
     reasons = table["reason"].tolist() if "reason" in table.columns else [""] * len(table)
     failing = [{"key": text(keys[i], 80), "reason": text(reasons[i]), "text": text(texts.get(str(keys[i]), ""), 200)}

@@ -247,7 +247,9 @@ class _Run:
         self.rules, self.settings, self.retry = rules, settings, settings.retries
         self.include = list(settings.include)
         self.instruction = schema_instruction(self.json_schema) if settings.describe_schema else None
-        self.params = {"max_tokens": settings.max_tokens, "temperature": settings.temperature, "seed": settings.seed}
+        # What decides the reply besides the messages: sent with each request and part of its cache key.
+        self.params: dict[str, Any] = {"max_tokens": settings.max_tokens, "temperature": settings.temperature,
+                                       "seed": settings.seed}
         self.response_format = {"type": "json_schema",
                                 "json_schema": {"name": schema.__name__, "schema": self.json_schema, "strict": True}}
         # The runner retries; the SDK must not retry as well, or attempts multiply.
