@@ -226,7 +226,8 @@ def prometheus_text(load: dict[str, Any], figures: dict[str, Any], in_flight: in
         value = sources[source].get(key)
         if value is None:
             continue
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {float(value):g}"]
+        shown = str(value) if isinstance(value, int) else repr(float(value))  # exact: byte counts stay whole
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {shown}"]
     return "\n".join(lines) + "\n"
 
 
