@@ -26,7 +26,12 @@ from .start import KEY_FILE, KEY_VARIABLE
 from .usage import Allowances, Ledger
 
 TOKEN_CACHE_S = 60  # a revoked hub token stops working within a minute
-MODEL_SLOTS = 8     # requests the built-in model decodes together (about 90 MB of memory each)
+MODEL_SLOTS = 32    # requests the built-in model decodes together (a class at once; about 45 MB each, below)
+# A slot's context and the memory kept for reused prompt starts (instructor/hub/README.md, "Sizing"): the
+# course's longest request and its reply fit in 2,048 tokens, half the memory of the laptop's 4,096 per slot.
+# An operator's own MARKETLAB_SERVER_CONTEXT or MARKETLAB_PREFIX_CACHE_MB in the hub's environment wins.
+MODEL_CONTEXT = "2048"
+MODEL_PREFIX_CACHE_MB = "1024"
 LOCAL_TIMEOUT_S = 600
 UPSTREAM_TIMEOUT_S = 120
 
@@ -129,6 +134,8 @@ class Service:
             # The built-in server answers only requests with this key: learners share the loopback network.
             os.environ.update(MARKETLAB_HOME=str(home), MARKETLAB_PORT=str(self.settings.model_port),
                               MARKETLAB_SERVER_KEY=key, MARKETLAB_SERVER_SLOTS=str(MODEL_SLOTS))
+            os.environ.setdefault("MARKETLAB_SERVER_CONTEXT", MODEL_CONTEXT)
+            os.environ.setdefault("MARKETLAB_PREFIX_CACHE_MB", MODEL_PREFIX_CACHE_MB)
             from ..llm.local import ensure_server
 
             url = ensure_server()
