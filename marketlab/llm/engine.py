@@ -409,8 +409,11 @@ class LocalEngine:
                         self._finish(job, error=server_stopping())
                     self._active.clear()
                     return
-                while self._free and len(self._waiting):
-                    learner, job = self._waiting.pop()
+                while self._free:
+                    admitted = self._waiting.pop()
+                    if admitted is None:
+                        break
+                    _, job = admitted
                     job.slot = self._free.pop(0)
                     self._ll.llama_memory_seq_rm(self._memory, job.slot, -1, -1)
                     self._active.append(job)

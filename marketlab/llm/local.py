@@ -395,7 +395,9 @@ def _alive(pid: int) -> bool:
 def server_alive() -> bool:
     """Whether the server this home's state file names still runs (by its pid; busy or not)."""
     state = read_state()
-    return bool(state) and _alive(int(state["pid"]))
+    if not state:
+        return False
+    return _alive(int(state["pid"]))
 
 
 def stop_server() -> StopResult:
