@@ -161,6 +161,7 @@ def test_only_the_labs_real_check_names_reach_the_grid(tmp_path) -> None:
     assert data["exercises"] == [{"lab": "lab03", "exercise": "trust"}]
 
 
+@pytest.mark.root
 def test_hub_stop_signals_only_processes_that_are_the_hubs(tmp_path: Path) -> None:
     """A pid file naming another program (the hub died, the pid was reused) never gets that program stopped."""
     import subprocess
@@ -186,6 +187,7 @@ def test_hub_stop_signals_only_processes_that_are_the_hubs(tmp_path: Path) -> No
         bystander.wait()
 
 
+@pytest.mark.root
 def test_hub_stop_takes_back_only_the_grants_and_accounts_its_record_names(tmp_path: Path) -> None:
     import grp
     import subprocess
@@ -244,13 +246,15 @@ def test_an_operator_sets_spawner_traits_in_the_hubs_own_config_file(tmp_path: P
     assert not any(part.endswith("bwrap") for part in command) and command[-1] == "marketlab.hub.singleuser"
 
 
+@pytest.mark.root
 def test_hub_stop_keeps_the_shared_groups_and_gateway_account_while_another_hub_runs(tmp_path: Path) -> None:
     import subprocess
     import sys
+    import time
 
     from marketlab.hub import record
     from marketlab.hub.settings import GATEWAY_ACCOUNT, LEARNER_SYSTEM_GROUP
-    from marketlab.hub.stop import stop
+    from marketlab.hub.stop import _other_running_hubs, stop
 
     if os.geteuid() != 0:
         pytest.skip("`marketlab hub stop` runs as root")
@@ -262,6 +266,11 @@ def test_hub_stop_keeps_the_shared_groups_and_gateway_account_while_another_hub_
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "jupyterhub"],
                              env={**os.environ, "MARKETLAB_HUB_ROOT": str(tmp_path / "other-hub")})
     try:
+        # Seen before stop() runs (a busy machine once ran stop first, which then removed the real gateway account).
+        deadline = time.monotonic() + 30
+        while tmp_path / "other-hub" not in _other_running_hubs(settings):
+            assert time.monotonic() < deadline and other.poll() is None, "the stand-in hub never showed in /proc"
+            time.sleep(0.1)
         report = stop(settings, remove_accounts=True)
     finally:
         other.kill()
