@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +11,7 @@ import openai
 import pytest
 
 from marketlab import llm
+from tests.support.background import Background
 
 # A reply the grammar keeps going until max_tokens, whatever the model would rather do.
 LONG_REPLY = {"type": "json_schema", "json_schema": {"name": "story", "schema": {
@@ -44,33 +44,6 @@ def _create(user: str | None = None, stream: bool = False, **kwargs: Any) -> str
     return api.chat.completions.create(model=llm.model_name(), **options).choices[0].message.content
 
 
-class _Background:
-    """Requests running on threads; their results (or errors) by name, and when each finished."""
-
-    def __init__(self) -> None:
-        self.results: dict[str, Any] = {}
-        self.finished: dict[str, float] = {}
-        self.errors: list[BaseException] = []
-        self.threads: list[threading.Thread] = []
-
-    def start(self, name: str, call: Callable[[], Any]) -> None:
-        def run() -> None:
-            try:
-                self.results[name] = call()
-                self.finished[name] = time.monotonic()
-            except BaseException as exc:  # surfaced by join
-                self.errors.append(exc)
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        self.threads.append(thread)
-
-    def join(self) -> None:
-        for thread in self.threads:
-            thread.join(timeout=600)
-        assert not self.errors, self.errors
-
-
 def _lab_request() -> dict[str, Any]:
     """Lab 2's product-copy request (about 450 tokens: read in pieces when others arrive with it)."""
     from marketlab import data, reference
@@ -84,7 +57,7 @@ def _lab_request() -> dict[str, Any]:
 def test_the_same_request_gives_the_same_text_alone_and_among_concurrent_requests(local_base_url, sampling):
     sampling = _lab_request() if sampling == "lab" else sampling
     alone = _create(**sampling)
-    load = _Background()
+    load = Background(600)
     load.start("long", lambda: _create("other-1", max_tokens=200, response_format=LONG_REPLY))
     load.start("json", lambda: _create("other-2", max_tokens=80, response_format={"type": "json_object"},
                                        messages=[{"role": "user", "content": "A JSON object for a red tent."}]))
@@ -101,7 +74,7 @@ def test_the_same_request_gives_the_same_text_alone_and_among_concurrent_request
 
 
 def test_a_short_request_is_answered_while_a_long_one_is_still_decoding(local_base_url):
-    load = _Background()
+    load = Background(600)
     load.start("long", lambda: _create("writer", max_tokens=400, response_format=LONG_REPLY))
     _wait_for(lambda: _health(local_base_url).get("decoding", 0) >= 1, "the long request to be decoding")
     short = _create("reader", max_tokens=5)
@@ -113,7 +86,7 @@ def test_a_short_request_is_answered_while_a_long_one_is_still_decoding(local_ba
 
 def test_one_learners_burst_does_not_starve_another_learner(local_base_url):
     slots = int(_health(local_base_url)["slots"])
-    load = _Background()
+    load = Background(600)
     for i in range(2 * slots):  # every slot busy with the hog's requests, as many again waiting
         load.start(f"hog-{i}", lambda: _create("hog", max_tokens=150, response_format=LONG_REPLY))
     _wait_for(lambda: _health(local_base_url).get("waiting", 0) >= slots, "the hog's requests to fill the queue")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 
 from marketlab import llm
 from marketlab.llm.prefix_cache import PrefixCache, block_hashes, reusable_blocks
+from tests.support.background import Background
 
 B = 4  # block of the store-only tests
 
@@ -270,33 +270,6 @@ LONG_REPLY = {"type": "json_schema", "json_schema": {"name": "story", "schema": 
     "required": ["story"], "additionalProperties": False}}}
 
 
-class _Background:
-    """Calls running on threads; their results (or errors) by name, and when each finished."""
-
-    def __init__(self) -> None:
-        self.results: dict[str, Any] = {}
-        self.finished: dict[str, float] = {}
-        self.errors: list[BaseException] = []
-        self.threads: list[threading.Thread] = []
-
-    def start(self, name: str, call: Callable[[], Any]) -> None:
-        def run() -> None:
-            try:
-                self.results[name] = call()
-                self.finished[name] = time.monotonic()
-            except BaseException as exc:  # surfaced by join
-                self.errors.append(exc)
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        self.threads.append(thread)
-
-    def join(self) -> None:
-        for thread in self.threads:
-            thread.join(timeout=900)
-        assert not self.errors, self.errors
-
-
 OFFSETS: dict[str, Callable[[int], int]] = {
     "B-1": lambda b: b - 1, "B": lambda b: b, "B+1": lambda b: b + 1,
     "2B-1": lambda b: 2 * b - 1, "2B": lambda b: 2 * b, "2B+1": lambda b: 2 * b + 1}
@@ -320,7 +293,7 @@ def test_a_reply_is_the_same_read_alone_reused_streamed_and_among_others(
     before = _health(local_base_url)["prefix_cache"]
     assert _ask(local_base_url, messages, **options)[0] == alone  # first sending: remembered
     assert _ask(local_base_url, messages, stream=True, **options)[0] == alone  # second: its start stored
-    crowd = _Background()
+    crowd = Background()
     crowd.start("other", lambda: _ask(local_base_url, [{"role": "user", "content": "Describe a headlamp at length."}],
                                       user="other", max_tokens=120, temperature=0.8, response_format=LONG_REPLY))
     crowd.start("reused", lambda: _ask(local_base_url, messages, user="learner-a", **options)[0])
@@ -352,7 +325,7 @@ def test_lab_2_replies_are_the_same_with_the_brief_reused_or_read_whole(local_ba
     options = {"max_tokens": 40, "temperature": 0}
     alone = [_ask(reuse_off_url, messages, **options)[0] for messages in lab]
     before = _health(local_base_url)["prefix_cache"]
-    crowd = _Background()
+    crowd = Background()
     for i, messages in enumerate(lab):  # a class: everyone at once, half of them streamed
         crowd.start(f"learner-{i}", lambda m=messages, i=i: _ask(local_base_url, m, stream=i % 2 == 1,
                                                                   user=f"learner-{i}", **options)[0])
@@ -389,7 +362,7 @@ def test_a_learner_arriving_while_others_write_long_replies_gets_a_first_token_b
              max_tokens=150, temperature=0, response_format=LONG_REPLY)
         return time.monotonic()
 
-    writers = _Background()
+    writers = Background()
     for name in ("writer-1", "writer-2"):
         writers.start(name, lambda name=name: long_reply(name))
     deadline = time.monotonic() + 300
