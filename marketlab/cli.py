@@ -30,14 +30,13 @@ def _serve_status() -> int:
     from .llm import config, local
     from .llm.selftest import engine_info
 
-    state = local.status()
+    answered = local.status_and_health()
     engine = engine_info()
     built = f" (engine {engine['target']}, llama-cpp-python {engine.get('version', '?')})" if engine else ""
-    if state:
+    if answered:
+        state, health = answered
         print(f"Running: pid {state['pid']} at {state['url']}{built}.")
-        health = local.figures()
-        if health:
-            print(_service_figures(health))
+        print(_service_figures(health))
         return 0
     crash = local.last_crash()
     if crash:

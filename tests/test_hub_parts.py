@@ -161,18 +161,25 @@ def test_only_the_labs_real_check_names_reach_the_grid(tmp_path) -> None:
     assert data["exercises"] == [{"lab": "lab03", "exercise": "trust"}]
 
 
+@pytest.fixture
+def stopped_hub(tmp_path: Path) -> HubSettings:
+    """A hub folder with its (empty) state, for `marketlab hub stop`, which runs as root."""
+    if os.geteuid() != 0:
+        pytest.skip("`marketlab hub stop` runs as root")
+    settings = HubSettings(root=tmp_path / "hub")
+    settings.state.mkdir(parents=True)
+    return settings
+
+
 @pytest.mark.root
-def test_hub_stop_signals_only_processes_that_are_the_hubs(tmp_path: Path) -> None:
+def test_hub_stop_signals_only_processes_that_are_the_hubs(stopped_hub: HubSettings) -> None:
     """A pid file naming another program (the hub died, the pid was reused) never gets that program stopped."""
     import subprocess
     import sys
 
     from marketlab.hub.stop import stop
 
-    if os.geteuid() != 0:
-        pytest.skip("`marketlab hub stop` runs as root")
-    settings = HubSettings(root=tmp_path / "hub")
-    settings.state.mkdir(parents=True)
+    settings = stopped_hub
     (settings.gateway / "home").mkdir(parents=True)
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
     try:
@@ -188,17 +195,17 @@ def test_hub_stop_signals_only_processes_that_are_the_hubs(tmp_path: Path) -> No
 
 
 @pytest.mark.root
-def test_hub_stop_takes_back_only_the_grants_and_accounts_its_record_names(tmp_path: Path) -> None:
+def test_hub_stop_takes_back_only_the_grants_and_accounts_its_record_names(stopped_hub: HubSettings,
+                                                                           tmp_path: Path) -> None:
     import grp
     import subprocess
 
     from marketlab.hub import record
     from marketlab.hub.stop import stop
 
-    if os.geteuid() != 0 or subprocess.run(["which", "setfacl"], capture_output=True).returncode != 0:
-        pytest.skip("needs root and setfacl")
-    settings = HubSettings(root=tmp_path / "hub")
-    settings.state.mkdir(parents=True)
+    if subprocess.run(["which", "setfacl"], capture_output=True).returncode != 0:
+        pytest.skip("needs setfacl")
+    settings = stopped_hub
     folder = tmp_path / "above-python"
     folder.mkdir(mode=0o700)
     group = grp.getgrgid(0).gr_name  # an existing group, granted on purpose by this test
@@ -247,7 +254,8 @@ def test_an_operator_sets_spawner_traits_in_the_hubs_own_config_file(tmp_path: P
 
 
 @pytest.mark.root
-def test_hub_stop_keeps_the_shared_groups_and_gateway_account_while_another_hub_runs(tmp_path: Path) -> None:
+def test_hub_stop_keeps_the_shared_groups_and_gateway_account_while_another_hub_runs(stopped_hub: HubSettings,
+                                                                                    tmp_path: Path) -> None:
     import subprocess
     import sys
     import time
@@ -256,10 +264,7 @@ def test_hub_stop_keeps_the_shared_groups_and_gateway_account_while_another_hub_
     from marketlab.hub.settings import GATEWAY_ACCOUNT, LEARNER_SYSTEM_GROUP
     from marketlab.hub.stop import _other_running_hubs, stop
 
-    if os.geteuid() != 0:
-        pytest.skip("`marketlab hub stop` runs as root")
-    settings = HubSettings(root=tmp_path / "hub")
-    settings.state.mkdir(parents=True)
+    settings = stopped_hub
     record.add(settings.state, "accounts", GATEWAY_ACCOUNT)
     record.add(settings.state, "groups", LEARNER_SYSTEM_GROUP)
     # Another hub on this machine, as `marketlab hub start` runs one: "jupyterhub" with its root in the environment.

@@ -223,21 +223,18 @@ def expected_url() -> str:
 
 def status() -> dict[str, Any] | None:
     """State of this home's server if it answers and is one this process may use, else None."""
+    answered = status_and_health()
+    return answered[0] if answered else None
+
+
+def status_and_health() -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """This home's usable server: its state file and what /health says (time to first token, tokens per
+    second, prompt reuse), from one request; None when no usable server answers."""
     state = read_state()
     if not state:
         return None
     health = _health(int(state["port"]))
-    return state if health and _usable(health, state) else None
-
-
-def figures() -> dict[str, Any] | None:
-    """What this home's running server reports about its service: time to first token, tokens per
-    second, prompt reuse (None when no usable server answers). For `marketlab serve --status`."""
-    state = read_state()
-    if not state:
-        return None
-    health = _health(int(state["port"]))
-    return health if health and _usable(health, state) else None
+    return (state, health) if health and _usable(health, state) else None
 
 
 @contextmanager
