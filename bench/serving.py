@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -336,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 process.terminate()
                 process.wait(60)
+    shutil.rmtree(work, ignore_errors=True)  # the servers' homes: logs and ledgers of a measurement
     inproc = None
     if not args.classes_only:
         print("in-process ceiling (8 clients, no HTTP):", flush=True)
