@@ -72,17 +72,19 @@ def _path_without_npm(folder: Path) -> str:
     return str(folder)
 
 
+def _wheel_folder(cache: Path | None = None) -> Path:
+    """Where scripts/engine.sh keeps the portable engine wheel (in this user's cache, or in `cache`)."""
+    env = {**os.environ, **({"MARKETLAB_ENGINE_CACHE": str(cache)} if cache else {})}
+    printed = subprocess.run(["bash", str(REPO / "scripts" / "engine.sh"), "--print-settings"], capture_output=True,
+                             text=True, check=True, env=env).stdout
+    return Path(dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)["wheel_folder"])
+
+
 def _kept_engine_wheel(cache: Path) -> None:
     """Copy this machine's portable engine wheel (if built) into the user's engine cache."""
-    printed = subprocess.run(["bash", str(REPO / "scripts" / "engine.sh"), "--print-settings"], capture_output=True,
-                             text=True, check=True).stdout
-    folder = Path(dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)["wheel_folder"])
+    folder = _wheel_folder()
     if any(folder.glob("*.whl")):
-        printed = subprocess.run(["bash", str(REPO / "scripts" / "engine.sh"), "--print-settings"],
-                                 capture_output=True, text=True, check=True,
-                                 env={**os.environ, "MARKETLAB_ENGINE_CACHE": str(cache)}).stdout
-        target = Path(dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)["wheel_folder"])
-        shutil.copytree(folder, target)
+        shutil.copytree(folder, _wheel_folder(cache))
 
 
 def test_make_lab_as_an_ordinary_user_without_npm_opens_jupyterlab(user_home: Path) -> None:
