@@ -843,6 +843,12 @@ def test_killing_autograde_stops_every_sandbox_it_started(tmp_path: Path) -> Non
     import time
 
     base = Path(tempfile.mkdtemp(prefix="marketlab-kill-", dir="/var/tmp"))
+    short_tmp = Path(grading_steps._short_tmp())
+
+    def runtime_folders() -> set[Path]:  # each job's runtime and private folders (a socket, a connection key)
+        return {*short_tmp.glob("marketlab-run-*"), *short_tmp.glob("marketlab-own-*")}
+
+    before = runtime_folders()
     try:
         graders = make_graders(base / "graders", "KILL-MARKER")
         make_lab(base / "labs")
@@ -885,5 +891,10 @@ def test_killing_autograde_stops_every_sandbox_it_started(tmp_path: Path) -> Non
         for proc in ours():  # never leave them behind, even when the assertion fails
             proc.kill()
         assert left == [], f"left running after autograde was killed: {left}"
+        # Issue 21: the workers remove their jobs' temporary folders (one holds a kernel's key) as they go.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and runtime_folders() - before:
+            time.sleep(0.5)
+        assert not runtime_folders() - before, f"left after autograde was killed: {runtime_folders() - before}"
     finally:
         shutil.rmtree(base, ignore_errors=True)

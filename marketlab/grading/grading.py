@@ -167,9 +167,21 @@ def _exit_with_coordinator(parent: int, every_s: float = 1.0) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(every_s)
+        _remove_job_folders()
         os._exit(1)
 
     threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
+
+
+def _remove_job_folders() -> None:
+    """Remove the folders of the job this worker is grading (its copy, runtime and private folders).
+
+    Called when the coordinator is gone: the worker then exits at once, so its `finally` never runs, and the
+    course's sweep only sees a job folder, never the temporary folders of a run killed for good.
+    """
+    folders = _worker.get("job_folders", [])
+    while folders:
+        shutil.rmtree(folders.pop(), ignore_errors=True)  # through descriptors, never following a link
 
 
 def _claim_uid() -> int:
@@ -223,6 +235,8 @@ def _cell_ids(course: Course, lab: str) -> tuple[set[str], set[str]]:
 
 def _make_job(course: Course, job: Job, limits: Limits, uid: int | None, sandboxed: bool) -> tuple[SandboxJob, Path]:
     folder = Path(tempfile.mkdtemp(prefix="job-", dir=grading_dir(course) / "jobs"))
+    created = _worker.setdefault("job_folders", [])  # removed by grade(), or by the worker if autograde is killed
+    created.append(folder)
     os.chmod(folder, 0o711)
     work = folder / "work"
     refused = intake.copy_tree(course.folder("submitted") / job.student / job.lab, work)
@@ -231,7 +245,9 @@ def _make_job(course: Course, job: Job, limits: Limits, uid: int | None, sandbox
     # Unix socket paths must stay under 108 bytes, whatever the course's path: sockets get a short folder of
     # their own (private: 0700, a random name made with O_EXCL), removed with the job.
     run = Path(tempfile.mkdtemp(prefix="marketlab-run-", dir=_short_tmp()))
+    created.append(run)
     private = private_folder()
+    created.append(private)
     if uid is not None:
         # Before any learner process exists: nothing in these folders can be a swapped-in link yet.
         for path in (work, *work.rglob("*"), run):
@@ -270,6 +286,7 @@ def grade(job: Job) -> dict[str, Any]:
     course: Course = _worker["course"]
     limits: Limits = _worker["limits"]
     started = time.monotonic()
+    _remove_job_folders()  # anything a job that failed to start left behind
     sandbox_job, folder = _make_job(course, job, limits, _worker["uid"], _worker["sandboxed"])
     every, tests = _cell_ids(course, job.lab)
     ctx = JobContext(job=sandbox_job, graders=load_graders(course, job.lab), deadline=started + limits.wall_seconds,
@@ -288,9 +305,7 @@ def grade(job: Job) -> dict[str, Any]:
         if stopped:
             ctx.note(stopped)
         # shutil.rmtree works through directory descriptors without following links (safe as root).
-        for path in (folder, sandbox_job.runtime_dir, sandbox_job.private_dir):
-            if path is not None:
-                shutil.rmtree(path, ignore_errors=True)
+        _remove_job_folders()  # the job's copy, runtime and private folders
     record = build_record(course, job, ctx, detail, round(time.monotonic() - started, 2))
     records.write(course, record)
     return record.as_dict()
