@@ -8,8 +8,10 @@ module of marketlab.run inside a function.
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +22,85 @@ RUN = Path(marketlab.run.__file__).parent
 # run/cli.py imports the runners when the command runs, not when `marketlab --help` builds its parser.
 LATE_FOR_STARTUP = {"cli.py"}
 
+# A Python process that has imported the third-party libraries marketlab uses (never a marketlab module),
+# then forks a child for each piece of code it is sent: the child is a fresh interpreter as far as marketlab
+# is concerned (no module of it loaded, so a cycle among them shows as it would at first import), without
+# paying two to four seconds of pandas, scipy and openai start-up per test.
+WARM = """
+import importlib, json, os, sys, traceback
+for name in ("numpy", "pandas", "scipy.stats", "sklearn", "pydantic", "openai", "httpx2", "jinja2", "matplotlib",
+             "nbformat", "jsonschema", "yaml", "diskcache", "psutil", "tqdm", "pyarrow"):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
+assert not [m for m in sys.modules if m.split(".")[0] == "marketlab"], "the warm process imported marketlab"
+for line in sys.stdin:
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(read)
+        os.dup2(write, 2)
+        try:
+            exec(compile(json.loads(line), "<test>", "exec"), {"__name__": "__main__"})
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(1)
+        sys.stderr.flush()
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as errors:
+        err = errors.read()
+    status = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    print(json.dumps({"returncode": status, "stderr": err}), flush=True)
+"""
+
+
+class Fresh:
+    """Runs code as the first thing a new interpreter does with marketlab (see WARM)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", WARM], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+
+    def run(self, code: str) -> subprocess.CompletedProcess[str]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(code) + "\n")
+        self.process.stdin.flush()
+        reply = self.process.stdout.readline()
+        assert reply, "the warm interpreter ended"
+        done = json.loads(reply)
+        return subprocess.CompletedProcess([code], done["returncode"], "", done["stderr"])
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def fresh() -> Iterator[Fresh]:
+    warm = Fresh()
+    try:
+        yield warm
+    finally:
+        warm.close()
+
+
+def test_the_warm_interpreter_reports_a_failed_import(fresh: Fresh) -> None:
+    """The fork-per-test helper must not hide a failure: a broken import fails, a good one passes."""
+    assert fresh.run("import marketlab.errors").returncode == 0
+    broken = fresh.run("import marketlab.errors\nimport marketlab.no_such_module")
+    assert broken.returncode == 1 and "No module named 'marketlab.no_such_module'" in broken.stderr
+    assert fresh.run("import sys\nassert 'marketlab' not in sys.modules").returncode == 0
+
 
 @pytest.mark.parametrize("module", ["marketlab.run.job", "marketlab.run.notebook", "marketlab.run.package",
                                     "marketlab.run.request", "marketlab.run.report", "marketlab.tables",
                                     "marketlab.errors", "marketlab.artifacts"])
-def test_the_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
-    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+def test_the_module_imports_first_in_a_fresh_interpreter(module: str, fresh: Fresh) -> None:
+    done = fresh.run(f"import {module}")
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -45,9 +120,9 @@ def test_no_module_of_marketlab_run_imports_another_inside_a_function() -> None:
 
 @pytest.mark.parametrize("module", ["marketlab.workflow", "marketlab.evaluate", "marketlab.evaluate.rubric",
                                     "marketlab.evaluate.verify", "marketlab.workflow.validate"])
-def test_the_workflow_and_evaluate_import_each_other_at_the_top(module: str) -> None:
+def test_the_workflow_and_evaluate_import_each_other_at_the_top(module: str, fresh: Fresh) -> None:
     """The runner and its reply rules use evaluate's checks; evaluate's judge runs through the runner."""
-    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+    done = fresh.run(f"import {module}")
     assert done.returncode == 0, done.stderr[-2000:]
     package = Path(marketlab.run.__file__).parent.parent
     late = []
@@ -62,13 +137,13 @@ def test_the_workflow_and_evaluate_import_each_other_at_the_top(module: str) -> 
 
 @pytest.mark.parametrize("first", ["marketlab.workflow", "marketlab.workflow.validate", "marketlab.evaluate",
                                    "marketlab.evaluate.rubric", "marketlab.evaluate.verify", "marketlab.run"])
-def test_evaluate_judge_is_the_function_whichever_side_is_imported_first(first: str) -> None:
+def test_evaluate_judge_is_the_function_whichever_side_is_imported_first(first: str, fresh: Fresh) -> None:
     code = (f"import {first}\n"
             "from marketlab import evaluate, workflow\n"
             "from marketlab.evaluate import Rubric, judge\n"
             "assert callable(evaluate.judge) and evaluate.judge is judge, evaluate.judge\n"
             "assert callable(workflow.run_batch) and evaluate.TONE_RUBRIC.name\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = fresh.run(code)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
