@@ -14,13 +14,40 @@ exitcodes (the statuses).
 
 from __future__ import annotations
 
-from .batch import BatchOptions, BatchRun
-from .evaluation import AcceptanceResult, Criterion, Evaluation
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .exitcodes import AcceptanceMissed, ExitCode, RunFailedError, RunInputError
-from .inputs import read_table
-from .job import run
-from .outcome import Outcome, ProblemRow
-from .request import RunRequest, RunResult
+
+# Loaded on first use, so `marketlab --help` and every other command (whose parser includes `run`'s, from
+# run/cli.py) do not pay for pandas, scipy and nbformat before they start: three to four core-seconds.
+_ON_FIRST_USE = {
+    "BatchOptions": "batch", "BatchRun": "batch", "AcceptanceResult": "evaluation", "Criterion": "evaluation",
+    "Evaluation": "evaluation", "read_table": "inputs", "run": "job", "Outcome": "outcome", "ProblemRow": "outcome",
+    "RunRequest": "request", "RunResult": "request",
+}
+
+if TYPE_CHECKING:
+    from .batch import BatchOptions, BatchRun
+    from .evaluation import AcceptanceResult, Criterion, Evaluation
+    from .inputs import read_table
+    from .job import run
+    from .outcome import Outcome, ProblemRow
+    from .request import RunRequest, RunResult
+
+
+def __getattr__(name: str) -> Any:
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ON_FIRST_USE))
+
 
 __all__ = ["AcceptanceMissed", "AcceptanceResult", "BatchOptions", "BatchRun", "Criterion", "Evaluation", "ExitCode",
            "Outcome", "ProblemRow", "RunFailedError", "RunInputError", "RunRequest", "RunResult", "read_table", "run"]
