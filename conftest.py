@@ -11,8 +11,12 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.support.learner_workspace import LearnerWorkspace
 
 REPO_ROOT = Path(__file__).resolve().parent
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="marketlab-test-home-"))
@@ -60,6 +64,14 @@ def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         shutil.copy(state, home / "server.json")
     monkeypatch.setenv("MARKETLAB_HOME", str(home))
     yield home
+
+
+@pytest.fixture(scope="session")
+def learner_workspace(tmp_path_factory: pytest.TempPathFactory) -> LearnerWorkspace:
+    """Labs' solutions run once per session in a learner's workspace (tests/support/learner_workspace.py)."""
+    from tests.support.learner_workspace import LearnerWorkspace
+
+    return LearnerWorkspace(tmp_path_factory.mktemp("learner-workspace"))
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from marketlab import capstone
 from marketlab.checks import CheckFailed
 from marketlab.checks import capstone as checks
 from tests.support.lab_notebook import assert_validates, graders, meta, notebook, stored_kinds
+from tests.support.learner_workspace import LearnerWorkspace
 from tests.support.local_submission import LocalSubmission
 
 LAB = Path(__file__).resolve().parent.parent / "labs" / "capstone"
@@ -221,10 +222,10 @@ def test_a_reviews_workflow_runs_on_the_holdout_reviews(tmp_path: Path) -> None:
     """The grader is not only for product copy: a review-insight package, another task, passes too."""
     from pydantic import BaseModel, Field
 
+    from marketlab import reference
     from marketlab.brief import Brief
     from marketlab.evaluate import Acceptance, banned_words, make_check
     from marketlab.monitor import AlertRule, Trigger
-    from marketlab import reference
     from marketlab.workflow import RunSettings
 
     class Insight(BaseModel):
@@ -297,47 +298,33 @@ def test_a_budget_too_small_for_one_reply_is_kept_not_failed(solved, tmp_path: P
     """max_tokens is reserved in full before a call: with 2,000 of them, half the tokens the rows need buys
     no call at all. Every row then says skipped_budget, and that is the budget kept."""
     source = (solved[0] / checks.PACKAGE_DIR / "workflow.py").read_text()
-    folder = _variant(solved, tmp_path, workflow_py=source + "\nSETTINGS = SETTINGS.model_copy(update={'max_tokens': 2000})\n")
+    folder = _variant(solved, tmp_path,
+                      workflow_py=source + "\nSETTINGS = SETTINGS.model_copy(update={'max_tokens': 2000})\n")
     result = _package_result(folder)
     assert result.passed, result.text()
 
 
 @pytest.mark.nbgrader
 @pytest.mark.slow
-def test_the_locked_cells_run_in_a_learners_workspace(tmp_path: Path, fresh_home: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_locked_cells_run_in_a_learners_workspace(learner_workspace: LearnerWorkspace) -> None:
     """The student copy `marketlab lab` makes, answered with the solution and run in a real kernel from its
     own folder: every locked cell runs, the dry run passes a brief that states its limits, and step 9's
-    command writes into my-results/ (which nobody made for the learner) with both rows from the cache."""
-    import shutil
+    command writes into my-results/ (which nobody made for the learner) with both rows from the cache.
 
-    import nbclient
-    import nbformat
+    The run is made once per session (test_lab_tips.py runs the capstone's tips beside it); what was there
+    before it and what it saved are recorded when it runs."""
+    import io
+
     import pandas as pd
 
-    from marketlab.course.workspace import prepare_workspace
-
-    monkeypatch.setenv("MARKETLAB_BACKEND", "scripted")
-    shutil.copytree(LAB, tmp_path / "labs" / LAB.name)
-    prepare_workspace(tmp_path / "labs", tmp_path / "workspace")
-    here = tmp_path / "workspace" / LAB.name
-    learner = nbformat.read(here / f"{LAB.name}.ipynb", as_version=4)
-    solution = {c.id: c.source for c in notebook(LAB).cells}
-    for cell in learner.cells:
-        if cell.cell_type == "code" and meta(cell).get("solution"):
-            cell.source = solution[cell.id]  # the learner's answers
-    assert not (here / "my-results").exists()
-    nbclient.NotebookClient(learner, kernel_name="python3", timeout=600,
-                            resources={"metadata": {"path": str(here)}}).execute()  # raises on a failing cell
-
-    def shown(grade_id: str) -> str:
-        cell = next(c for c in learner.cells if c.id == grade_id)
-        return "\n".join(str(o.get("text") or o.get("data", {}).get("text/plain", "")) for o in cell.outputs)
-
-    dry = shown("dry-run")
+    run = learner_workspace.solution_run(LAB.name)  # raises on a failing cell
+    assert not run.results_folder_before
+    dry = run.shown("dry-run")
     assert "failed" not in dry and "are needed" not in dry, dry
-    assert "Exit status: 2" not in shown("run-it") and "does not exist" not in shown("run-it"), shown("run-it")
-    results = pd.read_csv(here / "my-results" / "results.csv")
+    assert "Exit status: 2" not in run.shown("run-it") and "does not exist" not in run.shown("run-it"), \
+        run.shown("run-it")
+    assert run.results_csv is not None, "step 9 wrote my-results/results.csv"
+    results = pd.read_csv(io.StringIO(run.results_csv))
     assert list(results["source"]) == ["cache", "cache"], results[["status", "source"]]
     assert results["calls"].sum() == 0, "the cache answered: no model call"
 

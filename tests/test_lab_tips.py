@@ -6,8 +6,10 @@ sentence, and shell commands (`marketlab run ...`) are run by the labs' own cell
 
 Each tip runs in its lab's folder of a learner's workspace (made by prepare_workspace, as `marketlab
 lab` makes it) after the lab's solution ran there in a real kernel, so the files the lab saves
-(workflow.py, evaluate.py ...) are beside it; in a fresh Python, on the scripted backend. The files a
-tip names as the learner's own at work (my_products.csv ...) are made from the course's data.
+(workflow.py, evaluate.py ...) are beside it; in a fresh Python, on the scripted backend, with the home
+the solution ran with. The solution runs once per session (tests/support/learner_workspace.py), shared
+with test_capstone.py, which checks the capstone's run. The files a tip names as the learner's own at
+work (my_products.csv ...) are made from the course's data.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from tests.support.learner_workspace import LearnerWorkspace
 
 REPO = Path(__file__).resolve().parent.parent
 LABS = REPO / "labs"
@@ -67,43 +71,19 @@ def test_the_tips_are_found_and_every_file_they_read_has_a_stand_in(tmp_path: Pa
     assert {"02-workflow", "03-evaluate", "04-monitor", "05-commission", "capstone"} <= labs, labs
     assert any("artifacts.load_brief()" in code for _, _, code in found), "the capstone's inline tip is found"
     named = {name for _, _, code in found for name in READS.findall(code)}
-    assert named <= set(_stand_ins(tmp_path)), f"a tip reads a file with no stand-in: {named - set(_stand_ins(tmp_path))}"
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A learner's workspace of the labs that have tips."""
-    from marketlab.course.workspace import prepare_workspace
-
-    root = tmp_path_factory.mktemp("tips")
-    for lab in sorted({lab for lab, _, _ in tips()}):
-        shutil.copytree(LABS / lab, root / "labs" / lab)
-    prepare_workspace(root / "labs", root / "workspace")
-    return root / "workspace"
-
-
-def _run_solution(here: Path) -> None:
-    """The lab's student copy with the solution's answers, run top to bottom in a real kernel."""
-    import nbclient
-
-    path = next(here.glob("*.ipynb"))
-    learner = nbformat.read(path, as_version=4)
-    solution = {c.id: c.source for c in nbformat.read(LABS / here.name / path.name, as_version=4).cells}
-    for cell in learner.cells:
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
-            cell.source = solution[cell.id]
-    nbclient.NotebookClient(learner, kernel_name="python3", timeout=900,
-                            resources={"metadata": {"path": str(here)}}).execute()
+    missing = named - set(_stand_ins(tmp_path))
+    assert named <= set(_stand_ins(tmp_path)), f"a tip reads a file with no stand-in: {missing}"
 
 
 @pytest.mark.nbgrader
 @pytest.mark.slow
 @pytest.mark.parametrize("lab", sorted({lab for lab, _, _ in tips()}))
-def test_every_tip_runs_as_written_in_its_labs_folder(lab: str, workspace: Path, fresh_home: Path,
+def test_every_tip_runs_as_written_in_its_labs_folder(lab: str, learner_workspace: LearnerWorkspace,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    run = learner_workspace.solution_run(lab)  # once per session: test_capstone.py reads the capstone's run
     monkeypatch.setenv("MARKETLAB_BACKEND", "scripted")
-    here = workspace / lab
-    _run_solution(here)
+    monkeypatch.setenv("MARKETLAB_HOME", str(run.home))  # the home the solution ran with, as before
+    here = run.folder
     stand_ins = _stand_ins(here)
     for _, cell_id, code in [t for t in tips() if t[0] == lab]:
         for name in READS.findall(code):
