@@ -217,13 +217,14 @@ def _grade_all(course: Course, jobs: list[Job], workers: int, limits: Limits, sa
     retries: dict[tuple[str, str], int] = {}
     queue = list(jobs)
     while queue:
-        context = multiprocessing.get_context("spawn")
+        context = _pool_context()
         slots = context.Queue()
         size = min(workers, len(queue))
         for slot in range(size):
             slots.put(slot)
         with ProcessPoolExecutor(size, mp_context=context, initializer=grading.init_worker,
-                                 initargs=(str(course.root), slots, limits, sandboxed)) as pool:
+                                 initargs=(str(course.root), slots, limits, sandboxed, dict(os.environ),
+                                           os.getpid())) as pool:
             pending: dict[Future[dict[str, Any]], Job] = {pool.submit(grading.grade, job): job for job in queue}
             queue = []
             while pending:
@@ -254,6 +255,20 @@ def _grade_all(course: Course, jobs: list[Job], workers: int, limits: Limits, sa
             queue = [job for job in queue if job not in gave_up]
             time.sleep(0.5)
     return done
+
+
+def _pool_context() -> Any:
+    """Workers forked from a server process that imported the grading code once, not new interpreters.
+
+    A new interpreter per worker ("spawn") paid about four core-seconds importing nbgrader and the
+    grading code before its first job: with a few submissions per worker, more than grading a simple
+    notebook costs. The server ("forkserver") is a clean process of its own, so no thread of this one
+    is copied; it starts with the first pool and ends with this process. Each worker is given the
+    environment of the moment its pool starts (grading.init_worker), not the server's.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["marketlab.grading.grading", "nbgrader.apps", "nbgrader.preprocessors"])
+    return context
 
 
 def _crashed(course: Course, job: Job, exc: BaseException) -> dict[str, Any]:

@@ -144,33 +144,62 @@ def _sweep(course: Course) -> None:
 _worker: dict[str, Any] = {}
 
 
-def init_worker(course_root: str, slots: Any, limits: Limits, sandboxed: bool) -> None:
-    """ProcessPool initializer: claim a slot (a user id for sandboxes when root), quiet nbgrader."""
+def init_worker(course_root: str, slots: Any, limits: Limits, sandboxed: bool,
+                environment: dict[str, str] | None = None, coordinator: int | None = None) -> None:
+    """ProcessPool initializer: claim a slot (a user id for sandboxes when root), quiet nbgrader.
+
+    `environment` is the coordinator's when the pool started: a worker forked from a long-lived server
+    process would otherwise keep the environment that server started with. `coordinator` is the pid of
+    the autograde run (by default this worker's parent), whose end ends the worker.
+    """
     warnings.filterwarnings("ignore")
+    if environment is not None:
+        os.environ.clear()
+        os.environ.update(environment)
     slot = slots.get()
     course = Course(Path(course_root))
     os.environ.update(JUPYTER_PATH=str(grading_dir(course)), MARKETLAB_BACKEND="scripted",
                       PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     _worker.update(course=course, slot=slot, limits=limits, sandboxed=sandboxed,
                    uid=_claim_uid() if os.geteuid() == 0 else None, graders={}, config=course.config())
-    _exit_with_coordinator(os.getppid())
+    _exit_with_coordinator(coordinator or os.getppid())
 
 
-def _exit_with_coordinator(parent: int, every_s: float = 1.0) -> None:
+def _exit_with_coordinator(coordinator: int, every_s: float = 1.0) -> None:
     """End this worker when the autograde run that started it is gone (killed, or its terminal closed).
 
-    Its kernel launchers then find themselves orphaned and stop their sandboxes (kernel_launcher).
+    Its kernel launchers then find themselves orphaned and stop their sandboxes (kernel_launcher). The
+    coordinator need not be the parent (a worker forked by a fork server is that server's child), so it
+    is watched through a pidfd, which names that one process even if its pid is later reused.
     """
+    import select
     import threading
     import time
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(every_s)
+        try:
+            handle = os.pidfd_open(coordinator)
+        except OSError:  # already gone, or a kernel before Linux 5.3: poll its pid instead
+            handle = None
+        if handle is not None:
+            select.select([handle], [], [])  # readable once the process has ended
+        else:
+            while _alive(coordinator):
+                time.sleep(every_s)
         _remove_job_folders()
         os._exit(1)
 
     threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove_job_folders() -> None:
