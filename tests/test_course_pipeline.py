@@ -276,7 +276,7 @@ def test_postgres_gradebook_through_autograde(cohort: Course, postgres: Any, tmp
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`marketlab course ...` as the command line runs it (the same main()), in this process: a fresh
-    interpreter would add only its own start-up (4 s of imports each time, five times here). That
+    interpreter would add only its own start-up (2.5 s of processor time each, five times here). That
     `python -m marketlab` reaches this main() is tested in test_cli.py, by a real process."""
     import contextlib
     import io
