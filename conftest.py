@@ -94,6 +94,7 @@ TIERS = ("model", "nbgrader", "sandbox", "root", "postgres", "hub", "browser")
 FIXTURE_TIERS = {
     "local_base_url": ("model",),
     "postgres": ("postgres",),
+    "learner_workspace": ("nbgrader",),  # runs a lab's notebook in a real kernel
 }
 # Files whose owner marks them here rather than in the file (the hub's tests).
 FILE_TIERS = {
