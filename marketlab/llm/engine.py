@@ -1,5 +1,7 @@
 """The embedded model: SmolLM2-135M-Instruct through llama-cpp-python, several requests decoded at once.
 
+Every call into llama.cpp goes through llama_adapter.py (model, context, batch, sampler chains).
+
 One model thread owns the llama.cpp context. Each step it either reads one block of one prompt,
 alone, or feeds one llama_batch holding the next token of every sequence being decoded, then
 samples each sequence from its own row of logits with its own sampler chain (grammar, penalties,
@@ -24,9 +26,7 @@ slots fairly, learner by learner (scheduler.FairQueue).
 from __future__ import annotations
 
 import codecs
-import ctypes
 import importlib.util
-import json
 import os
 import queue
 import secrets
@@ -41,6 +41,7 @@ from typing import Any
 
 from .config import LOCAL_MODEL
 from .errors import ModelFileMissingError
+from .llama_adapter import Grammar, GrammarError, Model, SamplerChain
 from .prefix_cache import MB, PrefixCache, block_hashes
 from .protocol import ChatRequest, OpenAIError, server_stopping
 from .scheduler import ANONYMOUS, FairQueue
@@ -104,7 +105,7 @@ class Job:
     prompt: list[int]
     max_tokens: int
     stops: list[str]
-    sampler: Any  # llama_sampler pointer, freed by the model thread
+    sampler: SamplerChain  # freed by the model thread
     emit: Callable[[tuple[Any, ...]], None]
     cancel: Any = field(default_factory=_Gone)  # anything with is_set()
     closed: threading.Event = field(default_factory=threading.Event)
@@ -169,49 +170,18 @@ class LocalEngine:
     def __init__(self, model_path: Path | None = None, n_ctx: int = DEFAULT_SLOT_CONTEXT, n_threads: int | None = None,
                  slots: int = DEFAULT_SLOTS, block: int = PREFILL_BLOCK, read_blocks: int = READ_BLOCKS_PER_DECODE,
                  prefix_cache_mb: float = DEFAULT_PREFIX_CACHE_MB) -> None:
-        import llama_cpp
-        from llama_cpp._internals import LlamaModel
-        from llama_cpp._logger import set_verbose
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        self._ll = llama_cpp
-        set_verbose(False)  # llama.cpp's loading chatter stays out of the server log
-        llama_cpp.llama_backend_init()
-        params = llama_cpp.llama_model_default_params()
-        self._model = LlamaModel(path_model=str(model_path or model_file()), params=params, verbose=False)
-        self._vocab = self._model.vocab
-        self._n_vocab = self._model.n_vocab()
+        self._model = Model(model_path or model_file())
         self.n_ctx = n_ctx  # per request (per slot)
         self.slots = slots
         self.block = max(1, block)
         self.read_blocks = max(1, read_blocks)
         self.n_batch = max(N_UBATCH, slots, self.block)
-        cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = n_ctx * slots
-        cparams.n_batch = self.n_batch
-        cparams.n_ubatch = N_UBATCH
-        cparams.n_seq_max = slots
-        cparams.kv_unified = False  # one KV stream per slot: a sequence's numbers do not depend on its neighbours
-        cparams.flash_attn_type = 0  # disabled, as llama-cpp-python's default was
-        threads = n_threads or os.cpu_count() or 1
-        cparams.n_threads = cparams.n_threads_batch = threads
-        cparams.no_perf = True
-        self._ctx = llama_cpp.llama_init_from_model(self._model.model, cparams)
-        if not self._ctx:
-            raise RuntimeError(f"llama.cpp could not create a context for {slots} slots of {n_ctx} tokens")
-        self._memory = llama_cpp.llama_get_memory(self._ctx)
-        self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
-
-        eos_id = self._model.token_eos()
-        bos_id = self._model.token_bos()
-        self.formatter = Jinja2ChatFormatter(
-            template=self._model.metadata()["tokenizer.chat_template"],
-            eos_token=self._model.token_get_text(eos_id) if eos_id != -1 else "",
-            bos_token=self._model.token_get_text(bos_id) if bos_id != -1 else "",
-            stop_token_ids=[eos_id],
-        )
+        # One KV stream per slot: a sequence's numbers do not depend on its neighbours.
+        self._ctx = self._model.context(n_ctx=n_ctx * slots, n_batch=self.n_batch, n_ubatch=N_UBATCH, n_seq_max=slots,
+                                        n_threads=n_threads or os.cpu_count() or 1)
+        self._batch = self._ctx.batch()
+        self.template = self._model.chat_template()
         self.model = LOCAL_MODEL
-        self._pieces: dict[int, bytes] = {}
         self._cond = threading.Condition()
         self._waiting: FairQueue[Job] = FairQueue()
         self._free = list(range(slots))
@@ -227,62 +197,48 @@ class LocalEngine:
     def _prompt_tokens(self, request: ChatRequest) -> tuple[list[int], list[str]]:
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                     for m in request.messages]
-        formatted = self.formatter(messages=messages)
-        tokens = self._model.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special,
-                                      special=True)
-        stops = request.stops()
-        if formatted.stop:
-            stops += [formatted.stop] if isinstance(formatted.stop, str) else list(formatted.stop)
-        return tokens, stops
+        formatted = self.template.render(messages)
+        tokens = self._model.tokenize(formatted.text, add_bos=formatted.add_bos, special=True)
+        return tokens, request.stops() + formatted.stops
 
     def prompt(self, request: ChatRequest) -> list[int]:
         """The prompt tokens the model reads for this request (its messages in the chat template)."""
         return self._prompt_tokens(request)[0]
 
-    def _grammar(self, request: ChatRequest) -> Any:
-        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
+    def _grammar(self, request: ChatRequest) -> Grammar | None:
         fmt = request.response_format
         if fmt is None or fmt.type == "text":
             return None
         if fmt.type == "json_object":
-            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+            return Grammar.json()
         if fmt.json_schema is None or not fmt.json_schema.schema_:
             raise OpenAIError(400, "response_format of type 'json_schema' needs a 'json_schema.schema'.",
                               param="response_format.json_schema")
         try:
-            return LlamaGrammar.from_json_schema(json.dumps(fmt.json_schema.schema_), verbose=False)
-        except Exception as exc:  # the converter raises plain exceptions for schemas it cannot express
+            return Grammar.json_schema(fmt.json_schema.schema_)
+        except GrammarError as exc:
             raise OpenAIError(400, f"The JSON schema cannot be turned into a grammar: {exc}",
                               param="response_format.json_schema.schema", code="invalid_schema") from None
 
-    def _sampler(self, request: ChatRequest, grammar: Any) -> Any:
+    def _sampler(self, request: ChatRequest, grammar: Grammar | None) -> SamplerChain:
         """A sampler chain for one request, in the order llama-cpp-python's create_completion built it."""
-        ll = self._ll
-        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        add = lambda sampler: ll.llama_sampler_chain_add(chain, sampler)  # noqa: E731
-        add(ll.llama_sampler_init_penalties(self._n_vocab, PENALTY_LAST_N,
-                                            TEXT_REPEAT_PENALTY if grammar is None else JSON_REPEAT_PENALTY,
-                                            request.frequency_penalty, request.presence_penalty))
+        chain = SamplerChain(self._model)
+        chain.penalties(PENALTY_LAST_N, TEXT_REPEAT_PENALTY if grammar is None else JSON_REPEAT_PENALTY,
+                        request.frequency_penalty, request.presence_penalty)
         if grammar is not None:
-            compiled = ll.llama_sampler_init_grammar(self._vocab, grammar._grammar.encode("utf-8"),
-                                                     grammar._root.encode("utf-8"))
-            if not compiled:
-                ll.llama_sampler_free(chain)
+            try:
+                chain.grammar(grammar)
+            except GrammarError:
+                chain.free()
                 raise OpenAIError(400, "The JSON schema cannot be turned into a grammar the model can follow.",
-                                  param="response_format.json_schema.schema", code="invalid_schema")
-            add(compiled)
+                                  param="response_format.json_schema.schema", code="invalid_schema") from None
         if request.temperature == 0:
-            add(ll.llama_sampler_init_greedy())
+            chain.greedy()
         else:
             # With no seed a sampled reply varies, as with OpenAI; a seed or temperature 0 repeats exactly.
             seed = request.seed if request.seed is not None else secrets.randbits(31)
-            add(ll.llama_sampler_init_top_k(TOP_K))
-            add(ll.llama_sampler_init_typical(1.0, 1))
-            add(ll.llama_sampler_init_top_p(request.top_p, 1))
-            add(ll.llama_sampler_init_min_p(MIN_P, 1))
-            add(ll.llama_sampler_init_temp(request.temperature))
-            add(ll.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+            chain.top_k(TOP_K).typical(1.0, 1).top_p(request.top_p, 1).min_p(MIN_P, 1)
+            chain.temp(request.temperature).dist(seed)
         return chain
 
     def _job(self, request: ChatRequest, emit: Callable[[tuple[Any, ...]], None], cancel: Any) -> Job:
@@ -305,7 +261,7 @@ class LocalEngine:
     def _submit(self, job: Job) -> None:
         with self._cond:
             if self._closing:
-                self._ll.llama_sampler_free(job.sampler)
+                job.sampler.free()
                 raise server_stopping()
             self._waiting.push(job.learner, job)
             self._cond.notify()
@@ -415,7 +371,7 @@ class LocalEngine:
                         break
                     _, job = admitted
                     job.slot = self._free.pop(0)
-                    self._ll.llama_memory_seq_rm(self._memory, job.slot, -1, -1)
+                    self._ctx.seq_rm(job.slot)
                     self._active.append(job)
             try:
                 self._step()
@@ -433,10 +389,10 @@ class LocalEngine:
             job.emit(("error", error))
         else:
             job.emit(("done", finish, len(job.prompt), len(job.generated)))
-        self._ll.llama_sampler_free(job.sampler)
+        job.sampler.free()
         if admitted:
             self._waiting.finished(job.learner)
-            self._ll.llama_memory_seq_rm(self._memory, job.slot, -1, -1)
+            self._ctx.seq_rm(job.slot)
             self._free.append(job.slot)
             self._free.sort()  # low slots first keeps the batch's sequence ids contiguous (fewer ubatches)
 
@@ -473,18 +429,16 @@ class LocalEngine:
 
     def _prepare(self, job: Job) -> None:
         """Before a prompt's first block: put back the longest stored start of it, if any, into its empty slot."""
-        ll = self._ll
+        ctx = self._ctx
         job.prepared = True
         hit = self.prefix_cache.lookup(job.prompt, job.hashes)
         if hit is not None:
             end, data = hit
-            source = ctypes.cast(ctypes.c_char_p(data), ctypes.POINTER(ctypes.c_uint8))
-            restored = ll.llama_state_seq_set_data(self._ctx, source, len(data), job.slot)
-            if (restored == len(data) and ll.llama_memory_seq_pos_min(self._memory, job.slot) == 0
-                    and ll.llama_memory_seq_pos_max(self._memory, job.slot) == end - 1):
+            if (ctx.state_set(job.slot, data) and ctx.seq_pos_min(job.slot) == 0
+                    and ctx.seq_pos_max(job.slot) == end - 1):
                 job.n_read = end
             else:  # never seen; if it happens, read the prompt from its start as if nothing were stored
-                ll.llama_memory_seq_rm(self._memory, job.slot, -1, -1)
+                ctx.seq_rm(job.slot)
         self.prefix_cache.count(job.n_read, len(job.prompt) - job.n_read)
         job.save_at = self.prefix_cache.plan(job.prompt, job.hashes, job.n_read)
 
@@ -495,74 +449,59 @@ class LocalEngine:
         the reply) never depend on the cache or on other traffic. Mixed into a batch with other
         sequences, a prompt gave a different reply (seen in tests/test_llm_local.py).
         """
-        ll = self._ll
         if not job.prepared:
             self._prepare(job)
         batch = self._batch
+        batch.clear()
         first = job.n_read
         take = min(self.block - first % self.block, len(job.prompt) - first)
         last = first + take == len(job.prompt)
         for n in range(take):
-            pos = first + n
-            batch.token[n], batch.pos[n], batch.n_seq_id[n] = job.prompt[pos], pos, 1
-            batch.seq_id[n][0] = job.slot
-            batch.logits[n] = last and n == take - 1
-        batch.n_tokens = take
-        status = ll.llama_decode(self._ctx, batch)
-        if status != 0:
-            raise RuntimeError(f"llama_decode returned {status}")
+            batch.add(job.prompt[first + n], first + n, job.slot, logits=last and n == take - 1)
+        self._ctx.decode(batch)
         job.n_read += take
         if job.save_at and job.n_read == job.save_at:
             self._snapshot(job)
         if not last:
             return []
-        token = ll.llama_sampler_sample(job.sampler, self._ctx, take - 1)
+        token = self._ctx.sample(job.sampler, take - 1)
         self._figures.first_token(time.monotonic() - job.submitted)
         reason = self._advance(job, token)
         return [(job, reason)] if reason else []
 
     def _snapshot(self, job: Job) -> None:
         """Keep the state of a sequence that has read exactly job.save_at prompt tokens (cells 0..save_at-1)."""
-        ll = self._ll
-        size = ll.llama_state_seq_get_size(self._ctx, job.slot)
+        size = self._ctx.state_size(job.slot)
         if size <= 0 or size > self.prefix_cache.limit_bytes:
             return
-        buffer = (ctypes.c_uint8 * size)()
-        written = ll.llama_state_seq_get_data(self._ctx, buffer, size, job.slot)
-        if written > 0:
-            self.prefix_cache.store(job.prompt[:job.save_at], job.hashes[job.save_at // self.block - 1],
-                                    ctypes.string_at(buffer, written))
+        data = self._ctx.state_get(job.slot, size)
+        if data:
+            self.prefix_cache.store(job.prompt[:job.save_at], job.hashes[job.save_at // self.block - 1], data)
 
     def _decode(self, jobs: list[Job]) -> list[tuple[Job, str]]:
         """One token for every reply being written, in one batch ordered by slot.
 
         By slot: llama.cpp splits a batch wherever the sequence ids stop being consecutive.
         """
-        ll = self._ll
         batch = self._batch
-        for n, job in enumerate(jobs):
-            pos = len(job.prompt) + len(job.generated) - 1
-            batch.token[n], batch.pos[n], batch.n_seq_id[n] = job.generated[-1], pos, 1
-            batch.seq_id[n][0] = job.slot
-            batch.logits[n] = True
-        batch.n_tokens = len(jobs)
-        status = ll.llama_decode(self._ctx, batch)
-        if status != 0:
-            raise RuntimeError(f"llama_decode returned {status}")
+        batch.clear()
+        for job in jobs:
+            batch.add(job.generated[-1], len(job.prompt) + len(job.generated) - 1, job.slot, logits=True)
+        self._ctx.decode(batch)
         finished: list[tuple[Job, str]] = []
         for n, job in enumerate(jobs):
-            reason = self._advance(job, ll.llama_sampler_sample(job.sampler, self._ctx, n))
+            reason = self._advance(job, self._ctx.sample(job.sampler, n))
             if reason:
                 finished.append((job, reason))
         return finished
 
     def _advance(self, job: Job, token: int) -> str | None:
         """Take one sampled token: emit the text that is safe to send; the finish reason once done."""
-        if self._ll.llama_vocab_is_eog(self._vocab, token):
+        if self._model.is_eog(token):
             self._flush(job, final=True)
             return "stop"
         job.generated.append(token)
-        job.text += job.decoder.decode(self._piece(token))
+        job.text += job.decoder.decode(self._model.piece(token))
         for stop in job.stops:
             at = job.text.find(stop, max(0, job.sent - len(stop)))
             if at != -1:
@@ -575,20 +514,6 @@ class LocalEngine:
             return "length"
         self._flush(job, final=False)
         return None
-
-    def _piece(self, token: int) -> bytes:
-        """The bytes of one token's text (special tokens have none), cached."""
-        piece = self._pieces.get(token)
-        if piece is None:
-            size = 64
-            while True:
-                buffer = ctypes.create_string_buffer(size)
-                written = self._ll.llama_token_to_piece(self._vocab, token, buffer, size, 0, False)
-                if written >= 0:
-                    break
-                size = -written
-            piece = self._pieces[token] = buffer.raw[:written]
-        return piece
 
     def _flush(self, job: Job, final: bool) -> None:
         """Emit new text, holding back a tail that may still become a stop sequence."""

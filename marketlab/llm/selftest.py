@@ -124,15 +124,14 @@ def _child(engine_path: str | None) -> int:
     if engine_path:
         sys.path.insert(0, engine_path)
     from .engine import LocalEngine
+    from .llama_adapter import location
 
     engine = LocalEngine(n_ctx=512, slots=1)
     try:
         result = probe(engine)
     finally:
         engine.close()
-    import llama_cpp
-
-    print(json.dumps({"ok": True, **result, "engine": str(Path(llama_cpp.__file__).parent)}), flush=True)
+    print(json.dumps({"ok": True, **result, "engine": str(location())}), flush=True)
     return 0
 
 
