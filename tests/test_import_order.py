@@ -154,3 +154,28 @@ def test_run_request_and_result_keep_their_old_import_paths() -> None:
     from marketlab.run.request import RunRequest as LeafRequest
 
     assert RunRequest is JobRequest is LeafRequest and RunResult is JobResult
+
+
+def test_only_the_llama_adapter_imports_llama_cpp() -> None:
+    """llama-cpp-python is reached through marketlab.llm.llama_adapter alone, so an upgrade is checked in one
+    place (tests/test_llama_contract.py) rather than found by failures across the suite."""
+    package = Path(marketlab.run.__file__).parent.parent
+    adapter = package / "llm" / "llama_adapter.py"
+
+    def imports_llama_cpp(node: ast.AST) -> bool:
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if called in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                names = [node.args[0].value]
+        return any(name == "llama_cpp" or name.startswith("llama_cpp.") for name in names)
+
+    found = {path.relative_to(package).as_posix() for path in sorted(package.rglob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if imports_llama_cpp(node)}
+    assert "llm/llama_adapter.py" in found, f"{adapter} no longer imports llama_cpp: update this test"
+    assert found == {"llm/llama_adapter.py"}, \
+        f"call llama-cpp-python through marketlab.llm.llama_adapter only: {sorted(found - {'llm/llama_adapter.py'})}"
