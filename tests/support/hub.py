@@ -31,6 +31,7 @@ import httpx2
 REPO = Path(__file__).resolve().parents[2]
 MARKETLAB = Path(sys.executable).parent / "marketlab"
 START_S = 120
+POLL_S = 0.2  # how often a wait asks again: a wait ends within this of what it waits for
 
 
 def free_port() -> int:
@@ -118,9 +119,11 @@ class Hub:
     @classmethod
     def start(cls, root: Path, *, instructors: list[str], daily_tokens: int = 200_000, rate_per_minute: int = 30,
               upstream_url: str | None = None, upstream_model: str | None = None,
-              upstream_key: str | None = None) -> Hub:
-        """Start `marketlab hub start` as a child and wait until its service answers.
+              upstream_key: str | None = None, wait_for_model: bool = True) -> Hub:
+        """Start `marketlab hub start` as a child and wait until its service answers, and its model is ready.
 
+        With `wait_for_model=False` it returns once the service answers, while the built-in model is still
+        starting: a caller can sign people up and start their servers meanwhile, then call `wait_ready()`.
         The hub's root is not made here: on a fresh machine it does not exist either (issue 25).
         """
         port = free_port()
@@ -143,7 +146,7 @@ class Hub:
                                    start_new_session=True)
         hub = cls(root, port, process, log_path, list(instructors))
         try:
-            hub.wait_ready()
+            hub.wait_ready(model=wait_for_model)
         except BaseException:
             hub.stop()  # a hub that did not come up still stops what it started
             raise
@@ -152,17 +155,20 @@ class Hub:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, model: bool = True) -> None:
+        """Wait until the hub routes to its service and the service says its model is ready (or, with
+        `model=False`, says anything at all: the service answers before its model has started)."""
         deadline = time.monotonic() + START_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"the hub exited ({self.process.returncode}):\n{self.log()[-4000:]}")
             try:
-                if httpx2.get(f"{self.service_url}/health", timeout=2).json().get("model") == "ready":
+                state = httpx2.get(f"{self.service_url}/health", timeout=2).json().get("model")
+                if state == "ready" or (state and not model):
                     return
             except (httpx2.HTTPError, ValueError):  # not routed yet: the hub's own 404 page
                 pass
-            time.sleep(0.5)
+            time.sleep(POLL_S)
         raise AssertionError(f"the hub did not answer within {START_S} s:\n{self.log()[-4000:]}")
 
     def session(self, name: str) -> Session:
@@ -173,18 +179,42 @@ class Hub:
         return httpx2.request(method, f"{self.url}/hub/api{path}", headers={"Authorization": f"token {token}"},
                               timeout=60, **kwargs)
 
-    def start_server(self, admin_token: str, name: str) -> None:
-        """Start a person's server and wait until it is ready."""
-        reply = self.api(admin_token, "POST", f"/users/{name}/server")
-        assert reply.status_code in (201, 202, 400), reply.text
+    def start_server(self, admin_token: str, *names: str) -> None:
+        """Start these people's servers at once (as JupyterHub would for people logging in together) and wait
+        until every one is ready."""
+        for name in names:
+            reply = self.api(admin_token, "POST", f"/users/{name}/server")
+            assert reply.status_code in (201, 202, 400), reply.text
+        waiting = set(names)
+        deadline = time.monotonic() + START_S
+        while waiting and time.monotonic() < deadline:
+            for name in sorted(waiting):
+                model = self.api(admin_token, "GET", f"/users/{name}").json()
+                server = (model.get("servers") or {}).get("")
+                if server and server.get("ready"):
+                    waiting.discard(name)
+            if waiting:
+                time.sleep(POLL_S)
+        assert not waiting, f"{', '.join(sorted(waiting))}'s server did not start:\n{self.log()[-4000:]}"
+
+    def stop_server(self, admin_token: str, name: str) -> None:
+        """Stop a person's server and wait until the hub has no server for them, running or stopping."""
+        reply = self.api(admin_token, "DELETE", f"/users/{name}/server")
+        assert reply.status_code in (202, 204), reply.text
         deadline = time.monotonic() + START_S
         while time.monotonic() < deadline:
             model = self.api(admin_token, "GET", f"/users/{name}").json()
-            server = (model.get("servers") or {}).get("")
-            if server and server.get("ready"):
+            if not (model.get("servers") or {}).get("") and not model.get("pending"):
                 return
-            time.sleep(1)
-        raise AssertionError(f"{name}'s server did not start:\n{self.log()[-4000:]}")
+            time.sleep(POLL_S)
+        raise AssertionError(f"{name}'s server did not stop:\n{self.log()[-4000:]}")
+
+    def wait_for_log(self, text: str, seconds: float = 60) -> None:
+        """Wait until the hub's log says `text` (what a spawn that failed leaves, for one)."""
+        deadline = time.monotonic() + seconds
+        while text not in self.log():
+            assert time.monotonic() < deadline, f"the hub's log never said {text!r}:\n{self.log()[-4000:]}"
+            time.sleep(POLL_S)
 
     def stop(self) -> None:
         """Stop the hub as an administrator would, then check that nothing it started or granted is left.
