@@ -858,19 +858,21 @@ def test_killing_autograde_stops_every_sandbox_it_started(tmp_path: Path) -> Non
         for student in ("slow_a", "slow_b"):
             hand_in(course.folder("submitted") / student / LAB,
                     learner_notebook(release, after=["import time\ntime.sleep(300)"]))
+        mark = f"kill-test-{secrets.token_hex(6)}"  # in the environment of every process autograde starts
         coordinator = subprocess.Popen(
             [sys.executable, "-m", "marketlab", "course", "autograde", "--course", str(course.root), "--force",
              "--workers", "2", "--wall-seconds", "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True, env={**os.environ, "MARKETLAB_TEST_MARK": mark})
         jobs = str(course.root)
 
-        def ours() -> list[psutil.Process]:
+        def ours() -> list[psutil.Process]:  # the sandboxes, kernels, workers and any server of the pool
             found = []
             for proc in psutil.process_iter(["pid", "cmdline", "status"]):
                 try:
                     cmdline = " ".join(proc.info["cmdline"] or [])
                     if proc.pid != coordinator.pid and proc.info["status"] != psutil.STATUS_ZOMBIE and (
-                            jobs in cmdline or "marketlab.grading.kernel" in cmdline and proc.ppid() == 1):
+                            jobs in cmdline or "marketlab.grading.kernel" in cmdline and proc.ppid() == 1
+                            or proc.environ().get("MARKETLAB_TEST_MARK") == mark):
                         found.append(proc)
                 except (psutil.Error, OSError):
                     continue
