@@ -126,7 +126,8 @@ def test_extract_gives_one_row_per_proposal_and_question_and_flags_invented_quot
     assert p3["facts"]["crm"] == "specific" and "Salesforce" in p3["facts"]["systems_named"]
     first = endpoint.requests[0]
     assert first["response_format"]["json_schema"]["name"] == "TrainingData"
-    assert first["messages"][0]["content"] == commission.EXTRACTION_RULES
+    # The rules, then the question's schema instruction (the same for every proposal), before the proposal.
+    assert first["messages"][0]["content"].startswith(commission.EXTRACTION_RULES + "\n\nReply with one JSON")
     assert proposals[0]["text"] in first["messages"][-1]["content"]
     answers = commission.to_answers(table)
     assert sorted(answers) == ["P1", "P2", "P3"]

@@ -81,9 +81,6 @@ class _Copy(BaseModel):
     body: str
 
 
-@pytest.mark.xfail(strict=True, reason="run_batch adds its schema instruction (the same for every row) after the "
-                                       "row's data, at the end of the last message (marketlab/workflow/runner.py, "
-                                       "_with_instruction); moving it to the system message would let it be reused")
 def test_run_batch_sends_the_brief_and_its_schema_instruction_before_the_row():
     import pandas as pd
 

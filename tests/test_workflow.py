@@ -516,7 +516,9 @@ def test_brief_builders_get_the_brief(products):
     out = run(products.head(2), endpoint, builder=reference.build_messages, brief=reference.load_brief())
     assert (out["status"] == "ok").all()
     assert "careful copywriter" in endpoint.requests[0]["messages"][0]["content"]
-    assert "Reply with one JSON object" in endpoint.requests[0]["messages"][-1]["content"]
+    # The schema instruction is shared by every row, so it ends the system message, before the row's data.
+    assert "Reply with one JSON object" in endpoint.requests[0]["messages"][0]["content"]
+    assert "Reply with one JSON object" not in endpoint.requests[0]["messages"][-1]["content"]
 
 
 # -- fatal errors and secrets ------------------------------------------------------------------

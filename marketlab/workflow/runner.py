@@ -200,8 +200,17 @@ def endpoint_identity(client: openai.OpenAI) -> str:
 
 
 def _with_instruction(messages: list[dict[str, Any]], instruction: str) -> list[dict[str, Any]]:
+    """The messages with the schema instruction at the end of the system message (one is added if none).
+
+    The instruction is the same for every row, so it belongs with the other shared text, before the
+    row's data: a server that reuses the start of an earlier prompt (the built-in model does, block by
+    block) then reads it once for the whole batch instead of once per row.
+    """
     out = [dict(m) for m in messages]
-    out[-1]["content"] = f"{out[-1]['content']}\n\n{instruction}"
+    if out and out[0].get("role") == "system" and isinstance(out[0].get("content"), str):
+        out[0]["content"] = f"{out[0]['content']}\n\n{instruction}"
+    else:
+        out.insert(0, {"role": "system", "content": instruction})
     return out
 
 

@@ -107,7 +107,7 @@ class RunSettings(_Group):
     temperature: float = Field(0.0, ge=0, le=2)
     seed: int | None = None
     repair: bool = Field(True, description="send one repair request when a reply is not usable")
-    describe_schema: bool = Field(True, description="add a line per schema field to the last message")
+    describe_schema: bool = Field(True, description="add a line per schema field to the system message")
     include: tuple[str, ...] = Field((), description="input columns copied into the results (e.g. 'sku')")
     required_columns: tuple[str, ...] = ()
     progress: bool = True
