@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from .errors import EvaluateInputError
 
@@ -126,6 +125,8 @@ def _kappa(human: list[Any], predicted: list[Any], labels: list[Any]) -> float:
     """Cohen's kappa; 0 when it is undefined (every row has one label on both sides, so no chance correction)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn warns when kappa is undefined; the caller notes it
+        from sklearn.metrics import cohen_kappa_score  # scikit-learn is slow to import: only when used
+
         value = float(cohen_kappa_score(human, predicted, labels=labels))
     return 0.0 if np.isnan(value) else value
 
@@ -201,6 +202,8 @@ def calibrate(predicted: Any, human: Any, *, positive: Any = True, texts: Any = 
                                    _kappa(true, guess, labels))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a single label: the table is 1 x 1, which is right
+        from sklearn.metrics import confusion_matrix
+
         matrix = confusion_matrix(true, pred, labels=labels)
     confusion = pd.DataFrame(matrix, index=pd.Index(labels, name="human"), columns=pd.Index(labels, name="predicted"))
     kept_index = predicted.index[keep.to_numpy()]

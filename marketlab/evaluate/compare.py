@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from scipy.stats import binomtest, bootstrap, fisher_exact
 
 from .errors import EvaluateInputError
 
@@ -222,6 +221,8 @@ def _interval(a: np.ndarray, b: np.ndarray, seed: int, notes: list[str], paired:
     def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.mean(y, axis=axis) - np.mean(x, axis=axis)
 
+    from scipy.stats import bootstrap  # scipy.stats takes about two core-seconds to import: only when used
+
     for method in ("BCa", "percentile"):  # BCa is more accurate; it is undefined on some near-constant data
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -339,10 +340,14 @@ def _test(passed_a: np.ndarray, passed_b: np.ndarray, paired: bool, notes: list[
                      "compared as two independent samples; the same inputs for both would give a sharper answer.")
         counts = [[int(passed_a.sum()), int(len(passed_a) - passed_a.sum())],
                   [int(passed_b.sum()), int(len(passed_b) - passed_b.sum())]]
+        from scipy.stats import fisher_exact
+
         return 0, 0, float(fisher_exact(counts).pvalue)
     a_only = int(((passed_a == 1) & (passed_b == 0)).sum())
     b_only = int(((passed_a == 0) & (passed_b == 1)).sum())
     if a_only + b_only:
+        from scipy.stats import binomtest
+
         return a_only, b_only, float(binomtest(b_only, a_only + b_only, 0.5).pvalue)
     notes.append("No text passed with one version and failed with the other, so the test has nothing to "
                  "weigh (p = 1).")

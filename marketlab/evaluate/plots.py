@@ -10,17 +10,18 @@ threads); a notebook shows the returned Figure as usual.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from ..figures import showable
 from .calibrate import Calibration
 from .compare import Comparison, check_columns, pass_rates
 from .errors import EvaluateInputError
+
+if TYPE_CHECKING:  # matplotlib takes about a core-second to import: loaded when a chart is drawn
+    from matplotlib.figure import Figure
 
 A_COLOUR, B_COLOUR = "#9aa5b1", "#2f6f4f"
 
@@ -36,6 +37,9 @@ def plot(results: Comparison | pd.DataFrame | None = None, calibration: Calibrat
     if calibration is not None and not isinstance(calibration, Calibration):
         raise EvaluateInputError(f"calibration is a {type(calibration).__name__}.",
                                  "Pass the result of calibrate(predicted, human).")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     panels = [p for p in (results, calibration) if p is not None]
     figure = Figure(figsize=(6.5 * len(panels), 4.5), layout="constrained")
     FigureCanvasAgg(figure)

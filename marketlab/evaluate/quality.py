@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from sklearn.metrics import precision_score, recall_score
 
 from .errors import EvaluateInputError
 from .suite import DEFECT_CHECKS
@@ -60,6 +59,8 @@ def check_quality(results: pd.DataFrame, labels: pd.DataFrame,
             and results["output_id"].tolist() != labels["output_id"].tolist():
         raise EvaluateInputError("results and labels list different texts (output_id differs).",
                                  "Run the checks on the labelled table itself, in the same order.")
+    from sklearn.metrics import precision_score, recall_score  # scikit-learn is slow to import: only when used
+
     rows = []
     for defect, check in mapping.items():
         if defect not in labels.columns:
