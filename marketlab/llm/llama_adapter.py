@@ -201,8 +201,8 @@ class ChatTemplate:
 
     def render(self, messages: Iterable[Mapping[str, str]]) -> ChatPrompt:
         """The prompt for these messages (each a dict with "role" and "content")."""
-        # The formatter is typed for llama-cpp-python's message TypedDicts; plain dicts are what it reads.
-        formatted = self._formatter(messages=[dict(message) for message in messages])  # type: ignore[misc]
+        plain = [dict(message) for message in messages]
+        formatted = self._formatter(messages=plain)  # type: ignore[arg-type]  # typed for its TypedDicts; reads dicts
         stop = formatted.stop or []
         return ChatPrompt(formatted.prompt, add_bos=not formatted.added_special,
                           stops=[stop] if isinstance(stop, str) else list(stop))
