@@ -84,6 +84,33 @@ def _tree_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _become_subreaper() -> None:
+    """Descendants orphaned by their parent come to this process, so their time is counted too.
+
+    marketlab's grading workers are children of multiprocessing's fork server, which outlives the
+    command by a moment and is then nobody's child: without this its workers' time would be lost.
+    """
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        print("  ! could not become a subreaper: orphaned processes' time will be missing", flush=True)
+
+
+def _reap_orphans(limit_s: float = 120.0) -> None:
+    """Wait for every descendant left after a command ended (its time joins RUSAGE_CHILDREN)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                print(f"  ! processes still running {limit_s:.0f} s after the command ended", flush=True)
+                return
+            time.sleep(0.05)
+
+
 def _command(argv: list[str], course: Any, env: dict[str, str], log: Path) -> float:
     """Run one grading command in the course folder; its wall time in seconds (its core-seconds go to
     CORE_SECONDS: kernels, sandboxes, workers and the command itself, as each parent waits for its own)."""
@@ -91,6 +118,7 @@ def _command(argv: list[str], course: Any, env: dict[str, str], log: Path) -> fl
     with log.open("ab") as out:
         done = subprocess.run(argv, cwd=course.root, env=env, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - started
+    _reap_orphans()
     CORE_SECONDS.append(_tree_cpu() - cpu)
     if done.returncode != 0:
         print(f"  ! `{' '.join(argv[:3])} ...` exited with {done.returncode}; see the tail of {log.name}:")
@@ -220,6 +248,7 @@ def run(learners: int = LEARNERS, cohort: int = COHORT, workers: int | None = No
     from marketlab.course.autograde import default_workers
     from marketlab.course.cohort import make_cohort
 
+    _become_subreaper()
     figures: dict[str, Any] = {"learners": learners, "cohort": cohort,
                                "workers": workers or default_workers(), "cores": os.cpu_count()}
     figures.update(sandbox_startup())
