@@ -206,6 +206,11 @@ def test_a_server_killed_outright_is_reported_as_killed(faulty):
     local.ensure_server()
     state = local.read_state()
     os.kill(int(state["pid"]), signal.SIGKILL)
+    # Asked the moment the process is gone (as the hub's watch asks), the answer waits for the record.
+    while local.server_alive():
+        time.sleep(0.01)
+    ended = local.why_it_ended()
+    assert ended is not None and "signal 9" in ended.ending.sentence(), ended
     deadline = time.monotonic() + 120  # polls the supervisor's record; the limit is for a busy machine
     while local.last_crash() is None and time.monotonic() < deadline:
         time.sleep(0.1)

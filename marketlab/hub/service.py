@@ -111,7 +111,7 @@ class Service:
                 wait = every_s
                 continue
             if self.model.state != "down":
-                crash = await loop.run_in_executor(None, local.last_crash)
+                crash = await loop.run_in_executor(None, local.why_it_ended)
                 self.model.went_down(crash.ending.sentence() if crash else "its process ended")
                 next_try = 0.0
             if time.monotonic() >= next_try:

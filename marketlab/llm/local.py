@@ -167,17 +167,26 @@ def last_crash() -> Stopped | None:
     return stopped
 
 
+def _ending_of(state: dict[str, Any]) -> Stopped | None:
+    """How the server this state names ended: its supervisor writes the record a moment after it dies."""
+    deadline = time.monotonic() + ENDING_WAIT_S
+    while (stopped := _read_ending(str(state.get("token", "")))) is None:
+        if _alive(int(state["pid"])) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return stopped
+
+
+def why_it_ended() -> Stopped | None:
+    """How this home's last server ended, once it has (waiting a moment for its supervisor's record)."""
+    state = read_state()
+    return (_ending_of(state) if state else None) or last_crash()
+
+
 def stopped_during_call(port: int) -> ModelStoppedDuringCallError | None:
     """Why a call to this home's server on `port` lost its connection, if the server died."""
     state = read_state()
-    stopped = None
-    if state and int(state["port"]) == port:
-        deadline = time.monotonic() + ENDING_WAIT_S
-        # The supervisor writes its record a moment after the server dies.
-        while (stopped := _read_ending(str(state.get("token", "")))) is None:
-            if _alive(int(state["pid"])) or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+    stopped = _ending_of(state) if state and int(state["port"]) == port else None
     if stopped is None:  # a server started since (or a restart that failed) may have left the record
         stopped = last_crash()
         if stopped is None:
