@@ -184,22 +184,12 @@ def _exit_with_coordinator(coordinator: int, every_s: float = 1.0) -> None:
         if handle is not None:
             select.select([handle], [], [])  # readable once the process has ended
         else:
-            while _alive(coordinator):
+            while os.path.exists(f"/proc/{coordinator}"):
                 time.sleep(every_s)
         _remove_job_folders()
         os._exit(1)
 
     threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_job_folders() -> None:
