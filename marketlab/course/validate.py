@@ -140,12 +140,15 @@ def validate_lab(lab_dir: str | Path, *, workdir: str | Path | None = None, time
                                    nbformat.read(release / path.name, as_version=4), path.name)
 
         course = _validation_course(root, lab_dir.parent, graders_dir)
-        for student, origin in ((SOLUTION_STUDENT, source), (BLANK_STUDENT, release)):
+        versions = ((SOLUTION_STUDENT, source), (BLANK_STUDENT, release))
+        for student, origin in versions:
             submitted = root / "submitted" / student / lab
             submitted.mkdir(parents=True)
             for path in notebooks:
                 shutil.copy2(origin / path.name, submitted / path.name)
-            graded = _autograde_one(course, lab, student, timeout)
+        records = _autograde(course, lab, [student for student, _ in versions], timeout)
+        for student, _ in versions:  # the solution's problems are reported first, as they matter most
+            graded = records.get(student) or {"status": "failed", "instructor_detail": "nothing was graded"}
             result.logs[f"autograde {student}"] = graded.get("instructor_detail", "")
             if graded.get("status") != "graded":
                 detail = graded.get("instructor_detail") or graded.get("reason") or "no detail"
@@ -173,8 +176,9 @@ def _validation_course(root: Path, labs_dir: Path, graders_dir: str | Path | Non
     return Course(root)
 
 
-def _autograde_one(course: Any, lab: str, student: str, timeout: int) -> dict[str, Any]:
-    """Grade one submission with the course pipeline (sandboxed where this machine can sandbox)."""
+def _autograde(course: Any, lab: str, students: list[str], timeout: int) -> dict[str, dict[str, Any]]:
+    """Grade these submissions with the course pipeline, side by side (sandboxed where this machine can
+    sandbox); their records by student."""
     from ..grading import sandbox
     from .autograde import autograde
     from .layout import GRADEBOOK_ENV
@@ -183,12 +187,12 @@ def _autograde_one(course: Any, lab: str, student: str, timeout: int) -> dict[st
     # The validation course keeps its own SQLite gradebook, whatever gradebook the instructor's course uses.
     saved = os.environ.pop(GRADEBOOK_ENV, None)
     try:
-        graded = autograde(course, labs=[lab], students=[student], workers=1, limits=limits, force=True,
-                           sandboxed=sandbox.unavailable_reason() is None, progress=False)
+        graded = autograde(course, labs=[lab], students=students, workers=len(students), limits=limits,
+                           force=True, sandboxed=sandbox.unavailable_reason() is None, progress=False)
     finally:
         if saved is not None:
             os.environ[GRADEBOOK_ENV] = saved
-    return graded[0] if graded else {"status": "failed", "instructor_detail": "nothing was graded"}
+    return {record["student"]: record for record in graded}
 
 
 @contextlib.contextmanager
