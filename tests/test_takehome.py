@@ -8,6 +8,7 @@ wrong mapping) stop with a problem, a fix and a non-zero exit, never a stack tra
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -71,9 +72,11 @@ def test_a_wrong_mapping_stops_before_any_model_call_with_exit_2_and_command_lin
     source = tmp_path / "theirs.csv"
     theirs.to_csv(source, index=False)
     out = tmp_path / "results.csv"
+    holders = set(Path(tempfile.gettempdir()).glob("marketlab-run-*"))  # where the notebook's verdict would go
     code = _run(TAKE_HOME / "product-descriptions.ipynb", "--input", source, "--output", out,
                 "--param", "columns={name: product_title}")
     assert code == ExitCode.BAD_INPUT
+    assert set(Path(tempfile.gettempdir()).glob("marketlab-run-*")) <= holders, "a refused run left a folder"
     said = capsys.readouterr()
     assert "'product_title'" in said.err and "'title'" in said.err and "--param 'columns={name:" in said.err
     assert "parameters cell" not in said.err and "Traceback" not in said.err  # command-line words, not Jupyter's

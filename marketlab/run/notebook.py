@@ -125,31 +125,34 @@ def run_notebook(request: RunRequest) -> RunResult:
     kernel, language = _kernel(_read(source))
     previous = os.environ.get(HEADLESS_ENV)
     verdict = Path(tempfile.mkdtemp(prefix="marketlab-run-")) / "acceptance.json"
-    # The notebook's own messages then give --param fixes, not Jupyter ones, and its acceptance verdict
-    # (marketlab.takehome.hold_to_acceptance) is written to this file for the outcome.
-    os.environ[HEADLESS_ENV] = str(verdict)
-    # An output left by an earlier run is not this run's: only a file written from now on counts.
-    before = output.stat().st_mtime_ns if output.exists() else None
-    try:
-        papermill.execute_notebook(str(source), str(executed), parameters=parameters, cwd=str(source.parent),
-                                   kernel_name=kernel, language=language, progress_bar=request.echo)
-    except PapermillExecutionError as err:
-        problem, _, fix = str(err.evalue).partition("\nHow to fix: ")
-        if err.ename in INPUT_ERRORS:
-            executed.unlink(missing_ok=True)
-            raise RunInputError(" ".join(problem.split()), " ".join(fix.split())) from None
-        message = " ".join(str(err.evalue).split())[:1000]
-        if err.ename == AcceptanceMissed.__name__:
-            result.outcome.acceptance_missed_text = message
-        else:
-            result.stop(f"the notebook stopped at cell {err.exec_count or err.cell_index + 1} with {err.ename}: "
-                        f"{message}. The executed notebook {executed.name} shows the cell and the whole error.")
+    try:  # the folder goes whatever happens, a refused input and an interrupted run included
+        # The notebook's own messages then give --param fixes, not Jupyter ones, and its acceptance verdict
+        # (marketlab.takehome.hold_to_acceptance) is written to this file for the outcome.
+        os.environ[HEADLESS_ENV] = str(verdict)
+        # An output left by an earlier run is not this run's: only a file written from now on counts.
+        before = output.stat().st_mtime_ns if output.exists() else None
+        try:
+            papermill.execute_notebook(str(source), str(executed), parameters=parameters, cwd=str(source.parent),
+                                       kernel_name=kernel, language=language, progress_bar=request.echo)
+        except PapermillExecutionError as err:
+            problem, _, fix = str(err.evalue).partition("\nHow to fix: ")
+            if err.ename in INPUT_ERRORS:
+                executed.unlink(missing_ok=True)
+                raise RunInputError(" ".join(problem.split()), " ".join(fix.split())) from None
+            message = " ".join(str(err.evalue).split())[:1000]
+            if err.ename == AcceptanceMissed.__name__:
+                result.outcome.acceptance_missed_text = message
+            else:
+                result.stop(f"the notebook stopped at cell {err.exec_count or err.cell_index + 1} with {err.ename}: "
+                            f"{message}. The executed notebook {executed.name} shows the cell and the whole error.")
+        finally:
+            if previous is None:
+                os.environ.pop(HEADLESS_ENV, None)
+            else:
+                os.environ[HEADLESS_ENV] = previous
+        _read_verdict(result, verdict)
     finally:
-        if previous is None:
-            os.environ.pop(HEADLESS_ENV, None)
-        else:
-            os.environ[HEADLESS_ENV] = previous
-    _read_verdict(result, verdict)
+        shutil.rmtree(verdict.parent, ignore_errors=True)
     written = output.exists() and (before is None or output.stat().st_mtime_ns != before)
     if written:
         _read_output(result, output, table, max_rows)
@@ -167,8 +170,6 @@ def _read_verdict(result: RunResult, path: Path) -> None:
         found = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, ValueError):
         found = None
-    finally:
-        shutil.rmtree(path.parent, ignore_errors=True)
     if isinstance(found, dict) and "met" in found:
         met = bool(found["met"])
         result.acceptance = AcceptanceResult([Criterion("the notebook's acceptance criteria", 1.0,
