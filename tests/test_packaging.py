@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
-
-from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +34,15 @@ def test_openai_major_version_is_pinned():
     declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     openai = Requirement(next(d for d in declared if d.startswith("openai")))
     assert "3.0.0" in openai.specifier and "3.99" in openai.specifier and "4.0.0" not in openai.specifier
+
+
+def test_reading_a_notebook_builds_no_iri_parsers():
+    """jsonschema 4.25 on imports rfc3987-syntax, which builds its parsers at once: 1.2 core-seconds in
+    every grading worker, CLI and server process that imports nbformat (hence the pin below 4.25)."""
+    code = ("import sys, nbformat, nbgrader.apps\n"
+            "print(sorted(m for m in ('rfc3987_syntax', 'lark') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert found == "[]", f"importing nbformat and nbgrader loaded {found}: see the jsonschema pin in pyproject.toml"
 
 
 def test_readme_opens_with_the_two_commands():
