@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import hashlib
 import multiprocessing
@@ -17,7 +18,7 @@ import nbformat
 from nbgrader.preprocessors import ClearHiddenTests
 from tqdm.auto import tqdm
 
-from ..grading import grading, records, sandbox
+from ..grading import grading, preload, records, sandbox
 from ..grading.grading import Job
 from ..grading.sandbox import Limits
 from . import intake
@@ -216,6 +217,16 @@ def _grade_all(course: Course, jobs: list[Job], workers: int, limits: Limits, sa
     done: list[dict[str, Any]] = []
     retries: dict[tuple[str, str], int] = {}
     queue = list(jobs)
+    os.environ[preload.VARIABLE] = ",".join(grader_imports(course))  # read once, by the fork server
+    try:
+        return _grade_queue(course, queue, done, retries, workers, limits, sandboxed, bar, on_record)
+    finally:
+        os.environ.pop(preload.VARIABLE, None)
+
+
+def _grade_queue(course: Course, queue: list[Job], done: list[dict[str, Any]], retries: dict[tuple[str, str], int],
+                 workers: int, limits: Limits, sandboxed: bool, bar: Any,
+                 on_record: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
     while queue:
         context = _pool_context()
         slots = context.Queue()
@@ -267,8 +278,27 @@ def _pool_context() -> Any:
     environment of the moment its pool starts (grading.init_worker), not the server's.
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["marketlab.grading.grading", "nbgrader.apps", "nbgrader.preprocessors"])
+    context.set_forkserver_preload(["marketlab.grading.grading", "nbgrader.apps", "nbgrader.preprocessors",
+                                    "marketlab.grading.preload"])
     return context
+
+
+def grader_imports(course: Course) -> list[str]:
+    """The modules the course's graders import when they load (their top-level import statements, read and
+    never run), for the fork server to load once (marketlab.grading.preload). `from m import x` names both
+    m and m.x: x may be a submodule; a name that is not one is skipped there."""
+    names: list[str] = []
+    for path in sorted(course.graders_dir.glob("*.py")):
+        try:
+            tree = ast.parse(path.read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            continue  # the worker that loads this grader reports it
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level and node.module != "__future__":
+                names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return list(dict.fromkeys(names))
 
 
 def _crashed(course: Course, job: Job, exc: BaseException) -> dict[str, Any]:
