@@ -145,8 +145,8 @@ class _Sampler:
                  ("serve_module", "probes"), ("run_probe", "probes"), ("workflow_probe", "probes"),
                  ("guard.py", "sandbox guards"), ("kernel_launcher", "kernel launchers"),
                  ("forkserver", "grading workers (nbgrader's steps, graders' checks) and their fork server"),
-                 ("marketlab course", "coordinator"), ("nbgrader autograde", "nbgrader (its steps, the checks run "
-                                                       "by the kernels aside)"))
+                 ("marketlab course", "coordinator"),
+                 ("nbgrader autograde", "nbgrader's own process (its steps; the hidden tests run in the kernels)"))
         found: dict[str, float] = {}
         for cpu, command in self.seen.values():
             kind = next((name for key, name in kinds if key in command), "other")
@@ -188,8 +188,9 @@ def _reap_orphans(limit_s: float = 120.0) -> None:
 
 
 def _command(argv: list[str], course: Any, env: dict[str, str], log: Path, sample: bool = False) -> float:
-    """Run one grading command in the course folder; its wall time in seconds (its core-seconds go to
-    CORE_SECONDS: kernels, sandboxes, workers and the command itself, as each parent waits for its own)."""
+    """Run one grading command in the course folder; its wall time in seconds. Its core-seconds (kernels,
+    sandboxes, workers and the command itself) go to CORE_SECONDS: sampled from /proc when `sample` (see
+    _Sampler), else the wait-based account, which WAITED always has."""
     started, cpu = time.perf_counter(), _tree_cpu()
     with log.open("ab") as out, contextlib.ExitStack() as stack:
         sampler = stack.enter_context(_Sampler()) if sample else None

@@ -275,7 +275,8 @@ def _pool_context() -> Any:
     grading code before its first job: with a few submissions per worker, more than grading a simple
     notebook costs. The server ("forkserver") is a clean process of its own, so no thread of this one
     is copied; it starts with the first pool and ends with this process. Each worker is given the
-    environment of the moment its pool starts (grading.init_worker), not the server's.
+    environment of the moment its pool starts (grading.init_worker), not the server's. The server also
+    loads the modules the course's graders import (grader_imports, read by marketlab.grading.preload).
     """
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["marketlab.grading.grading", "nbgrader.apps", "nbgrader.preprocessors",
