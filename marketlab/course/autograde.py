@@ -7,6 +7,7 @@ import copy
 import hashlib
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -217,18 +218,8 @@ def _grade_all(course: Course, jobs: list[Job], workers: int, limits: Limits, sa
     done: list[dict[str, Any]] = []
     retries: dict[tuple[str, str], int] = {}
     queue = list(jobs)
-    os.environ[preload.VARIABLE] = ",".join(grader_imports(course))  # read once, by the fork server
-    try:
-        return _grade_queue(course, queue, done, retries, workers, limits, sandboxed, bar, on_record)
-    finally:
-        os.environ.pop(preload.VARIABLE, None)
-
-
-def _grade_queue(course: Course, queue: list[Job], done: list[dict[str, Any]], retries: dict[tuple[str, str], int],
-                 workers: int, limits: Limits, sandboxed: bool, bar: Any,
-                 on_record: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
     while queue:
-        context = _pool_context()
+        context = _pool_context(course)
         slots = context.Queue()
         size = min(workers, len(queue))
         for slot in range(size):
@@ -268,26 +259,60 @@ def _grade_queue(course: Course, queue: list[Job], done: list[dict[str, Any]], r
     return done
 
 
-def _pool_context() -> Any:
+def _pool_context(course: Course) -> Any:
     """Workers forked from a server process that imported the grading code once, not new interpreters.
 
     A new interpreter per worker ("spawn") paid about four core-seconds importing nbgrader and the
     grading code before its first job: with a few submissions per worker, more than grading a simple
-    notebook costs. The server ("forkserver") is a clean process of its own, so no thread of this one
-    is copied; it starts with the first pool and ends with this process. Each worker is given the
-    environment of the moment its pool starts (grading.init_worker), not the server's. The server also
-    loads the modules the course's graders import (grader_imports, read by marketlab.grading.preload).
+    notebook costs. The server ("forkserver") is a process of its own, started before any worker (see
+    _start_fork_server); it ends with this process. Each worker is given the environment of the moment
+    its pool starts (grading.init_worker), not the server's.
     """
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["marketlab.grading.grading", "nbgrader.apps", "nbgrader.preprocessors",
                                     "marketlab.grading.preload"])
+    _start_fork_server(course)
     return context
 
 
+_FORK_SERVER = threading.Lock()
+
+
+def _start_fork_server(course: Course) -> None:
+    """Start the workers' fork server if it is not running (once per process, again if it died).
+
+    Python starts the server with `-c`, which puts the current folder first on its import path: an
+    instructor who runs autograde from a folder a learner can write would let a learner's `nbgrader/`
+    or `pandas.py` there be imported, outside any sandbox, by the server and so by every worker.
+    PYTHONSAFEPATH (Python 3.11) leaves that folder off the path. The server also reads the names of
+    the modules the graders need (marketlab.grading.preload) and takes one BLAS thread: after it
+    imports pandas the server holds only pyarrow's jemalloc thread, whose allocator prepares for fork.
+    Both variables are set only while the server starts; this process keeps its own environment.
+    """
+    from multiprocessing import forkserver
+
+    extra = {preload.VARIABLE: ",".join(grader_imports(course)), "PYTHONSAFEPATH": "1", "OPENBLAS_NUM_THREADS": "1"}
+    with _FORK_SERVER:
+        saved = {name: os.environ.get(name) for name in extra}
+        os.environ.update(extra)
+        try:
+            forkserver.ensure_running()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
 def grader_imports(course: Course) -> list[str]:
-    """The modules the course's graders import when they load (their top-level import statements, read and
-    never run), for the fork server to load once (marketlab.grading.preload). `from m import x` names both
-    m and m.x: x may be a submodule; a name that is not one is skipped there."""
+    """marketlab's modules that the course's graders import when they load (their top-level import
+    statements, read and never run), for the fork server to load once (marketlab.grading.preload).
+
+    Only marketlab's own modules: they load what they need (pandas included) and import cleanly on
+    their own (tests/test_import_order.py). A grader's other imports are left to the worker, which
+    reports a failure for that lab only. `from m import x` names both m and m.x (x may be a module).
+    """
     names: list[str] = []
     for path in sorted(course.graders_dir.glob("*.py")):
         try:
@@ -297,9 +322,9 @@ def grader_imports(course: Course) -> list[str]:
         for node in tree.body:
             if isinstance(node, ast.Import):
                 names += [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level and node.module != "__future__":
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-    return list(dict.fromkeys(names))
+    return [name for name in dict.fromkeys(names) if name == "marketlab" or name.startswith("marketlab.")]
 
 
 def _crashed(course: Course, job: Job, exc: BaseException) -> dict[str, Any]:
