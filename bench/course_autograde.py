@@ -88,8 +88,9 @@ class _Sampler:
     The wait-based account (RUSAGE_CHILDREN) is not enough for marketlab: nbgrader ends each kernel with
     SIGKILL on its launcher, and the sandboxed kernel's time then never reaches this process's account
     (Lab 4, 2 notebooks: 11.5 core-seconds of kernels sampled here, 10.1 for the whole tree by the wait-based
-    account). Each process's last sample counts, so a process misses at most its last `every_s` seconds; both
-    sides are measured the same way, and the wait-based figure is printed beside it.
+    account). Each process's last sample counts, so a process misses at most its last `every_s` seconds, and
+    one that lives less than that may be missed whole; both sides are measured the same way, and the
+    wait-based figure is printed beside it.
     """
 
     def __init__(self, every_s: float = 0.05) -> None:
@@ -122,7 +123,7 @@ class _Sampler:
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
                 fields = stat[stat.rindex(")") + 2:].split()
-                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                command = _program(Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").split("\0"))
             except (OSError, ValueError):
                 continue
             table[int(entry)] = (int(fields[1]), int(fields[19]), (int(fields[11]) + int(fields[12])) / TICK, command)
@@ -139,19 +140,38 @@ class _Sampler:
             self.seen[(pid, start)] = (max(cpu, old[0] if old else 0.0), command or (old[1] if old else ""))
 
     def parts(self) -> dict[str, float]:
-        """Core-seconds by kind of process (by what each process last ran)."""
-        kinds = (("marketlab.grading.kernel ", "sandboxed kernels (Python, imports, the lab's cells)"),
-                 ("ipykernel", "kernels (Python, imports, the lab's cells)"),
-                 ("serve_module", "probes"), ("run_probe", "probes"), ("workflow_probe", "probes"),
-                 ("guard.py", "sandbox guards"), ("kernel_launcher", "kernel launchers"),
+        """Core-seconds by kind of process (by the program each process last ran, see _program)."""
+        kinds = (("marketlab.grading.kernel_launcher", "kernel launchers"),
+                 ("marketlab.grading.kernel", "sandboxed kernels (Python, imports, the lab's cells)"),
+                 ("ipykernel_launcher", "kernels (Python, imports, the lab's cells)"),
+                 ("marketlab.grading.serve_module", "probes"), ("marketlab.grading.run_probe", "probes"),
+                 ("marketlab.grading.workflow_probe", "probes"), ("guard.py", "sandbox guards"),
+                 ("bwrap", "bwrap and setpriv"), ("setpriv", "bwrap and setpriv"),
                  ("forkserver", "grading workers (nbgrader's steps, graders' checks) and their fork server"),
-                 ("marketlab course", "coordinator"),
-                 ("nbgrader autograde", "nbgrader's own process (its steps; the hidden tests run in the kernels)"))
+                 ("marketlab", "coordinator"),
+                 ("nbgrader", "nbgrader's own process (its steps; the hidden tests run in the kernels)"))
         found: dict[str, float] = {}
-        for cpu, command in self.seen.values():
-            kind = next((name for key, name in kinds if key in command), "other")
+        for cpu, program in self.seen.values():
+            kind = next((name for key, name in kinds if program == key or (key == "forkserver" and key in program)),
+                        "other")
             found[kind] = found.get(kind, 0.0) + cpu
         return found
+
+
+def _program(argv: list[str]) -> str:
+    """What a process runs: the module after -m, the code after -c, the script Python runs, else the
+    executable's own name (bwrap, setpriv, a console script such as marketlab or nbgrader)."""
+    argv = [arg for arg in argv if arg]
+    if not argv:
+        return ""
+    if not Path(argv[0]).name.startswith("python"):
+        return Path(argv[0]).name
+    for index, arg in enumerate(argv[1:], start=1):
+        if arg in ("-m", "-c"):
+            return argv[index + 1] if index + 1 < len(argv) else ""
+        if not arg.startswith("-"):
+            return Path(arg).name
+    return ""
 
 
 def _tree_cpu() -> float:
