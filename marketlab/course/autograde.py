@@ -19,6 +19,7 @@ import nbformat
 from nbgrader.preprocessors import ClearHiddenTests
 from tqdm.auto import tqdm
 
+from .. import environment
 from ..grading import grading, preload, records, sandbox
 from ..grading.grading import Job
 from ..grading.sandbox import Limits
@@ -287,22 +288,13 @@ def _start_fork_server(course: Course) -> None:
     PYTHONSAFEPATH (Python 3.11) leaves that folder off the path. The server also reads the names of
     the modules the graders need (marketlab.grading.preload) and takes one BLAS thread: after it
     imports pandas the server holds only pyarrow's jemalloc thread, whose allocator prepares for fork.
-    Both variables are set only while the server starts; this process keeps its own environment.
+    These variables are set only while the server starts; this process keeps its own environment.
     """
     from multiprocessing import forkserver
 
     extra = {preload.VARIABLE: ",".join(grader_imports(course)), "PYTHONSAFEPATH": "1", "OPENBLAS_NUM_THREADS": "1"}
-    with _FORK_SERVER:
-        saved = {name: os.environ.get(name) for name in extra}
-        os.environ.update(extra)
-        try:
-            forkserver.ensure_running()
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with _FORK_SERVER, environment.changed(extra):
+        forkserver.ensure_running()
 
 
 def grader_imports(course: Course) -> list[str]:

@@ -13,7 +13,6 @@ for solution or hidden-test text.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 import warnings
@@ -24,7 +23,7 @@ from typing import Any
 
 import nbformat
 
-from .. import paths
+from .. import environment, paths
 from .layout import scripts_on_path
 
 SOLUTION_STUDENT = "solution"
@@ -185,13 +184,9 @@ def _autograde(course: Any, lab: str, students: list[str], timeout: int) -> dict
 
     limits = sandbox.Limits(cell_timeout=timeout, wall_seconds=max(timeout * 4, 600))
     # The validation course keeps its own SQLite gradebook, whatever gradebook the instructor's course uses.
-    saved = os.environ.pop(GRADEBOOK_ENV, None)
-    try:
+    with environment.changed({GRADEBOOK_ENV: None}):
         graded = autograde(course, labs=[lab], students=students, workers=len(students), limits=limits,
                            force=True, sandboxed=sandbox.unavailable_reason() is None, progress=False)
-    finally:
-        if saved is not None:
-            os.environ[GRADEBOOK_ENV] = saved
     return {record["student"]: record for record in graded}
 
 
@@ -214,16 +209,8 @@ def _kernel_env(artifacts_dir: Path, graders_dir: str | Path | None, backend: st
         changes["MARKETLAB_GRADERS"] = str(Path(graders_dir).resolve())
     if backend is not None:
         changes["MARKETLAB_BACKEND"] = backend
-    saved = {key: os.environ.get(key) for key in changes}
-    os.environ.update(changes)
-    try:
+    with environment.changed(changes):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _test_cells(notebooks: list[Path]) -> set[tuple[str, str]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import nbformat
 
+from marketlab import environment
 from marketlab.workflow import META_COLUMNS, summarize
 
 from . import inputs, outputs
@@ -123,33 +123,29 @@ def run_notebook(request: RunRequest) -> RunResult:
                   OUTPUT_PARAMETER: str(output.resolve())}
     result = RunResult("notebook", source.stem, len(table), source, output=output, notebook=executed, key=key)
     kernel, language = _kernel(_read(source))
-    previous = os.environ.get(HEADLESS_ENV)
     verdict = Path(tempfile.mkdtemp(prefix="marketlab-run-")) / "acceptance.json"
     try:  # the folder goes whatever happens, a refused input and an interrupted run included
-        # The notebook's own messages then give --param fixes, not Jupyter ones, and its acceptance verdict
-        # (marketlab.takehome.hold_to_acceptance) is written to this file for the outcome.
-        os.environ[HEADLESS_ENV] = str(verdict)
         # An output left by an earlier run is not this run's: only a file written from now on counts.
         before = output.stat().st_mtime_ns if output.exists() else None
-        try:
-            papermill.execute_notebook(str(source), str(executed), parameters=parameters, cwd=str(source.parent),
-                                       kernel_name=kernel, language=language, progress_bar=request.echo)
-        except PapermillExecutionError as err:
-            problem, _, fix = str(err.evalue).partition("\nHow to fix: ")
-            if err.ename in INPUT_ERRORS:
-                executed.unlink(missing_ok=True)
-                raise RunInputError(" ".join(problem.split()), " ".join(fix.split())) from None
-            message = " ".join(str(err.evalue).split())[:1000]
-            if err.ename == AcceptanceMissed.__name__:
-                result.outcome.acceptance_missed_text = message
-            else:
-                result.stop(f"the notebook stopped at cell {err.exec_count or err.cell_index + 1} with {err.ename}: "
-                            f"{message}. The executed notebook {executed.name} shows the cell and the whole error.")
-        finally:
-            if previous is None:
-                os.environ.pop(HEADLESS_ENV, None)
-            else:
-                os.environ[HEADLESS_ENV] = previous
+        # The notebook's own messages then give --param fixes, not Jupyter ones, and its acceptance verdict
+        # (marketlab.takehome.hold_to_acceptance) is written to this file for the outcome.
+        with environment.changed({HEADLESS_ENV: str(verdict)}):
+            try:
+                papermill.execute_notebook(str(source), str(executed), parameters=parameters,
+                                           cwd=str(source.parent), kernel_name=kernel, language=language,
+                                           progress_bar=request.echo)
+            except PapermillExecutionError as err:
+                problem, _, fix = str(err.evalue).partition("\nHow to fix: ")
+                if err.ename in INPUT_ERRORS:
+                    executed.unlink(missing_ok=True)
+                    raise RunInputError(" ".join(problem.split()), " ".join(fix.split())) from None
+                message = " ".join(str(err.evalue).split())[:1000]
+                if err.ename == AcceptanceMissed.__name__:
+                    result.outcome.acceptance_missed_text = message
+                else:
+                    result.stop(f"the notebook stopped at cell {err.exec_count or err.cell_index + 1} with "
+                                f"{err.ename}: {message}. The executed notebook {executed.name} shows the cell "
+                                "and the whole error.")
         _read_verdict(result, verdict)
     finally:
         shutil.rmtree(verdict.parent, ignore_errors=True)
